@@ -1,0 +1,59 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One strictness block for every target (Swift 6 language mode is the package default below).
+/// On x86_64 the numeric code is built for Haswell (AVX2 + FMA): the baseline SSE2 target splits
+/// SIMD8 and turns every fused multiply-add into a libm call (../shared/PLATFORM.md measured 33x).
+/// `DROPLINE_PORTABLE=1` builds for the baseline instead.
+let portable = Context.environment["DROPLINE_PORTABLE"] == "1"
+var strictness: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+#if arch(x86_64)
+if !portable { strictness.append(.unsafeFlags(["-target-cpu", "haswell"])) }
+#endif
+let cStrictness: [CSetting] = [.unsafeFlags(["-O2", "-Wall", "-Werror=implicit-function-declaration"])]
+
+let package = Package(
+    name: "dropline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "dropline", targets: ["dropline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // L0: pure code, values in and values out.
+        .target(name: "Randomness", swiftSettings: strictness),
+        .target(
+            name: "CCodecs",
+            cSettings: cStrictness,
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
+        ),
+        .target(name: "DroplineSupport", swiftSettings: strictness),
+        .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        // L3: measurements against peers.
+        .target(name: "Benchmarks", dependencies: ["Imaging", "DroplineSupport"], swiftSettings: strictness),
+        // L5: argument parsing and wiring only.
+        .executableTarget(
+            name: "dropline",
+            dependencies: [
+                "Imaging", "Benchmarks", "DroplineSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictness
+        ),
+        .testTarget(name: "RandomnessTests", dependencies: ["Randomness"], swiftSettings: strictness),
+        .testTarget(
+            name: "ImagingTests",
+            dependencies: ["Imaging", "Randomness", "DroplineSupport"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strictness
+        ),
+        .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
+    ],
+    swiftLanguageModes: [.v6]
+)

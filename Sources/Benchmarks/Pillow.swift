@@ -1,0 +1,48 @@
+import Foundation
+
+/// Pillow, the peer for decoding and resizing, run as a subprocess on the same files.
+enum Pillow {
+    /// The timing script. Pillow gets its best path: `draft` lets libjpeg's DCT scaling shrink the
+    /// decode exactly when Dropline's does (scale chosen so the result still covers the target).
+    static let script = #"""
+import sys, time
+from PIL import Image
+files = open(sys.argv[1]).read().split("\n")
+target = int(sys.argv[2]); rounds = int(sys.argv[3])
+best = float("inf")
+for _ in range(rounds):
+    start = time.perf_counter()
+    for f in files:
+        with Image.open(f) as im:
+            im.draft("RGB", (target, target))
+            im = im.convert("RGB")
+            im.resize((target, target), Image.BILINEAR)
+    best = min(best, time.perf_counter() - start)
+print(len(files) / best)
+"""#
+
+    static func available(python: String) -> Bool {
+        (try? run(python, ["-c", "import PIL"]))?.status == 0
+    }
+
+    static func measure(files: [String], target: Int, rounds: Int, python: String, scratch: String) throws -> Double? {
+        let list = scratch + "/pillow-files.txt"
+        try files.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
+        let result = try run(python, ["-c", script, list, String(target), String(rounds)])
+        guard result.status == 0 else { return nil }
+        return Double(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Whole-file reads and atomic writes.
+///
+/// A write goes to a temporary name in the same folder, is flushed to disk, and is renamed over the
+/// destination, so a reader never sees a half-written file and a crash leaves the old file intact.
+/// (FileManager.replaceItemAt deletes the original before failing on Linux in Swift 6.3.1; rename(2)
+/// is atomic within a file system.)
+public enum AtomicFile {
+    /// Writes `bytes` to `path` atomically, replacing any existing file.
+    public static func write(_ bytes: some Collection<UInt8>, to path: String, permissions: UInt32 = 0o644) throws {
+        let directory = parentDirectory(of: path)
+        let base = lastComponent(of: path)
+        var template = Array("\(directory)/.\(base).tmp-XXXXXX".utf8CString)
+        let fd = try template.withUnsafeMutableBufferPointer { buffer in
+            try Syscall.retrying("mkstemp", path: path) { mkstemp(buffer.baseAddress!) }
+        }
+        let temporary = String(cString: template)
+        var published = false
+        defer {
+            if !published { unlink(temporary) }
+        }
+        do {
+            defer { close(fd) }
+            try writeAll(fd: fd, bytes: bytes, path: temporary)
+            try Syscall.retrying("fchmod", path: temporary) { fchmod(fd, mode_t(permissions)) }
+            try Syscall.retrying("fsync", path: temporary) { fsync(fd) }
+        }
+        try Syscall.retrying("rename", path: path) { rename(temporary, path) }
+        published = true
+    }
+
+    /// Reads a whole regular file. Refuses files larger than `limit` bytes.
+    public static func read(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
+        let fd = try Syscall.retrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var info = stat()
+        try Syscall.retrying("fstat", path: path) { fstat(fd, &info) }
+        if (info.st_mode & S_IFMT) == S_IFDIR { throw SystemError(call: "read", path: path, errno: EISDIR) }
+        let size = Int(info.st_size)
+        if size > limit { throw SystemError(call: "read", path: path, errno: EFBIG) }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var offset = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            while offset < size {
+                let n = try Syscall.retrying("read", path: path) {
+                    Glibc.read(fd, buffer.baseAddress! + offset, size - offset)
+                }
+                if n == 0 { break }  // the file shrank while we read it
+                offset += n
+            }
+        }
+        if offset < size { bytes.removeLast(size - offset) }
+        return bytes
+    }
+
+    private static func writeAll(fd: Int32, bytes: some Collection<UInt8>, path: String) throws {
+        let array = Array(bytes)
+        try array.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = try Syscall.retrying("write", path: path) {
+                    Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                }
+                offset += n
+            }
+        }
+    }
+
+    static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    static func lastComponent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Benchmarks
+import DroplineSupport
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure Dropline against the tools users would otherwise run, in the same run.",
+        subcommands: [Imaging.self]
+    )
+
+    struct Imaging: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decode + resize throughput (to 224x224 and 96x96), 1 thread and all cores, against Pillow.",
+            discussion: """
+            Image sets: ../shared/datasets/imagenette-mini when present (224x224 photos), 500x375 JPEGs and \
+            12-megapixel JPEGs generated in a temporary folder. Each case is the best of several passes. When \
+            Pillow is importable by python3 it is timed on the same files in the same run, and the ratio printed.
+            """
+        )
+
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        @Option(help: "A folder of JPEGs to include (default: ../shared/datasets/imagenette-mini when present).")
+        var data: String?
+
+        @Option(help: "How many 500x375 JPEGs to generate.")
+        var mediumCount = 300
+
+        @Option(help: "How many 12-megapixel JPEGs to generate.")
+        var largeCount = 4
+
+        @Option(help: "Passes per case; the best is kept.")
+        var rounds = 3
+
+        @Option(help: "The Python that runs the Pillow peer.")
+        var python = "python3"
+
+        func run() throws {
+            var configuration = ImagingBenchmark.Configuration()
+            configuration.datasetPath = data ?? SharedMaterial.path("datasets/imagenette-mini")
+            configuration.mediumCount = mediumCount
+            configuration.largeCount = largeCount
+            configuration.rounds = rounds
+            configuration.pythonExecutable = python
+            configuration.log = { Console.note("bench: " + $0) }
+            let report = try ImagingBenchmark(configuration: configuration).run()
+            if json {
+                try JSONOutput.print(report)
+                return
+            }
+            var table = TextTable("SET", "SOURCE", "TARGET", "THREADS", "IMG/S", "MP/S")
+            for m in report.dropline + report.pillow {
+                let who = report.pillow.contains(where: { $0.set == m.set && $0.target == m.target && $0.imagesPerSecond == m.imagesPerSecond }) ? "pillow " : ""
+                table.add([who + m.set, m.source, "\(m.target)", "\(m.threads)", String(format: "%.1f", m.imagesPerSecond),
+                           String(format: "%.1f", m.megapixelsPerSecond)])
+            }
+            print(table.render())
+            print("")
+            var ratios = TextTable("SET", "TARGET", "VS PILLOW (1 THREAD)", "\(report.cores)-CORE SCALING")
+            for c in report.comparisons {
+                ratios.add([c.set, "\(c.target)", c.ratioToPillow.map { String(format: "%.2fx", $0) } ?? "n/a",
+                            String(format: "%.2fx", c.coreScaling)])
+            }
+            print(ratios.render())
+            for note in report.notes { print("note: \(note)") }
+        }
+    }
+}

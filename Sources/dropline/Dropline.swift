@@ -1,0 +1,14 @@
+import ArgumentParser
+import DroplineSupport
+
+/// The `dropline` executable: argument parsing and wiring only; the work is in the libraries.
+@main
+struct Dropline: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dropline",
+        abstract: "Drop-folder MLOps for image classification: classify, watch for drift, explain, retrain.",
+        discussion: "Run `dropline help <command>` or `dropline <command> --help` for each command.",
+        version: DroplineVersion.current,
+        subcommands: [ImageCommand.self, BenchCommand.self]
+    )
+}
