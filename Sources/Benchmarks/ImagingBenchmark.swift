@@ -152,9 +152,10 @@ public struct ImagingBenchmark {
         var best = Double.infinity
         for _ in 0..<rounds {
             let start = Progress.now()
-            DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            let queue = WorkQueue(count: files.count)
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
                 var checksum = 0
-                for i in stride(from: worker, to: files.count, by: threads) {
+                while let i = queue.next() {
                     guard let decoded = try? ImageDecoder.decode(file: files[i], options: options) else { continue }
                     checksum &+= Int(decoded.image.resized(to: size).pixels[0])
                 }
@@ -214,5 +215,20 @@ public enum SyntheticScene {
             }
         }
         return image
+    }
+}
+
+/// Hands out indices 0..<count to worker threads one at a time, so uneven images do not leave a core idle.
+final class WorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var position = 0
+    private let count: Int
+    init(count: Int) { self.count = count }
+    func next() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard position < count else { return nil }
+        position += 1
+        return position - 1
     }
 }

@@ -1,0 +1,73 @@
+import DroplineSupport
+import Foundation
+import Testing
+
+@Suite("dropline executable", .enabled(if: Binary.path != nil, "the dropline executable was not built"))
+struct CommandLineTests {
+    static let commands: [[String]] = [[], ["image"], ["image", "info"], ["bench"], ["bench", "imaging"]]
+
+    @Test("every command has --help", arguments: commands)
+    func help(command: [String]) throws {
+        let result = try Binary.run(command + ["--help"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("USAGE: dropline"))
+        #expect(result.stdout.contains("OVERVIEW:"))
+    }
+
+    @Test("--version prints the version")
+    func version() throws {
+        let result = try Binary.run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == DroplineVersion.current)
+    }
+
+    @Test("a bad option is a usage error that says what is wrong")
+    func usageError() throws {
+        let result = try Binary.run(["image", "info", "--max-megapixels", "-3", "x.jpg"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--max-megapixels"))
+    }
+
+    @Test("image info --json gives one record per file with the documented outcomes",
+          .enabled(if: SharedMaterial.locate() != nil, "../shared is not present"))
+    func imageInfoJSON() throws {
+        let folder = SharedMaterial.locate()! + "/bad-inputs"
+        let result = try Binary.run(["image", "info", folder, "--json"])
+        #expect(result.status == 0)
+        struct Record: Decodable {
+            var path: String
+            var outcome: String
+            var format: String?
+            var width: Int?
+            var height: Int?
+            var channels: Int?
+            var orientation: Int?
+            var reason: String?
+        }
+        let records = try JSONDecoder().decode([Record].self, from: Data(result.stdout.utf8))
+        var byName: [String: Record] = [:]
+        for r in records { byName[(r.path as NSString).lastPathComponent] = r }
+        #expect(byName["cmyk.jpg"]?.outcome == "ok")
+        #expect(byName["cmyk.jpg"]?.channels == 4)
+        #expect(byName["exif-orientation-6.jpg"]?.orientation == 6)
+        #expect(byName["bomb-60000x60000.png"]?.outcome == "too_large")
+        #expect(byName["webp-named.png"]?.format == "webp")
+        #expect(byName["truncated-40pct.jpg"]?.outcome == "truncated")
+        #expect(byName["Thumbs.db"]?.outcome == "junk")
+        #expect(byName["photo with spaces ü.jpg"]?.outcome == "ok")
+        #expect(byName["zero-bytes.jpg"]?.outcome == "empty")
+        #expect(records.allSatisfy { $0.outcome == "ok" || $0.outcome == "junk" || $0.reason != nil })
+    }
+
+    @Test("image info --strict fails when a file would be quarantined")
+    func strict() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        FileManager.default.createFile(atPath: folder + "/empty.jpg", contents: Data())
+        let result = try Binary.run(["image", "info", "--strict", folder])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("empty"))
+        #expect(result.stdout.contains("1 files: 1 empty"))
+    }
+}
