@@ -71,19 +71,7 @@ public enum EXIF {
     }
 
     /// The data of a PNG eXIf chunk before the first IDAT.
-    static func pngTIFFBlock(_ b: [UInt8]) -> ArraySlice<UInt8>? {
-        var i = 8
-        while i + 12 <= b.count {
-            let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
-            let type = String(decoding: b[(i + 4)..<(i + 8)], as: UTF8.self)
-            let start = i + 8
-            guard length >= 0, start + length + 4 <= b.count else { return nil }
-            if type == "eXIf" { return b[start..<(start + length)] }
-            if type == "IDAT" || type == "IEND" { return nil }
-            i = start + length + 4
-        }
-        return nil
-    }
+    static func pngTIFFBlock(_ b: [UInt8]) -> ArraySlice<UInt8>? { PNGCodec.chunk("eXIf", in: b) }
 }
 
 extension RGBImage {

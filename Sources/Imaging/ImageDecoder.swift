@@ -66,21 +66,20 @@ public struct DecodedImage: Sendable {
 public enum ImageDecoder {
     /// Reads and decodes the file at `path`. Errors carry the path.
     public static func decode(file path: String, options: DecodeOptions = DecodeOptions()) throws(ImagingError) -> DecodedImage {
-        let bytes = try read(path, options: options)
-        do {
-            return try decode(bytes, options: options)
-        } catch {
-            var located = error
-            located.file = path
-            throw located
-        }
+        try withFile(path, options: options) { bytes throws(ImagingError) in try decode(bytes, options: options) }
     }
 
     /// Reads the header of the file at `path`.
     public static func info(file path: String, options: DecodeOptions = DecodeOptions()) throws(ImagingError) -> ImageInfo {
+        try withFile(path, options: options) { bytes throws(ImagingError) in try info(bytes, options: options) }
+    }
+
+    /// Runs `body` on the file's bytes; any error it throws names the file.
+    static func withFile<T>(_ path: String, options: DecodeOptions,
+                            _ body: ([UInt8]) throws(ImagingError) -> T) throws(ImagingError) -> T {
         let bytes = try read(path, options: options)
         do {
-            return try info(bytes, options: options)
+            return try body(bytes)
         } catch {
             var located = error
             located.file = path

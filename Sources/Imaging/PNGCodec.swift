@@ -15,7 +15,7 @@ enum PNGCodec {
         guard width > 0, height > 0 else {
             throw ImagingError(.corrupt, format: .png, reason: "the PNG header claims a size of \(width)x\(height)")
         }
-        let hasTRNS = containsChunk("tRNS", in: bytes)
+        let hasTRNS = chunk("tRNS", in: bytes) != nil
         let (channels, model): (Int, String)
         switch colorType {
         case 0: (channels, model) = (1, "grayscale")
@@ -30,16 +30,19 @@ enum PNGCodec {
                          progressive: bytes[28] == 1, hasAlpha: colorType == 4 || colorType == 6 || hasTRNS)
     }
 
-    static func containsChunk(_ name: String, in bytes: [UInt8]) -> Bool {
+    /// The data of the first chunk called `name` before the image data (IDAT), or nil.
+    static func chunk(_ name: String, in bytes: [UInt8]) -> ArraySlice<UInt8>? {
         var i = 8
         while i + 12 <= bytes.count {
             let length = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
             let type = String(decoding: bytes[(i + 4)..<(i + 8)], as: UTF8.self)
-            if type == name { return true }
-            if type == "IDAT" || type == "IEND" || length < 0 { return false }
-            i += 12 + length
+            let start = i + 8
+            guard start + length + 4 <= bytes.count else { return nil }
+            if type == name { return bytes[start..<(start + length)] }
+            if type == "IDAT" || type == "IEND" { return nil }
+            i = start + length + 4
         }
-        return false
+        return nil
     }
 
     static func decode(_ bytes: [UInt8], info: ImageInfo) throws(ImagingError) -> DecodedImage {
