@@ -35,6 +35,10 @@ let package = Package(
         ),
         .target(name: "DroplineSupport", swiftSettings: strictness),
         .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Tensor", swiftSettings: strictness),
+        // L1: the CNN engine on oneDNN (Debian's libdnnl-dev has no pkg-config file: linked by name).
+        .systemLibrary(name: "CDNNL"),
+        .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
         // L3: measurements against peers.
         .target(name: "Benchmarks", dependencies: ["Imaging", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
@@ -50,6 +54,12 @@ let package = Package(
         .testTarget(
             name: "ImagingTests",
             dependencies: ["Imaging", "Randomness", "DroplineSupport"],
+            exclude: ["Fixtures"],
+            swiftSettings: strictness
+        ),
+        .testTarget(
+            name: "NeuralNetworkTests",
+            dependencies: ["NeuralNetwork", "Tensor", "Randomness", "DroplineSupport"],
             exclude: ["Fixtures"],
             swiftSettings: strictness
         ),
