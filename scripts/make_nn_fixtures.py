@@ -249,6 +249,15 @@ def main():
             layer("bbn", bn, ["b"]),
             layer("sum", {"add": {}}, ["bbn", "x"]), layer("out", {"relu": {}}, ["sum"]),
             layer("g", {"globalAvgPool": {}}, ["out"]), layer("d", {"dense": {"units": 3, "bias": True}}, ["g"])], mode))
+        # An activation read by two layers: its gradient is the sum of both paths.
+        cases.append(make_case(f"fanout_{m}", [
+            image(3, 8, 8),
+            layer("c1", conv(6, 3, 1, SAME), ["x"]), layer("bn1", bn, ["c1"]), layer("r1", {"relu6": {}}, ["bn1"]),
+            layer("dw", conv(6, 3, 1, SAME, groups=6, bias=False), ["r1"]),
+            layer("sum", {"add": {}}, ["dw", "r1"]),
+            layer("pool", {"maxPool": {"kernel": [2, 2], "stride": [2, 2], "padding": VALID}}, ["sum"]),
+            layer("c2", conv(4, 3, 2, SAME, groups=2), ["pool"]), layer("r2", {"relu": {}}, ["c2"]),
+            layer("g", {"globalAvgPool": {}}, ["r2"]), layer("fc", {"dense": {"units": 3, "bias": True}}, ["g"])], mode))
         cases.append(make_case(f"dense_features_{m}", [layer("x", {"features": {"count": 7}}, []),
                                                       layer("h", {"dense": {"units": 5, "bias": True}}, ["x"]),
                                                       layer("r", {"relu": {}}, ["h"]),
