@@ -40,7 +40,7 @@ let package = Package(
         .systemLibrary(name: "CDNNL"),
         .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
         // L3: measurements against peers.
-        .target(name: "Benchmarks", dependencies: ["Imaging", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",

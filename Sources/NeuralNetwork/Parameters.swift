@@ -54,7 +54,7 @@ public final class Parameters: @unchecked Sendable {
         buffers[name] = buffer
     }
 
-    func buffer(_ name: String) -> FloatBuffer? { buffers[name] }
+    public func buffer(_ name: String) -> FloatBuffer? { buffers[name] }
 
     public func contains(_ name: String) -> Bool { buffers[name] != nil }
 

@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Dropline against the tools users would otherwise run, in the same run.",
-        subcommands: [Imaging.self]
+        subcommands: [Imaging.self, NN.self]
     )
 
     struct Imaging: ParsableCommand {
@@ -65,6 +65,53 @@ struct BenchCommand: ParsableCommand {
                             String(format: "%.2fx", c.coreScaling)])
             }
             print(ratios.render())
+            for note in report.notes { print("note: \(note)") }
+        }
+    }
+
+    struct NN: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "nn",
+            abstract: "Network inference and training throughput against PyTorch and onnxruntime.",
+            discussion: """
+            Times the reference small CNN of ../shared/PEERS.md at 96x96 (inference and SGD training steps) and \
+            the MobileNetV2-0.35 backbone at 224x224 (inference), batch 32. When PyTorch is importable by python3, \
+            the same networks with the same shapes are timed in PyTorch eager (with and without glibc's malloc \
+            tunables) and, when onnxruntime and onnx are importable, in onnxruntime, in the same run.
+            """
+        )
+
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        @Option(help: "Batch size.")
+        var batch = 32
+
+        @Option(help: "Seconds per timed window (best of three).")
+        var seconds = 2.0
+
+        @Option(help: "The Python that runs the PyTorch peer.")
+        var python = "python3"
+
+        func run() throws {
+            var configuration = NNBenchmark.Configuration()
+            configuration.batch = batch
+            configuration.seconds = seconds
+            configuration.pythonExecutable = python
+            configuration.log = { Console.note("bench: " + $0) }
+            let report = try NNBenchmark(configuration: configuration).run()
+            if json {
+                try JSONOutput.print(report)
+                return
+            }
+            var table = TextTable("NETWORK", "WORK", "DROPLINE IMG/S", "GFLOP/S", "TORCH", "TORCH TUNED", "ONNXRUNTIME", "VS TORCH", "VS ORT")
+            func f(_ v: Double?) -> String { v.map { String(format: "%.1f", $0) } ?? "n/a" }
+            func r(_ v: Double?) -> String { v.map { String(format: "%.2fx", $0) } ?? "n/a" }
+            for c in report.cases {
+                table.add([c.network, c.work, f(c.droplineImagesPerSecond), f(c.droplineGFLOPS), f(c.torchImagesPerSecond),
+                           f(c.torchTunedImagesPerSecond), f(c.onnxruntimeImagesPerSecond), r(c.ratioToTorch), r(c.ratioToOnnxruntime)])
+            }
+            print(table.render())
             for note in report.notes { print("note: \(note)") }
         }
     }
