@@ -33,7 +33,8 @@ let package = Package(
             cSettings: cStrictness,
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]
         ),
-        .target(name: "DroplineSupport", swiftSettings: strictness),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "DroplineSupport", dependencies: ["CCrypto"], swiftSettings: strictness),
         .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .target(name: "Tensor", swiftSettings: strictness),
         // L1: the CNN engine on oneDNN (Debian's libdnnl-dev has no pkg-config file: linked by name).
@@ -59,10 +60,11 @@ let package = Package(
         ),
         .testTarget(
             name: "NeuralNetworkTests",
-            dependencies: ["NeuralNetwork", "Tensor", "Randomness", "DroplineSupport"],
+            dependencies: ["NeuralNetwork", "Tensor", "Randomness", "DroplineSupport", "Imaging"],
             exclude: ["Fixtures"],
             swiftSettings: strictness
         ),
+        .testTarget(name: "SupportTests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
     ],
     swiftLanguageModes: [.v6]
