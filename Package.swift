@@ -40,13 +40,15 @@ let package = Package(
         // L1: the CNN engine on oneDNN (Debian's libdnnl-dev has no pkg-config file: linked by name).
         .systemLibrary(name: "CDNNL"),
         .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
+        // L2: training, evaluation and model artifacts on images.
+        .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L3: measurements against peers.
         .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport",
+                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness

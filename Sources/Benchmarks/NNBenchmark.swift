@@ -117,13 +117,13 @@ public struct NNBenchmark {
         for _ in 0..<3 { body() }
         var best = 0.0
         for _ in 0..<3 {
-            let start = Progress.now()
+            let start = TerminalProgress.now()
             var n = 0
-            while Progress.now() - start < configuration.seconds {
+            while TerminalProgress.now() - start < configuration.seconds {
                 body()
                 n += 1
             }
-            best = max(best, Double(n * batch) / (Progress.now() - start))
+            best = max(best, Double(n * batch) / (TerminalProgress.now() - start))
         }
         return best
     }

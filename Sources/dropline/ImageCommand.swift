@@ -48,7 +48,7 @@ struct ImageCommand: ParsableCommand {
             options.maxPixels = Int(maxMegapixels * 1e6)
             options.acceptTruncated = acceptTruncated
             options.acceptWarnings = acceptWarnings
-            let progress = Progress("inspecting", total: nil, unit: "files")
+            let progress = TerminalProgress("inspecting", total: nil, unit: "files")
             let records = ImageInspector.inspect(paths: paths, options: options) { _, _ in progress.advance() }
             if progress.done > 50 { progress.finish() }
             if json {

@@ -10,7 +10,7 @@ import Foundation
 /// On a terminal it redraws one line (at most ten times a second) with the count, the rate and an
 /// estimate of the time left; when standard error is not a terminal it stays silent, so logs and
 /// JSON consumers are not polluted. It is a class because the owner updates it from one thread only.
-public final class Progress: @unchecked Sendable {
+public final class TerminalProgress: @unchecked Sendable {
     private let label: String
     private let total: Int?
     private let unit: String

@@ -1,0 +1,79 @@
+public import Imaging
+public import NeuralNetwork
+
+/// One image's classification.
+public struct Prediction: Codable, Sendable, Equatable {
+    public var label: String
+    public var index: Int
+    public var confidence: Double
+    /// The three most likely classes with their probabilities, most likely first.
+    public var top: [ClassProbability]
+}
+
+public struct ClassProbability: Codable, Sendable, Equatable {
+    public var label: String
+    public var probability: Double
+}
+
+/// A trained model ready to classify images.
+public final class Classifier {
+    public let description: ModelDescription
+    public let parameters: Parameters
+    public let contentHash: String
+    public let predictor: Predictor
+
+    /// Loads and checks a model folder.
+    public init(model folder: String) throws {
+        let (description, parameters, hash) = try ModelArtifact.load(folder)
+        self.description = description
+        self.parameters = parameters
+        contentHash = hash
+        predictor = try Predictor(network: description.network, parameters: parameters)
+    }
+
+    public var preprocessing: Preprocessing { description.preprocessing }
+    public var classes: [String] { description.classes }
+
+    /// Logits for prepared images, in chunks.
+    static func logits(predictor: Predictor, images: [RGBImage], preprocessing: Preprocessing, chunk: Int = 32) throws -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(images.count * predictor.outputSize)
+        var input = [Float](repeating: 0, count: chunk * preprocessing.inputCount)
+        for start in stride(from: 0, to: images.count, by: chunk) {
+            let n = min(chunk, images.count - start)
+            for i in 0..<n {
+                input.withUnsafeMutableBufferPointer { buffer in
+                    preprocessing.write(images[start + i], into: UnsafeMutableBufferPointer(rebasing: buffer[(i * preprocessing.inputCount)..<((i + 1) * preprocessing.inputCount)]))
+                }
+            }
+            out += try input.withUnsafeBufferPointer { x in
+                try predictor.predict(UnsafeBufferPointer(rebasing: x[0..<(n * preprocessing.inputCount)]), count: n)
+            }
+        }
+        return out
+    }
+
+    /// Logits for decoded images of any size (they are prepared here).
+    public func logits(_ images: [RGBImage]) throws -> [Float] {
+        try Self.logits(predictor: predictor, images: images.map(preprocessing.prepare), preprocessing: preprocessing)
+    }
+
+    /// Predictions for decoded images of any size.
+    public func predict(_ images: [RGBImage]) throws -> [Prediction] {
+        let logits = try self.logits(images)
+        let k = classes.count
+        let probabilities = logits.withUnsafeBufferPointer { SoftmaxCrossEntropy.probabilities(logits: $0, classes: k) }
+        return (0..<images.count).map { i in
+            let row = (0..<k).map { Double(probabilities[i * k + $0]) }
+            let ranked = row.indices.sorted { row[$0] > row[$1] }
+            return Prediction(label: classes[ranked[0]], index: ranked[0], confidence: row[ranked[0]],
+                              top: ranked.prefix(3).map { ClassProbability(label: classes[$0], probability: row[$0]) })
+        }
+    }
+
+    /// Accuracy, loss and per-class metrics on a labelled dataset loaded with this model's classes.
+    public func evaluate(_ dataset: ImageFolderDataset) throws -> ClassificationMetrics {
+        let logits = try Self.logits(predictor: predictor, images: dataset.images, preprocessing: preprocessing)
+        return Trainer.metrics(logits: logits, labels: dataset.items.map(\.label), classes: classes)
+    }
+}

@@ -1,0 +1,134 @@
+public import DroplineSupport
+import Foundation
+public import Imaging
+
+/// One image file of a labelled dataset.
+public struct LabelledImage: Sendable, Codable {
+    public var path: String
+    /// Path relative to the dataset folder (class/name).
+    public var relativePath: String
+    public var label: Int
+    public var sha256: String
+}
+
+/// A file that could not be used, and why.
+public struct Rejection: Sendable, Codable {
+    public var path: String
+    public var outcome: String
+    public var reason: String
+}
+
+/// Images in class folders (`<root>/<class>/<image>`), decoded and prepared at a fixed size.
+///
+/// Classes are the sub-folder names, sorted. Junk is skipped silently; files that cannot be decoded
+/// are listed in `rejected` with their reason and left out; hashes identify the exact data a model
+/// was trained on.
+public struct ImageFolderDataset: Sendable {
+    public let root: String
+    public let classes: [String]
+    public let items: [LabelledImage]
+    /// The prepared images, parallel to `items`.
+    public let images: [RGBImage]
+    public let rejected: [Rejection]
+
+    /// SHA-256 over the sorted "relative path, file hash" lines: one hash for the exact data.
+    public var contentHash: String {
+        var h = SHA256()
+        for item in items.sorted(by: { $0.relativePath < $1.relativePath }) {
+            h.update(Array("\(item.relativePath)\t\(item.sha256)\n".utf8))
+        }
+        return h.finalize()
+    }
+
+    /// Loads `root`. With `classes`, that list (in its order) is used and other folders are an error;
+    /// otherwise the sub-folders define it.
+    public init(root: String, preprocessing: Preprocessing, classes expected: [String]? = nil,
+                progress: TerminalProgress? = nil) throws {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DatasetError(path: root, reason: "is not a folder", remedy: "give a folder with one sub-folder per class")
+        }
+        let found = try fm.contentsOfDirectory(atPath: root).filter { name in
+            var dir: ObjCBool = false
+            return fm.fileExists(atPath: root + "/" + name, isDirectory: &dir) && dir.boolValue
+                && DropFolderJunk.reason(for: name + "/x") == nil && !name.hasPrefix(".")
+        }.sorted()
+        let classes: [String]
+        if let expected {
+            let unknown = Set(found).subtracting(expected)
+            guard unknown.isEmpty else {
+                throw DatasetError(path: root, reason: "has class folders the model does not know: \(unknown.sorted().joined(separator: ", "))",
+                                   remedy: "the model's classes are \(expected.joined(separator: ", "))")
+            }
+            classes = expected
+        } else {
+            classes = found
+        }
+        guard classes.count >= 2 else {
+            throw DatasetError(path: root, reason: "has \(classes.count) class folder\(classes.count == 1 ? "" : "s")",
+                               remedy: "put each class's images in its own sub-folder (at least two classes)")
+        }
+        var files: [(String, String, Int)] = []
+        for (label, name) in classes.enumerated() where fm.fileExists(atPath: root + "/" + name) {
+            for entry in ImageInspector.expand([root + "/" + name]) where DropFolderJunk.reason(for: entry.relative) == nil
+                && !entry.relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
+                files.append((entry.path, name + "/" + entry.relative, label))
+            }
+        }
+        var loaded = [(LabelledImage, RGBImage)?](repeating: nil, count: files.count)
+        var failures = [Rejection?](repeating: nil, count: files.count)
+        let options = preprocessing.decodeOptions
+        let work = files
+        do {
+            loaded.withUnsafeMutableBufferPointer { out in
+                failures.withUnsafeMutableBufferPointer { bad in
+                    nonisolated(unsafe) let out = out, bad = bad
+                    DispatchQueue.concurrentPerform(iterations: work.count) { i in
+                        let files = work
+                        let (path, relative, label) = files[i]
+                        do {
+                            let bytes = try AtomicFile.read(path)
+                            let image = try ImageDecoder.decode(bytes, options: options).image
+                            out[i] = (LabelledImage(path: path, relativePath: relative, label: label, sha256: SHA256.hash(bytes)),
+                                      preprocessing.prepare(image))
+                        } catch let error as ImagingError {
+                            bad[i] = Rejection(path: path, outcome: error.kind.rawValue, reason: error.reason)
+                        } catch {
+                            bad[i] = Rejection(path: path, outcome: "unreadable", reason: "\(error)")
+                        }
+                        progress?.advance()
+                    }
+                }
+            }
+        }
+        self.root = root
+        self.classes = classes
+        items = loaded.compactMap { $0?.0 }
+        images = loaded.compactMap { $0?.1 }
+        rejected = failures.compactMap { $0 }
+        guard !items.isEmpty else {
+            throw DatasetError(path: root, reason: "holds no readable images", remedy: "add JPEG or PNG files to the class folders")
+        }
+    }
+
+    /// Counts per class.
+    public var classCounts: [Int] {
+        var counts = [Int](repeating: 0, count: classes.count)
+        for item in items { counts[item.label] += 1 }
+        return counts
+    }
+
+    /// How many files `root` would load (for progress totals).
+    public static func fileCount(_ root: String) -> Int {
+        ImageInspector.expand([root]).filter { DropFolderJunk.reason(for: $0.relative) == nil }.count
+    }
+}
+
+/// A dataset folder that cannot be used: which folder, why, and what to do.
+public struct DatasetError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var reason: String
+    public var remedy: String
+    public var description: String { "'\(path)' \(reason); \(remedy)" }
+}

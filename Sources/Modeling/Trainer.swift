@@ -1,0 +1,389 @@
+public import DroplineSupport
+import Foundation
+public import Imaging
+public import NeuralNetwork
+import Randomness
+import Tensor
+
+/// Every choice of a training run; stored in the model so it can be reproduced.
+public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    /// "scratch" (Dropline's small ResNet), "small-cnn" (PEERS.md's reference) or "backbone".
+    public var architecture: String
+    /// For "backbone": the TensorFlow.js model.json and where to cut it (nil: at the global pool).
+    public var backbonePath: String?
+    public var backboneCut: String?
+    public var imageSize: Int
+    public var epochs: Int
+    public var batchSize: Int
+    /// "sgd" or "adamw".
+    public var optimizer: String
+    public var learningRate: Float
+    public var weightDecay: Float
+    public var momentum: Float
+    public var warmupEpochs: Int
+    public var labelSmoothing: Float
+    /// Training images are rotated by a uniform angle in ±rotationDegrees (0: off).
+    public var rotationDegrees: Double
+    public var horizontalFlip: Bool
+    /// Stop when validation accuracy has not improved for this many epochs (0: never).
+    public var patience: Int
+    /// Head for a backbone: one hidden layer of this many units (nil or 0: linear).
+    public var hiddenUnits: Int?
+    public var headDropout: Float
+    public var seed: UInt64
+
+    /// The documented defaults for an architecture.
+    public static func defaults(architecture: String) -> TrainingConfiguration {
+        switch architecture {
+        case "backbone":
+            // A linear or small head on frozen features: AdamW converges in a few dozen epochs;
+            // features are computed once, with a flipped copy of each training image.
+            return TrainingConfiguration(architecture: "backbone", backbonePath: nil, backboneCut: nil, imageSize: 224, epochs: 60,
+                                         batchSize: 64, optimizer: "adamw", learningRate: 1e-3, weightDecay: 1e-2, momentum: 0.9,
+                                         warmupEpochs: 2, labelSmoothing: 0.1, rotationDegrees: 0, horizontalFlip: true,
+                                         patience: 15, hiddenUnits: nil, headDropout: 0.2, seed: 1)
+        default:
+            // SGD with momentum and a cosine schedule after a short warm-up, label smoothing,
+            // random rotation (±15°) and horizontal flips: a standard recipe for small datasets.
+            return TrainingConfiguration(architecture: architecture, backbonePath: nil, backboneCut: nil, imageSize: 96, epochs: 40,
+                                         batchSize: 32, optimizer: "sgd", learningRate: 0.05, weightDecay: 5e-4, momentum: 0.9,
+                                         warmupEpochs: 2, labelSmoothing: 0.1, rotationDegrees: 15, horizontalFlip: true,
+                                         patience: 12, hiddenUnits: nil, headDropout: 0.2, seed: 1)
+        }
+    }
+
+    /// The preprocessing this configuration implies.
+    public var preprocessing: Preprocessing {
+        // MobileNet-style backbones (Keras Applications, Teachable Machine) take [-1, 1]; networks
+        // trained here use ImageNet channel statistics.
+        Preprocessing(imageSize: imageSize, normalization: architecture == "backbone" ? .symmetric : .imagenet)
+    }
+}
+
+/// What the trainer reports as it goes.
+public enum TrainingEvent: Sendable {
+    case loading(String)
+    case features(done: Int, total: Int)
+    case batch(epoch: Int, done: Int, total: Int, loss: Double, imagesPerSecond: Double)
+    case epoch(EpochRecord, best: Bool)
+    case stopped(String)
+}
+
+/// Trains a classifier on labelled image folders and returns a model ready to save.
+public struct Trainer {
+    public var configuration: TrainingConfiguration
+    public var report: @Sendable (TrainingEvent) -> Void
+
+    public init(configuration: TrainingConfiguration, report: @escaping @Sendable (TrainingEvent) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.report = report
+    }
+
+    public struct Result {
+        public var description: ModelDescription
+        public var parameters: Parameters
+    }
+
+    /// Trains on `train`, selecting the epoch by accuracy on `validation` (same classes).
+    public func train(train: ImageFolderDataset, validation: ImageFolderDataset) throws -> Result {
+        guard train.classes == validation.classes else {
+            throw DatasetError(path: validation.root, reason: "has classes \(validation.classes) but training has \(train.classes)",
+                               remedy: "give both folders the same class sub-folders")
+        }
+        let c = configuration
+        precondition(c.epochs > 0 && c.batchSize > 0, "epochs and batch size must be positive")
+        let start = TerminalProgress.now()
+        var result: Result
+        switch c.architecture {
+        case "backbone": result = try trainHead(train: train, validation: validation)
+        case "scratch", "small-cnn": result = try trainNetwork(train: train, validation: validation)
+        default:
+            throw NetworkError.invalidNetwork("unknown architecture '\(c.architecture)': use scratch, small-cnn or backbone")
+        }
+        result.description.trainingSeconds = TerminalProgress.now() - start
+        return result
+    }
+
+    static func summary(_ d: ImageFolderDataset) -> DataSummary {
+        DataSummary(folder: d.root, images: d.items.count, perClass: d.classCounts, sha256: d.contentHash, rejected: d.rejected.count)
+    }
+
+    func makeOptimizer() -> any Optimizer {
+        configuration.optimizer == "adamw"
+            ? AdamW(weightDecay: configuration.weightDecay)
+            : SGD(momentum: configuration.momentum, weightDecay: configuration.weightDecay)
+    }
+
+    // MARK: - Whole networks
+
+    func trainNetwork(train: ImageFolderDataset, validation: ImageFolderDataset) throws -> Result {
+        let c = configuration
+        let classes = train.classes.count
+        let network = c.architecture == "small-cnn"
+            ? Architectures.smallCNN(classes: classes, imageSize: c.imageSize)
+            : Architectures.residual(classes: classes, imageSize: c.imageSize)
+        let parameters = try Parameters(for: network)
+        parameters.initialize(seed: c.seed)
+        let preprocessing = c.preprocessing
+        let batch = min(c.batchSize, train.items.count)
+        let executor = try Executor(network: network, parameters: parameters, batchSize: batch, mode: .training, seed: c.seed &+ 1)
+        let predictor = try Predictor(network: network, parameters: parameters)
+        let optimizer = makeOptimizer()
+        let stepsPerEpoch = train.items.count / batch  // the last partial batch is dropped; shuffles vary it
+        let schedule = CosineSchedule(base: c.learningRate, warmupSteps: c.warmupEpochs * stepsPerEpoch,
+                                      totalSteps: c.epochs * stepsPerEpoch)
+        var generator = SeededGenerator(seed: c.seed &+ 2)
+        var input = [Float](repeating: 0, count: batch * preprocessing.inputCount)
+        var gradient = [Float](repeating: 0, count: batch * classes)
+        var labels = [Int](repeating: 0, count: batch)
+        var order = Array(0..<train.items.count)
+        var history: [EpochRecord] = []
+        var best: (epoch: Int, metrics: ClassificationMetrics, parameters: Parameters)?
+        var step = 0
+        for epoch in 1...c.epochs {
+            let epochStart = TerminalProgress.now()
+            order.shuffle(using: &generator)
+            var lossSum = 0.0, correct = 0, seen = 0
+            var rate: Float = 0
+            for b in 0..<stepsPerEpoch {
+                for i in 0..<batch {
+                    let index = order[b * batch + i]
+                    var image = train.images[index]
+                    if c.rotationDegrees > 0 { image = image.randomlyRotated(upTo: c.rotationDegrees, using: &generator) }
+                    if c.horizontalFlip { image = image.randomlyFlippedHorizontally(using: &generator) }
+                    input.withUnsafeMutableBufferPointer { buffer in
+                        preprocessing.write(image, into: UnsafeMutableBufferPointer(rebasing: buffer[(i * preprocessing.inputCount)..<((i + 1) * preprocessing.inputCount)]))
+                    }
+                    labels[i] = train.items[index].label
+                }
+                executor.forward(input)
+                let loss = gradient.withUnsafeMutableBufferPointer { g in
+                    SoftmaxCrossEntropy.loss(logits: executor.output, labels: labels, classes: classes, smoothing: c.labelSmoothing, gradient: g)
+                }
+                guard loss.isFinite else {
+                    throw NetworkError.invalidData("training diverged at epoch \(epoch) (loss \(loss)); lower the learning rate (--learning-rate)")
+                }
+                let logits = executor.output
+                for i in 0..<batch where argmax(logits, row: i, classes: classes) == labels[i] { correct += 1 }
+                lossSum += Double(loss) * Double(batch)
+                seen += batch
+                executor.backward(gradient)
+                rate = schedule.rate(at: step)
+                optimizer.step(parameters: parameters, gradients: executor.gradients, learningRate: rate)
+                executor.syncWeights()
+                step += 1
+                report(.batch(epoch: epoch, done: b + 1, total: stepsPerEpoch, loss: lossSum / Double(seen),
+                              imagesPerSecond: Double(seen) / (TerminalProgress.now() - epochStart)))
+            }
+            let trainSeconds = TerminalProgress.now() - epochStart
+            predictor.syncWeights()
+            let metrics = try evaluate(predictor: predictor, dataset: validation, preprocessing: preprocessing)
+            let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+                                     validationLoss: metrics.loss, validationAccuracy: metrics.accuracy, learningRate: Double(rate),
+                                     imagesPerSecond: Double(seen) / trainSeconds, seconds: TerminalProgress.now() - epochStart)
+            history.append(record)
+            let improved = best.map { metrics.accuracy > $0.metrics.accuracy || (metrics.accuracy == $0.metrics.accuracy && metrics.loss < $0.metrics.loss) } ?? true
+            if improved { best = (epoch, metrics, parameters.copy()) }
+            report(.epoch(record, best: improved))
+            if c.patience > 0, let b = best, epoch - b.epoch >= c.patience {
+                report(.stopped("no validation improvement for \(c.patience) epochs; keeping epoch \(b.epoch)"))
+                break
+            }
+        }
+        let kept = best!
+        let description = ModelDescription(
+            architecture: c.architecture, backbone: nil, network: network, preprocessing: preprocessing, classes: train.classes,
+            training: Self.summary(train), validation: Self.summary(validation), metrics: kept.metrics, bestEpoch: kept.epoch,
+            history: history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
+            droplineVersion: DroplineVersion.current)
+        return Result(description: description, parameters: kept.parameters)
+    }
+
+    // MARK: - Head on a frozen backbone
+
+    func trainHead(train: ImageFolderDataset, validation: ImageFolderDataset) throws -> Result {
+        let c = configuration
+        guard let path = c.backbonePath else {
+            throw NetworkError.invalidModel("a backbone architecture needs the path of its model.json (--arch backbone:<model.json>)")
+        }
+        report(.loading("importing \(path)"))
+        let imported = try KerasImport.load(modelJSON: path, cut: c.backboneCut)
+        let baseShapes = try imported.network.shapes()
+        guard case .input(_, let h, let w) = imported.network.input.operation, h == c.imageSize, w == c.imageSize else {
+            throw NetworkError.invalidModel("the backbone takes \(imported.network.input.operation) but the image size is \(c.imageSize)")
+        }
+        let featureShape = baseShapes[imported.network.output.name]!
+        let preprocessing = c.preprocessing
+        let classes = train.classes.count
+
+        // Features of the frozen base, once per image (and once per flipped training image).
+        let basePredictor = try Predictor(network: imported.network, parameters: imported.parameters)
+        let total = (c.horizontalFlip ? 2 : 1) * train.items.count + validation.items.count
+        var done = 0
+        func features(_ images: [RGBImage], flip: Bool) throws -> [Float] {
+            var out: [Float] = []
+            out.reserveCapacity(images.count * featureShape.reduce(1, *))
+            let chunk = 16
+            var input = [Float](repeating: 0, count: chunk * preprocessing.inputCount)
+            for start in stride(from: 0, to: images.count, by: chunk) {
+                let n = min(chunk, images.count - start)
+                for i in 0..<n {
+                    let image = flip ? images[start + i].flippedHorizontally() : images[start + i]
+                    input.withUnsafeMutableBufferPointer { buffer in
+                        preprocessing.write(image, into: UnsafeMutableBufferPointer(rebasing: buffer[(i * preprocessing.inputCount)..<((i + 1) * preprocessing.inputCount)]))
+                    }
+                }
+                out += try input.withUnsafeBufferPointer { x in
+                    try basePredictor.predict(UnsafeBufferPointer(rebasing: x[0..<(n * preprocessing.inputCount)]), count: n)
+                }
+                done += n
+                report(.features(done: done, total: total))
+            }
+            return out
+        }
+        var trainFeatures = try features(train.images, flip: false)
+        var trainLabels = train.items.map(\.label)
+        if c.horizontalFlip {
+            trainFeatures += try features(train.images, flip: true)
+            trainLabels += trainLabels
+        }
+        let validationFeatures = try features(validation.images, flip: false)
+
+        // The head: [global pool if the cut is a map] -> [dense + relu] -> dropout -> dense.
+        var headLayers: [Layer]
+        var last: String
+        if featureShape.count == 3 {
+            headLayers = [Layer("head.input", .input(channels: featureShape[0], height: featureShape[1], width: featureShape[2]), inputs: []),
+                          Layer("head.pool", .globalAvgPool, inputs: ["head.input"])]
+            last = "head.pool"
+        } else {
+            headLayers = [Layer("head.input", .features(count: featureShape[0]), inputs: [])]
+            last = "head.input"
+        }
+        if let hidden = c.hiddenUnits, hidden > 0 {
+            headLayers += [Layer("head.hidden", .dense(units: hidden, bias: true), inputs: [last]),
+                           Layer("head.hidden_relu", .relu, inputs: ["head.hidden"])]
+            last = "head.hidden_relu"
+        }
+        if c.headDropout > 0 {
+            headLayers.append(Layer("head.dropout", .dropout(rate: c.headDropout), inputs: [last]))
+            last = "head.dropout"
+        }
+        headLayers.append(Layer("head.classifier", .dense(units: classes, bias: true), inputs: [last]))
+        let head = Network(layers: headLayers)
+        let headParameters = try Parameters(for: head)
+        headParameters.initialize(seed: c.seed)
+
+        let featureCount = featureShape.reduce(1, *)
+        let batch = min(c.batchSize, trainLabels.count)
+        let executor = try Executor(network: head, parameters: headParameters, batchSize: batch, mode: .training, seed: c.seed &+ 1)
+        let predictor = try Predictor(network: head, parameters: headParameters)
+        let optimizer = makeOptimizer()
+        let stepsPerEpoch = trainLabels.count / batch
+        let schedule = CosineSchedule(base: c.learningRate, warmupSteps: c.warmupEpochs * stepsPerEpoch, totalSteps: c.epochs * stepsPerEpoch)
+        var generator = SeededGenerator(seed: c.seed &+ 2)
+        var input = [Float](repeating: 0, count: batch * featureCount)
+        var gradient = [Float](repeating: 0, count: batch * classes)
+        var labels = [Int](repeating: 0, count: batch)
+        var order = Array(0..<trainLabels.count)
+        var history: [EpochRecord] = []
+        var best: (epoch: Int, metrics: ClassificationMetrics, parameters: Parameters)?
+        var step = 0
+        for epoch in 1...c.epochs {
+            let epochStart = TerminalProgress.now()
+            order.shuffle(using: &generator)
+            var lossSum = 0.0, correct = 0, seen = 0
+            var rate: Float = 0
+            for b in 0..<stepsPerEpoch {
+                for i in 0..<batch {
+                    let index = order[b * batch + i]
+                    for k in 0..<featureCount { input[i * featureCount + k] = trainFeatures[index * featureCount + k] }
+                    labels[i] = trainLabels[index]
+                }
+                executor.forward(input)
+                let loss = gradient.withUnsafeMutableBufferPointer { g in
+                    SoftmaxCrossEntropy.loss(logits: executor.output, labels: labels, classes: classes, smoothing: c.labelSmoothing, gradient: g)
+                }
+                let logits = executor.output
+                for i in 0..<batch where argmax(logits, row: i, classes: classes) == labels[i] { correct += 1 }
+                lossSum += Double(loss) * Double(batch)
+                seen += batch
+                executor.backward(gradient)
+                rate = schedule.rate(at: step)
+                optimizer.step(parameters: headParameters, gradients: executor.gradients, learningRate: rate)
+                executor.syncWeights()
+                step += 1
+            }
+            predictor.syncWeights()
+            let logits = try predictor.predict(validationFeatures, count: validation.items.count)
+            let metrics = Self.metrics(logits: logits, labels: validation.items.map(\.label), classes: validation.classes)
+            let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+                                     validationLoss: metrics.loss, validationAccuracy: metrics.accuracy, learningRate: Double(rate),
+                                     imagesPerSecond: Double(seen) / (TerminalProgress.now() - epochStart), seconds: TerminalProgress.now() - epochStart)
+            history.append(record)
+            let improved = best.map { metrics.accuracy > $0.metrics.accuracy || (metrics.accuracy == $0.metrics.accuracy && metrics.loss < $0.metrics.loss) } ?? true
+            if improved { best = (epoch, metrics, headParameters.copy()) }
+            report(.epoch(record, best: improved))
+            if c.patience > 0, let b = best, epoch - b.epoch >= c.patience {
+                report(.stopped("no validation improvement for \(c.patience) epochs; keeping epoch \(b.epoch)"))
+                break
+            }
+        }
+        let kept = best!
+
+        // One network for serving: the frozen base, then the head reading its output.
+        var layers = imported.network.layers.map { layer -> Layer in
+            var l = layer
+            l.trainable = false
+            return l
+        }
+        for layer in head.layers.dropFirst() {
+            var l = layer
+            l.inputs = l.inputs.map { $0 == "head.input" ? imported.network.output.name : $0 }
+            layers.append(l)
+        }
+        let network = Network(layers: layers)
+        let parameters = try Parameters(for: network)
+        for name in parameters.names {
+            try parameters.set(name, imported.parameters[name] ?? kept.parameters[name]!)
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        let shards = (try? FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".bin") }.sorted()) ?? []
+        var weightsHash = SHA256()
+        for shard in shards { weightsHash.update((try? AtomicFile.read(folder + "/" + shard)) ?? []) }
+        let origin = BackboneOrigin(modelJson: path, topologySha256: (try? SHA256.hash(file: path)) ?? "",
+                                    weightsSha256: weightsHash.finalize(), cut: imported.cut, frozenLayers: imported.network.layers.count)
+        let description = ModelDescription(
+            architecture: "backbone", backbone: origin, network: network, preprocessing: preprocessing, classes: train.classes,
+            training: Self.summary(train), validation: Self.summary(validation), metrics: kept.metrics, bestEpoch: kept.epoch,
+            history: history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
+            droplineVersion: DroplineVersion.current)
+        return Result(description: description, parameters: parameters)
+    }
+
+    // MARK: - Evaluation
+
+    func evaluate(predictor: Predictor, dataset: ImageFolderDataset, preprocessing: Preprocessing) throws -> ClassificationMetrics {
+        let logits = try Classifier.logits(predictor: predictor, images: dataset.images, preprocessing: preprocessing)
+        return Self.metrics(logits: logits, labels: dataset.items.map(\.label), classes: dataset.classes)
+    }
+
+    static func metrics(logits: [Float], labels: [Int], classes: [String]) -> ClassificationMetrics {
+        let k = classes.count
+        let loss = logits.withUnsafeBufferPointer { SoftmaxCrossEntropy.loss(logits: $0, labels: labels, classes: k) }
+        let predictions = (0..<labels.count).map { row in logits.withUnsafeBufferPointer { argmax($0, row: row, classes: k) } }
+        return ClassificationMetrics(classes: classes, labels: labels, predictions: predictions, loss: Double(loss))
+    }
+
+    static func timestamp() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+}
+
+func argmax(_ values: UnsafeBufferPointer<Float>, row: Int, classes: Int) -> Int {
+    var best = 0
+    for k in 1..<classes where values[row * classes + k] > values[row * classes + best] { best = k }
+    return best
+}
