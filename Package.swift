@@ -66,6 +66,11 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strictness
         ),
+        .testTarget(
+            name: "ModelingTests",
+            dependencies: ["Modeling", "NeuralNetwork", "Imaging", "Randomness", "DroplineSupport"],
+            swiftSettings: strictness
+        ),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
     ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import Benchmarks
 import DroplineSupport
 import Foundation
+import NeuralNetwork
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -99,6 +100,11 @@ struct BenchCommand: ParsableCommand {
             configuration.seconds = seconds
             configuration.pythonExecutable = python
             configuration.log = { Console.note("bench: " + $0) }
+            if let backbone = SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json") {
+                configuration.extraNetworks.append(("mobilenet_v2_0.35 224x224", try KerasImport.load(modelJSON: backbone).network))
+            } else {
+                Console.note("bench: " + SharedMaterial.absenceMessage("models/mobilenet_v2_0.35_224_tfjs"))
+            }
             let report = try NNBenchmark(configuration: configuration).run()
             if json {
                 try JSONOutput.print(report)

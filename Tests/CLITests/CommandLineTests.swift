@@ -4,7 +4,8 @@ import Testing
 
 @Suite("dropline executable", .enabled(if: Binary.path != nil, "the dropline executable was not built"))
 struct CommandLineTests {
-    static let commands: [[String]] = [[], ["image"], ["image", "info"], ["bench"], ["bench", "imaging"]]
+    static let commands: [[String]] = [[], ["image"], ["image", "info"], ["model"], ["model", "train"], ["model", "eval"],
+                                       ["model", "predict"], ["bench"], ["bench", "imaging"], ["bench", "nn"]]
 
     @Test("every command has --help", arguments: commands)
     func help(command: [String]) throws {
