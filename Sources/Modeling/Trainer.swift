@@ -30,6 +30,8 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// Head for a backbone: one hidden layer of this many units (nil or 0: linear).
     public var hiddenUnits: Int?
     public var headDropout: Float
+    /// Backbone: also train its last N convolutions (0: the base stays frozen).
+    public var fineTuneConvolutions: Int = 0
     public var seed: UInt64
 
     /// The documented defaults for an architecture.
@@ -208,16 +210,25 @@ public struct Trainer {
         }
         report(.loading("importing \(path)"))
         let imported = try KerasImport.load(modelJSON: path, cut: c.backboneCut)
-        let baseShapes = try imported.network.shapes()
         guard case .input(_, let h, let w) = imported.network.input.operation, h == c.imageSize, w == c.imageSize else {
             throw NetworkError.invalidModel("the backbone takes \(imported.network.input.operation) but the image size is \(c.imageSize)")
         }
-        let featureShape = baseShapes[imported.network.output.name]!
+        // The frozen prefix computes features once; a fine-tuned tail trains with the head.
+        var prefix = imported.network
+        var tail: Network?
+        if c.fineTuneConvolutions > 0 {
+            let index = try imported.network.splitIndex(trainingLastConvolutions: c.fineTuneConvolutions)
+            let parts = try imported.network.split(after: index, inputName: "tail.input")
+            prefix = parts.prefix
+            tail = parts.suffix
+            report(.loading("fine-tuning the last \(c.fineTuneConvolutions) convolutions: \(parts.suffix.layers.count - 1) layers after '\(prefix.output.name)'"))
+        }
+        let featureShape = try prefix.shapes()[prefix.output.name]!
         let preprocessing = c.preprocessing
         let classes = train.classes.count
 
-        // Features of the frozen base, once per image (and once per flipped training image).
-        let basePredictor = try Predictor(network: imported.network, parameters: imported.parameters)
+        // Features of the frozen part, once per image (and once per flipped training image).
+        let basePredictor = try Predictor(network: prefix, parameters: imported.parameters)
         let total = (c.horizontalFlip ? 2 : 1) * train.items.count + validation.items.count
         var done = 0
         func features(_ images: [RGBImage], flip: Bool) throws -> [Float] {
@@ -249,16 +260,27 @@ public struct Trainer {
         }
         let validationFeatures = try features(validation.images, flip: false)
 
-        // The head: [global pool if the cut is a map] -> [dense + relu] -> dropout -> dense.
+        // The trainable network: [tail, with its batch norms frozen] -> [global pool if a map]
+        // -> [dense + relu] -> dropout -> dense.
         var headLayers: [Layer]
         var last: String
-        if featureShape.count == 3 {
-            headLayers = [Layer("head.input", .input(channels: featureShape[0], height: featureShape[1], width: featureShape[2]), inputs: []),
-                          Layer("head.pool", .globalAvgPool, inputs: ["head.input"])]
-            last = "head.pool"
+        if let tail {
+            headLayers = tail.layers.map { layer -> Layer in
+                var l = layer
+                if case .batchNorm = l.operation { l.trainable = false }
+                return l
+            }
+            last = tail.output.name
+        } else if featureShape.count == 3 {
+            headLayers = [Layer("head.input", .input(channels: featureShape[0], height: featureShape[1], width: featureShape[2]), inputs: [])]
+            last = "head.input"
         } else {
             headLayers = [Layer("head.input", .features(count: featureShape[0]), inputs: [])]
             last = "head.input"
+        }
+        if try Network(layers: headLayers).shapes()[last]!.count == 3 {
+            headLayers.append(Layer("head.pool", .globalAvgPool, inputs: [last]))
+            last = "head.pool"
         }
         if let hidden = c.hiddenUnits, hidden > 0 {
             headLayers += [Layer("head.hidden", .dense(units: hidden, bias: true), inputs: [last]),
@@ -273,12 +295,21 @@ public struct Trainer {
         let head = Network(layers: headLayers)
         let headParameters = try Parameters(for: head)
         headParameters.initialize(seed: c.seed)
+        var pretrained: [String] = []
+        for name in headParameters.names {
+            if let value = imported.parameters[name] {
+                try headParameters.set(name, value)
+                pretrained.append(name)
+            }
+        }
 
         let featureCount = featureShape.reduce(1, *)
         let batch = min(c.batchSize, trainLabels.count)
         let executor = try Executor(network: head, parameters: headParameters, batchSize: batch, mode: .training, seed: c.seed &+ 1)
         let predictor = try Predictor(network: head, parameters: headParameters)
         let optimizer = makeOptimizer()
+        // Pretrained weights move more slowly than the new head.
+        for name in pretrained { optimizer.learningRateMultipliers[name] = 0.1 }
         let stepsPerEpoch = trainLabels.count / batch
         let schedule = CosineSchedule(base: c.learningRate, warmupSteps: c.warmupEpochs * stepsPerEpoch, totalSteps: c.epochs * stepsPerEpoch)
         var generator = SeededGenerator(seed: c.seed &+ 2)
@@ -331,28 +362,30 @@ public struct Trainer {
         }
         let kept = best!
 
-        // One network for serving: the frozen base, then the head reading its output.
-        var layers = imported.network.layers.map { layer -> Layer in
+        // One network for serving: the frozen prefix, then the trained layers reading its output.
+        var layers = prefix.layers.map { layer -> Layer in
             var l = layer
             l.trainable = false
             return l
         }
+        let trainedInput = head.input.name
         for layer in head.layers.dropFirst() {
             var l = layer
-            l.inputs = l.inputs.map { $0 == "head.input" ? imported.network.output.name : $0 }
+            l.inputs = l.inputs.map { $0 == trainedInput ? prefix.output.name : $0 }
             layers.append(l)
         }
         let network = Network(layers: layers)
         let parameters = try Parameters(for: network)
         for name in parameters.names {
-            try parameters.set(name, imported.parameters[name] ?? kept.parameters[name]!)
+            try parameters.set(name, kept.parameters[name] ?? imported.parameters[name]!)
         }
         let folder = (path as NSString).deletingLastPathComponent
         let shards = (try? FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".bin") }.sorted()) ?? []
         var weightsHash = SHA256()
         for shard in shards { weightsHash.update((try? AtomicFile.read(folder + "/" + shard)) ?? []) }
         let origin = BackboneOrigin(modelJson: path, topologySha256: (try? SHA256.hash(file: path)) ?? "",
-                                    weightsSha256: weightsHash.finalize(), cut: imported.cut, frozenLayers: imported.network.layers.count)
+                                    weightsSha256: weightsHash.finalize(), cut: imported.cut, frozenLayers: prefix.layers.count,
+                                    fineTunedConvolutions: c.fineTuneConvolutions)
         let description = ModelDescription(
             architecture: "backbone", backbone: origin, network: network, preprocessing: preprocessing, classes: train.classes,
             training: Self.summary(train), validation: Self.summary(validation), metrics: kept.metrics, bestEpoch: kept.epoch,

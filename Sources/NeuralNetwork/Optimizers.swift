@@ -5,8 +5,11 @@ import Glibc
 /// Updates parameters from gradients. Weight decay applies to convolution and dense weights only, not
 /// to biases or batch-norm parameters (decaying those only fights the normalisation).
 public protocol Optimizer: AnyObject {
-    /// One update of every parameter that has a gradient, at learning rate `learningRate`.
+    /// One update of every parameter that has a gradient, at learning rate `learningRate` (times the
+    /// parameter's multiplier).
     func step(parameters: Parameters, gradients: Parameters, learningRate: Float)
+    /// Per-parameter learning-rate multipliers (missing: 1), e.g. lower rates for pretrained layers.
+    var learningRateMultipliers: [String: Float] { get set }
 }
 
 func decays(_ name: String) -> Bool { name.hasSuffix(".weight") }
@@ -17,6 +20,7 @@ public final class SGD: Optimizer {
     public let momentum: Float
     public let weightDecay: Float
     public let nesterov: Bool
+    public var learningRateMultipliers: [String: Float] = [:]
     private var velocity: [String: [Float]] = [:]
 
     public init(momentum: Float = 0.9, weightDecay: Float = 5e-4, nesterov: Bool = false) {
@@ -28,6 +32,7 @@ public final class SGD: Optimizer {
     public func step(parameters: Parameters, gradients: Parameters, learningRate: Float) {
         for name in gradients.names {
             guard let w = parameters.buffer(name)?.values, let g = gradients.buffer(name)?.values else { continue }
+            let learningRate = learningRate * (learningRateMultipliers[name] ?? 1)
             let wd = decays(name) ? weightDecay : 0
             var v = velocity[name] ?? [Float](repeating: 0, count: w.count)
             let first = velocity[name] == nil
@@ -45,6 +50,7 @@ public final class SGD: Optimizer {
 /// bias-corrected moments.
 public final class AdamW: Optimizer {
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    public var learningRateMultipliers: [String: Float] = [:]
     private var m: [String: [Float]] = [:], v: [String: [Float]] = [:]
     private var t: [String: Int] = [:]
 
@@ -58,6 +64,7 @@ public final class AdamW: Optimizer {
     public func step(parameters: Parameters, gradients: Parameters, learningRate: Float) {
         for name in gradients.names {
             guard let w = parameters.buffer(name)?.values, let g = gradients.buffer(name)?.values else { continue }
+            let learningRate = learningRate * (learningRateMultipliers[name] ?? 1)
             var mi = m[name] ?? [Float](repeating: 0, count: w.count)
             var vi = v[name] ?? [Float](repeating: 0, count: w.count)
             let step = (t[name] ?? 0) + 1

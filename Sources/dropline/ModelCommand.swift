@@ -54,6 +54,9 @@ struct ModelCommand: ParsableCommand {
         @Option(help: "Backbone head: one hidden layer of this many units (default: linear).")
         var hiddenUnits: Int?
 
+        @Option(help: "Backbone: also train its last N convolution layers (the cut moves back past residual connections).")
+        var fineTune = 0
+
         @Option(help: "Seed for initialisation, shuffling and augmentation.")
         var seed: UInt64 = 1
 
@@ -82,6 +85,8 @@ struct ModelCommand: ParsableCommand {
             if let learningRate { c.learningRate = learningRate }
             if let patience { c.patience = patience }
             if let hiddenUnits { c.hiddenUnits = hiddenUnits }
+            guard fineTune == 0 || architecture == "backbone" else { throw ValidationError("--fine-tune applies to --arch backbone:<model.json>") }
+            c.fineTuneConvolutions = fineTune
             c.seed = seed
             if FileManager.default.fileExists(atPath: out) {
                 throw ValidationError("'\(out)' already exists; choose another --out or remove it")
