@@ -131,74 +131,23 @@ public struct Trainer {
         let executor = try Executor(network: network, parameters: parameters, batchSize: batch, mode: .training, seed: c.seed &+ 1)
         let predictor = try Predictor(network: network, parameters: parameters)
         let optimizer = makeOptimizer()
-        let stepsPerEpoch = train.items.count / batch  // the last partial batch is dropped; shuffles vary it
-        let schedule = CosineSchedule(base: c.learningRate, warmupSteps: c.warmupEpochs * stepsPerEpoch,
-                                      totalSteps: c.epochs * stepsPerEpoch)
-        var generator = SeededGenerator(seed: c.seed &+ 2)
-        var input = [Float](repeating: 0, count: batch * preprocessing.inputCount)
-        var gradient = [Float](repeating: 0, count: batch * classes)
-        var labels = [Int](repeating: 0, count: batch)
-        var order = Array(0..<train.items.count)
-        var history: [EpochRecord] = []
-        var best: (epoch: Int, metrics: ClassificationMetrics, parameters: Parameters)?
-        var step = 0
-        for epoch in 1...c.epochs {
-            let epochStart = TerminalProgress.now()
-            order.shuffle(using: &generator)
-            var lossSum = 0.0, correct = 0, seen = 0
-            var rate: Float = 0
-            for b in 0..<stepsPerEpoch {
-                for i in 0..<batch {
-                    let index = order[b * batch + i]
-                    var image = train.images[index]
-                    if c.rotationDegrees > 0 { image = image.randomlyRotated(upTo: c.rotationDegrees, using: &generator) }
-                    if c.horizontalFlip { image = image.randomlyFlippedHorizontally(using: &generator) }
-                    input.withUnsafeMutableBufferPointer { buffer in
-                        preprocessing.write(image, into: UnsafeMutableBufferPointer(rebasing: buffer[(i * preprocessing.inputCount)..<((i + 1) * preprocessing.inputCount)]))
-                    }
-                    labels[i] = train.items[index].label
-                }
-                executor.forward(input)
-                let loss = gradient.withUnsafeMutableBufferPointer { g in
-                    SoftmaxCrossEntropy.loss(logits: executor.output, labels: labels, classes: classes, smoothing: c.labelSmoothing, gradient: g)
-                }
-                guard loss.isFinite else {
-                    throw NetworkError.invalidData("training diverged at epoch \(epoch) (loss \(loss)); lower the learning rate (--learning-rate)")
-                }
-                let logits = executor.output
-                for i in 0..<batch where argmax(logits, row: i, classes: classes) == labels[i] { correct += 1 }
-                lossSum += Double(loss) * Double(batch)
-                seen += batch
-                executor.backward(gradient)
-                rate = schedule.rate(at: step)
-                optimizer.step(parameters: parameters, gradients: executor.gradients, learningRate: rate)
-                executor.syncWeights()
-                step += 1
-                report(.batch(epoch: epoch, done: b + 1, total: stepsPerEpoch, loss: lossSum / Double(seen),
-                              imagesPerSecond: Double(seen) / (TerminalProgress.now() - epochStart)))
-            }
-            let trainSeconds = TerminalProgress.now() - epochStart
+        let fitted = try fit(executor: executor, parameters: parameters, optimizer: optimizer, examples: train.items.count,
+                             classes: classes, inputCount: preprocessing.inputCount) { index, slot, generator in
+            var image = train.images[index]
+            if c.rotationDegrees > 0 { image = image.randomlyRotated(upTo: c.rotationDegrees, using: &generator) }
+            if c.horizontalFlip { image = image.randomlyFlippedHorizontally(using: &generator) }
+            preprocessing.write(image, into: slot)
+            return train.items[index].label
+        } validate: {
             predictor.syncWeights()
-            let metrics = try evaluate(predictor: predictor, dataset: validation, preprocessing: preprocessing)
-            let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
-                                     validationLoss: metrics.loss, validationAccuracy: metrics.accuracy, learningRate: Double(rate),
-                                     imagesPerSecond: Double(seen) / trainSeconds, seconds: TerminalProgress.now() - epochStart)
-            history.append(record)
-            let improved = best.map { metrics.accuracy > $0.metrics.accuracy || (metrics.accuracy == $0.metrics.accuracy && metrics.loss < $0.metrics.loss) } ?? true
-            if improved { best = (epoch, metrics, parameters.copy()) }
-            report(.epoch(record, best: improved))
-            if c.patience > 0, let b = best, epoch - b.epoch >= c.patience {
-                report(.stopped("no validation improvement for \(c.patience) epochs; keeping epoch \(b.epoch)"))
-                break
-            }
+            return try evaluate(predictor: predictor, dataset: validation, preprocessing: preprocessing)
         }
-        let kept = best!
         let description = ModelDescription(
             architecture: c.architecture, backbone: nil, network: network, preprocessing: preprocessing, classes: train.classes,
-            training: Self.summary(train), validation: Self.summary(validation), metrics: kept.metrics, bestEpoch: kept.epoch,
-            history: history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
+            training: Self.summary(train), validation: Self.summary(validation), metrics: fitted.metrics, bestEpoch: fitted.epoch,
+            history: fitted.history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
             droplineVersion: DroplineVersion.current)
-        return Result(description: description, parameters: kept.parameters)
+        return Result(description: description, parameters: fitted.parameters)
     }
 
     // MARK: - Head on a frozen backbone
@@ -310,57 +259,18 @@ public struct Trainer {
         let optimizer = makeOptimizer()
         // Pretrained weights move more slowly than the new head.
         for name in pretrained { optimizer.learningRateMultipliers[name] = 0.1 }
-        let stepsPerEpoch = trainLabels.count / batch
-        let schedule = CosineSchedule(base: c.learningRate, warmupSteps: c.warmupEpochs * stepsPerEpoch, totalSteps: c.epochs * stepsPerEpoch)
-        var generator = SeededGenerator(seed: c.seed &+ 2)
-        var input = [Float](repeating: 0, count: batch * featureCount)
-        var gradient = [Float](repeating: 0, count: batch * classes)
-        var labels = [Int](repeating: 0, count: batch)
-        var order = Array(0..<trainLabels.count)
-        var history: [EpochRecord] = []
-        var best: (epoch: Int, metrics: ClassificationMetrics, parameters: Parameters)?
-        var step = 0
-        for epoch in 1...c.epochs {
-            let epochStart = TerminalProgress.now()
-            order.shuffle(using: &generator)
-            var lossSum = 0.0, correct = 0, seen = 0
-            var rate: Float = 0
-            for b in 0..<stepsPerEpoch {
-                for i in 0..<batch {
-                    let index = order[b * batch + i]
-                    for k in 0..<featureCount { input[i * featureCount + k] = trainFeatures[index * featureCount + k] }
-                    labels[i] = trainLabels[index]
-                }
-                executor.forward(input)
-                let loss = gradient.withUnsafeMutableBufferPointer { g in
-                    SoftmaxCrossEntropy.loss(logits: executor.output, labels: labels, classes: classes, smoothing: c.labelSmoothing, gradient: g)
-                }
-                let logits = executor.output
-                for i in 0..<batch where argmax(logits, row: i, classes: classes) == labels[i] { correct += 1 }
-                lossSum += Double(loss) * Double(batch)
-                seen += batch
-                executor.backward(gradient)
-                rate = schedule.rate(at: step)
-                optimizer.step(parameters: headParameters, gradients: executor.gradients, learningRate: rate)
-                executor.syncWeights()
-                step += 1
+        let validationLabels = validation.items.map(\.label)
+        let kept = try fit(executor: executor, parameters: headParameters, optimizer: optimizer, examples: trainLabels.count,
+                           classes: classes, inputCount: featureCount) { index, slot, _ in
+            trainFeatures.withUnsafeBufferPointer { f in
+                _ = slot.update(fromContentsOf: UnsafeBufferPointer(rebasing: f[(index * featureCount)..<((index + 1) * featureCount)]))
             }
+            return trainLabels[index]
+        } validate: {
             predictor.syncWeights()
-            let logits = try predictor.predict(validationFeatures, count: validation.items.count)
-            let metrics = Self.metrics(logits: logits, labels: validation.items.map(\.label), classes: validation.classes)
-            let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
-                                     validationLoss: metrics.loss, validationAccuracy: metrics.accuracy, learningRate: Double(rate),
-                                     imagesPerSecond: Double(seen) / (TerminalProgress.now() - epochStart), seconds: TerminalProgress.now() - epochStart)
-            history.append(record)
-            let improved = best.map { metrics.accuracy > $0.metrics.accuracy || (metrics.accuracy == $0.metrics.accuracy && metrics.loss < $0.metrics.loss) } ?? true
-            if improved { best = (epoch, metrics, headParameters.copy()) }
-            report(.epoch(record, best: improved))
-            if c.patience > 0, let b = best, epoch - b.epoch >= c.patience {
-                report(.stopped("no validation improvement for \(c.patience) epochs; keeping epoch \(b.epoch)"))
-                break
-            }
+            let logits = try predictor.predict(validationFeatures, count: validationLabels.count)
+            return Self.metrics(logits: logits, labels: validationLabels, classes: validation.classes)
         }
-        let kept = best!
 
         // One network for serving: the frozen prefix, then the trained layers reading its output.
         var layers = prefix.layers.map { layer -> Layer in
@@ -389,9 +299,88 @@ public struct Trainer {
         let description = ModelDescription(
             architecture: "backbone", backbone: origin, network: network, preprocessing: preprocessing, classes: train.classes,
             training: Self.summary(train), validation: Self.summary(validation), metrics: kept.metrics, bestEpoch: kept.epoch,
-            history: history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
+            history: kept.history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
             droplineVersion: DroplineVersion.current)
         return Result(description: description, parameters: parameters)
+    }
+
+    // MARK: - The training loop
+
+    struct Fitted {
+        var epoch: Int
+        var metrics: ClassificationMetrics
+        var parameters: Parameters
+        var history: [EpochRecord]
+    }
+
+    /// The loop every training run shares: seeded shuffles into full batches (the last partial batch
+    /// of each epoch is dropped; the shuffles vary it), softmax cross-entropy, backward, an optimizer
+    /// step on the cosine schedule, validation after each epoch, keeping the best epoch (accuracy,
+    /// then lower loss), early stopping. `fill` writes example `index` into a batch slot and returns
+    /// its label.
+    func fit(executor: Executor, parameters: Parameters, optimizer: any Optimizer, examples: Int, classes: Int, inputCount: Int,
+             fill: (_ index: Int, _ slot: UnsafeMutableBufferPointer<Float>, _ generator: inout SeededGenerator) -> Int,
+             validate: () throws -> ClassificationMetrics) throws -> Fitted {
+        let c = configuration
+        let batch = executor.batchSize
+        let stepsPerEpoch = examples / batch
+        let schedule = CosineSchedule(base: c.learningRate, warmupSteps: c.warmupEpochs * stepsPerEpoch, totalSteps: c.epochs * stepsPerEpoch)
+        var generator = SeededGenerator(seed: c.seed &+ 2)
+        var input = [Float](repeating: 0, count: batch * inputCount)
+        var gradient = [Float](repeating: 0, count: batch * classes)
+        var labels = [Int](repeating: 0, count: batch)
+        var order = Array(0..<examples)
+        var history: [EpochRecord] = []
+        var best: Fitted?
+        var step = 0
+        for epoch in 1...c.epochs {
+            let epochStart = TerminalProgress.now()
+            order.shuffle(using: &generator)
+            var lossSum = 0.0, correct = 0, seen = 0
+            var rate: Float = 0
+            for b in 0..<stepsPerEpoch {
+                input.withUnsafeMutableBufferPointer { buffer in
+                    for i in 0..<batch {
+                        let slot = UnsafeMutableBufferPointer(rebasing: buffer[(i * inputCount)..<((i + 1) * inputCount)])
+                        labels[i] = fill(order[b * batch + i], slot, &generator)
+                    }
+                }
+                executor.forward(input)
+                let loss = gradient.withUnsafeMutableBufferPointer { g in
+                    SoftmaxCrossEntropy.loss(logits: executor.output, labels: labels, classes: classes, smoothing: c.labelSmoothing, gradient: g)
+                }
+                guard loss.isFinite else {
+                    throw NetworkError.invalidData("training diverged at epoch \(epoch) (loss \(loss)); lower the learning rate (--learning-rate)")
+                }
+                let logits = executor.output
+                for i in 0..<batch where argmax(logits, row: i, classes: classes) == labels[i] { correct += 1 }
+                lossSum += Double(loss) * Double(batch)
+                seen += batch
+                executor.backward(gradient)
+                rate = schedule.rate(at: step)
+                optimizer.step(parameters: parameters, gradients: executor.gradients, learningRate: rate)
+                executor.syncWeights()
+                step += 1
+                report(.batch(epoch: epoch, done: b + 1, total: stepsPerEpoch, loss: lossSum / Double(seen),
+                              imagesPerSecond: Double(seen) / (TerminalProgress.now() - epochStart)))
+            }
+            let trainSeconds = TerminalProgress.now() - epochStart
+            let metrics = try validate()
+            let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
+                                     validationLoss: metrics.loss, validationAccuracy: metrics.accuracy, learningRate: Double(rate),
+                                     imagesPerSecond: Double(seen) / trainSeconds, seconds: TerminalProgress.now() - epochStart)
+            history.append(record)
+            let improved = best.map { metrics.accuracy > $0.metrics.accuracy || (metrics.accuracy == $0.metrics.accuracy && metrics.loss < $0.metrics.loss) } ?? true
+            if improved { best = Fitted(epoch: epoch, metrics: metrics, parameters: parameters.copy(), history: []) }
+            report(.epoch(record, best: improved))
+            if c.patience > 0, let b = best, epoch - b.epoch >= c.patience {
+                report(.stopped("no validation improvement for \(c.patience) epochs; keeping epoch \(b.epoch)"))
+                break
+            }
+        }
+        var kept = best!
+        kept.history = history
+        return kept
     }
 
     // MARK: - Evaluation
