@@ -45,3 +45,27 @@ struct PredictorTests {
         #expect(try Predictor(network: net, parameters: parameters).microBatch >= 1)
     }
 }
+
+@Suite("Dropout")
+struct DropoutTests {
+    @Test("training drops about the rate, scales the rest by 1/(1-rate), and back-propagates through the same mask; inference is the identity")
+    func dropout() throws {
+        let net = Network(layers: [Layer("x", .features(count: 1000), inputs: []), Layer("d", .dropout(rate: 0.3), inputs: ["x"])])
+        let parameters = try Parameters(for: net)
+        let input = (0..<2000).map { Float($0 % 97) / 10 + 1 }
+        let training = try Executor(network: net, parameters: parameters, batchSize: 2, mode: .training, inputGradient: true, seed: 5)
+        training.forward(input)
+        let output = Array(training.output)
+        let kept = zip(output, input).filter { $0.0 != 0 }
+        #expect(abs(Double(2000 - kept.count) / 2000 - 0.3) < 0.03)
+        #expect(kept.allSatisfy { abs($0.0 - $0.1 / 0.7) < 1e-4 })
+        training.backward([Float](repeating: 1, count: 2000))
+        let gradient = Array(training.inputGradient)
+        #expect(zip(gradient, output).allSatisfy { ($0.0 == 0) == ($0.1 == 0) && ($0.0 == 0 || abs($0.0 - 1 / 0.7) < 1e-5) })
+        training.forward(input)
+        #expect(Array(training.output) != output, "a new mask each pass")
+        let inference = try Executor(network: net, parameters: parameters, batchSize: 2, mode: .inference)
+        inference.forward(input)
+        #expect(Array(inference.output) == input)
+    }
+}
