@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "DroplineSupport", dependencies: ["CCrypto"], swiftSettings: strictness),
         .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .target(name: "Tensor", swiftSettings: strictness),
+        .target(name: "DriftStatistics", swiftSettings: strictness),
         // L1: the CNN engine on oneDNN (Debian's libdnnl-dev has no pkg-config file: linked by name).
         .systemLibrary(name: "CDNNL"),
         .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
@@ -71,6 +72,7 @@ let package = Package(
             dependencies: ["Modeling", "NeuralNetwork", "Imaging", "Randomness", "DroplineSupport"],
             swiftSettings: strictness
         ),
+        .testTarget(name: "DriftStatisticsTests", dependencies: ["DriftStatistics"], exclude: ["Fixtures"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
     ],
