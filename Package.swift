@@ -44,7 +44,7 @@ let package = Package(
         // L2: training, evaluation and model artifacts on images.
         .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L3: measurements against peers.
-        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",

@@ -56,37 +56,9 @@ public enum KolmogorovSmirnov {
                                   method: Method = .auto) -> Result {
         let n1 = a.count, n2 = b.count
         precondition(n1 > 0 && n2 > 0, "ks_2samp needs two non-empty samples")
-        // Walk the merged values; after all copies of a value, cdf1 - cdf2 is the difference there.
-        // scipy reports the first extreme in the concatenation [a, b], so the extremes over values
-        // present in a win ties against those present in b, and smaller values win within each.
-        var i = 0, j = 0
-        var extremes = (maxA: -Double.infinity, atMaxA: 0.0, minA: Double.infinity, atMinA: 0.0,
-                        maxB: -Double.infinity, atMaxB: 0.0, minB: Double.infinity, atMinB: 0.0)
-        while i < n1 || j < n2 {
-            let value = (j >= n2 || (i < n1 && a[i] <= b[j])) ? a[i] : b[j]
-            let startA = i, startB = j
-            while i < n1 && a[i] == value { i += 1 }
-            while j < n2 && b[j] == value { j += 1 }
-            let diff = Double(i) / Double(n1) - Double(j) / Double(n2)
-            if i > startA {
-                if diff > extremes.maxA { (extremes.maxA, extremes.atMaxA) = (diff, value) }
-                if diff < extremes.minA { (extremes.minA, extremes.atMinA) = (diff, value) }
-            }
-            if j > startB {
-                if diff > extremes.maxB { (extremes.maxB, extremes.atMaxB) = (diff, value) }
-                if diff < extremes.minB { (extremes.minB, extremes.atMinB) = (diff, value) }
-            }
-        }
-        let (maxDiff, maxAt) = extremes.maxA >= extremes.maxB ? (extremes.maxA, extremes.atMaxA) : (extremes.maxB, extremes.atMaxB)
-        let (minDiff, minAt) = extremes.minA <= extremes.minB ? (extremes.minA, extremes.atMinA) : (extremes.minB, extremes.atMinB)
-        let minS = min(max(-minDiff, 0), 1)
-        let maxS = maxDiff
-        var d: Double, location: Double, sign: Int
-        if alternative == .less || (alternative == .twoSided && minS > maxS) {
-            (d, location, sign) = (minS, minAt, -1)
-        } else {
-            (d, location, sign) = (maxS, maxAt, 1)
-        }
+        let s = statistic(a, b, alternative: alternative)
+        var d = s.statistic
+        let (location, sign) = (s.location, s.sign)
         let g = gcd(n1, n2)
         var mode = method
         if mode == .auto { mode = max(n1, n2) <= maxExactSize ? .exact : .asymp }
@@ -112,6 +84,45 @@ public enum KolmogorovSmirnov {
             }
         }
         return Result(statistic: d, pValue: min(max(p, 0), 1), location: location, sign: sign, method: mode)
+    }
+
+
+    /// The statistic, its location and sign (p-value not computed) for sorted samples.
+    static func statistic(_ a: [Double], _ b: [Double], alternative: Alternative) -> Result {
+        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in statistic(a, b, alternative: alternative) } }
+    }
+
+    static func statistic(_ a: UnsafeBufferPointer<Double>, _ b: UnsafeBufferPointer<Double>, alternative: Alternative) -> Result {
+        let n1 = a.count, n2 = b.count
+        // Walk the merged values; after all copies of a value, cdf1 - cdf2 is the difference there.
+        // scipy reports the first extreme in the concatenation [a, b], so the extremes over values
+        // present in a win ties against those present in b, and smaller values win within each.
+        var i = 0, j = 0
+        var maxA = -Double.infinity, atMaxA = 0.0, minA = Double.infinity, atMinA = 0.0
+        var maxB = -Double.infinity, atMaxB = 0.0, minB = Double.infinity, atMinB = 0.0
+        while i < n1 || j < n2 {
+            let value = (j >= n2 || (i < n1 && a[i] <= b[j])) ? a[i] : b[j]
+            let startA = i, startB = j
+            while i < n1 && a[i] == value { i += 1 }
+            while j < n2 && b[j] == value { j += 1 }
+            let diff = Double(i) / Double(n1) - Double(j) / Double(n2)
+            if i > startA {
+                if diff > maxA { (maxA, atMaxA) = (diff, value) }
+                if diff < minA { (minA, atMinA) = (diff, value) }
+            }
+            if j > startB {
+                if diff > maxB { (maxB, atMaxB) = (diff, value) }
+                if diff < minB { (minB, atMinB) = (diff, value) }
+            }
+        }
+        let (maxDiff, maxAt) = maxA >= maxB ? (maxA, atMaxA) : (maxB, atMaxB)
+        let (minDiff, minAt) = minA <= minB ? (minA, atMinA) : (minB, atMinB)
+        let minS = min(max(-minDiff, 0), 1)
+        let maxS = maxDiff
+        if alternative == .less || (alternative == .twoSided && minS > maxS) {
+            return Result(statistic: minS, pValue: .nan, location: minAt, sign: -1, method: .exact)
+        }
+        return Result(statistic: maxS, pValue: .nan, location: maxAt, sign: 1, method: .exact)
     }
 
     /// numpy's round: halves go to the even neighbour.
@@ -178,6 +189,10 @@ public enum KolmogorovSmirnov {
         // are 1 (paths already outside).
         var column = [Double](repeating: 1, count: max(min(2 * maxJ + 2, n + 1), 1))
         for j in minJ..<maxJ { column[j] = 0 }
+        // 1/(i + j) for every i + j: the recurrence below is a serial chain, and a multiply-add is
+        // several times faster than a division (results agree with scipy's divisions to ~1e-15).
+        var reciprocal = [Double](repeating: 0, count: m + n + 1)
+        for k in 1...(m + n) { reciprocal[k] = 1 / Double(k) }
         for i in 1...m {
             let lastMinJ = minJ, lastLength = length
             minJ = min(max(Int(floor(Double(ng * i - h) / Double(mg))) + 1, 0), n)
@@ -188,7 +203,7 @@ public enum KolmogorovSmirnov {
                 let j = jj + minJ
                 let index = jj + minJ - lastMinJ
                 let left = index < column.count ? column[index] : 1
-                value = (left * Double(i) + value * Double(j)) / Double(i + j)
+                value = (left * Double(i) + value * Double(j)) * reciprocal[i + j]
                 column[jj] = value
             }
             length = maxJ - minJ

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Dropline against the tools users would otherwise run, in the same run.",
-        subcommands: [Imaging.self, NN.self]
+        subcommands: [Imaging.self, NN.self, Drift.self]
     )
 
     struct Imaging: ParsableCommand {
@@ -117,6 +117,45 @@ struct BenchCommand: ParsableCommand {
                 table.add([c.network, c.work, f(c.droplineImagesPerSecond), f(c.droplineGFLOPS), f(c.torchImagesPerSecond),
                            f(c.torchTunedImagesPerSecond), f(c.onnxruntimeImagesPerSecond), r(c.ratioToTorch), r(c.ratioToOnnxruntime)])
             }
+            print(table.render())
+            for note in report.notes { print("note: \(note)") }
+        }
+    }
+
+    struct Drift: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Kolmogorov-Smirnov over many features against scipy's per-feature loop and axis=0 call.",
+            discussion: "Reference 400 vs batch 40 per feature, for 32, 128 and 512 features; scipy is timed in the same run when importable, and the largest p-value difference is reported."
+        )
+
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+
+        @Option(help: "Timed rounds per case (the best is kept).")
+        var rounds = 5
+
+        @Option(help: "The Python that runs the scipy peer.")
+        var python = "python3"
+
+        func run() throws {
+            var configuration = DriftBenchmark.Configuration()
+            configuration.rounds = rounds
+            configuration.pythonExecutable = python
+            configuration.log = { Console.note("bench: " + $0) }
+            let report = try DriftBenchmark(configuration: configuration).run()
+            if json {
+                try JSONOutput.print(report)
+                return
+            }
+            var table = TextTable("FEATURES", "DROPLINE MS", "WARM MS", "PREPARE MS", "SCIPY LOOP MS", "SCIPY AXIS=0 MS", "VS LOOP", "WARM VS LOOP", "VS AXIS=0", "MAX |DP|")
+            func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "n/a" }
+            func r(_ v: Double?) -> String { v.map { String(format: "%.0fx", $0) } ?? "n/a" }
+            for c in report.cases {
+                table.add(["\(c.features)", f(c.droplineMilliseconds), f(c.droplineWarmMilliseconds), f(c.droplinePrepareMilliseconds),
+                           f(c.scipyLoopMilliseconds), f(c.scipyVectorizedMilliseconds),
+                           r(c.ratioToScipyLoop), r(c.warmRatioToScipyLoop), r(c.ratioToScipyVectorized), c.maxPValueDifference.map { String(format: "%.1e", $0) } ?? "n/a"])
+            }
+            print("reference \(report.referenceSize) vs batch \(report.batchSize) per feature")
             print(table.render())
             for note in report.notes { print("note: \(note)") }
         }

@@ -103,3 +103,25 @@ struct CorrectionTests {
         #expect(PopulationStability.Tier(psi: 0.05) == .stable && PopulationStability.Tier(psi: 0.1) == .moderate && PopulationStability.Tier(psi: 0.3) == .major)
     }
 }
+
+@Suite("Many features")
+struct FeatureTestsTests {
+    @Test("the cached multi-feature test equals the test run feature by feature", arguments: [KolmogorovSmirnov.Alternative.twoSided, .less, .greater])
+    func equivalence(alternative: KolmogorovSmirnov.Alternative) {
+        var state: UInt64 = 99
+        func uniform() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) * 0x1p-53
+        }
+        let features = 64
+        let reference = (0..<features).map { _ in (0..<400).map { _ in uniform() } }
+        let batch = (0..<features).map { f in (0..<40).map { _ in uniform() + (f % 3 == 0 ? 0.15 : 0) } }
+        let tests = FeatureKSTests(reference: reference, alternative: alternative)
+        let fast = tests.test(batch: batch)
+        for f in 0..<features {
+            let slow = KolmogorovSmirnov.test(reference[f], batch[f], alternative: alternative)
+            #expect(fast[f] == slow, "feature \(f)")
+        }
+        #expect(tests.test(batch: batch) == fast, "a second call, fully cached, gives the same results")
+    }
+}
