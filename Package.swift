@@ -43,13 +43,14 @@ let package = Package(
         .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
         // L2: training, evaluation and model artifacts on images.
         .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "DroplineSupport"], swiftSettings: strictness),
         // L3: measurements against peers.
         .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork",
+                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
@@ -73,6 +74,7 @@ let package = Package(
             swiftSettings: strictness
         ),
         .testTarget(name: "DriftStatisticsTests", dependencies: ["DriftStatistics"], exclude: ["Fixtures"], swiftSettings: strictness),
+        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
     ],

@@ -9,6 +9,15 @@ enum JSONOutput {
         FileHandle.standardOutput.write(data)
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
+
+    /// As `print`, converting property names to snake_case (for library types without explicit keys).
+    static func printSnakeCase(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        FileHandle.standardOutput.write(try encoder.encode(value))
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    }
 }
 
 /// Messages for people, on standard error, so that standard output stays machine-readable.
