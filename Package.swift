@@ -44,13 +44,14 @@ let package = Package(
         // L2: training, evaluation and model artifacts on images.
         .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L3: measurements against peers.
-        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics",
+                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
@@ -75,6 +76,8 @@ let package = Package(
         ),
         .testTarget(name: "DriftStatisticsTests", dependencies: ["DriftStatistics"], exclude: ["Fixtures"], swiftSettings: strictness),
         .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport"],
+                    exclude: ["Fixtures"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
     ],

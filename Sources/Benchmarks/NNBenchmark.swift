@@ -1,6 +1,7 @@
 import DroplineSupport
 import Foundation
 public import NeuralNetwork
+import Explainability
 import Randomness
 
 /// `dropline bench nn`: inference and training throughput of the reference small CNN at 96x96, batch
@@ -91,6 +92,15 @@ public struct NNBenchmark {
                               onnxruntimeImagesPerSecond: plain?.onnxruntimeInference,
                               ratioToTorch: torchInference.map { inference / $0 },
                               ratioToOnnxruntime: plain?.onnxruntimeInference.map { inference / $0 }))
+            if train {
+                c.log("dropline: \(name) integrated gradients, 50 steps")
+                let ig = try measureIntegratedGradients(network)
+                let captum = best(plain?.captumIG, plain?.captumIGChunked)
+                cases.append(Case(network: name, work: "integrated gradients (50 steps)", batch: 16, multiplyAddsPerImage: macs,
+                                  droplineImagesPerSecond: ig, droplineGFLOPS: ig * Double(macs) * 2 * 50 * 2 / 1e9,
+                                  torchImagesPerSecond: plain?.captumIG, torchTunedImagesPerSecond: plain?.captumIGChunked,
+                                  onnxruntimeImagesPerSecond: nil, ratioToTorch: captum.map { ig / $0 }, ratioToOnnxruntime: nil))
+            }
             if let training {
                 let torchTraining = best(plain?.torchTraining, tuned?.torchTraining)
                 cases.append(Case(network: name, work: "training (SGD step)", batch: c.batch, multiplyAddsPerImage: macs,
@@ -101,6 +111,7 @@ public struct NNBenchmark {
             }
         }
         notes.append("ratios use the better of PyTorch with and without the glibc malloc tunables of ../shared/PEERS.md")
+        notes.append("integrated gradients: PyTorch column is Captum on a batch of 16 (all 800 path inputs at once), the tuned column Captum with internal_batch_size=100; the ratio uses the better")
         return Report(threads: c.threads, cases: cases, notes: notes)
     }
 
@@ -135,6 +146,26 @@ public struct NNBenchmark {
         var g = SeededGenerator(seed: 2)
         let input = (0..<(batch * inputShape(network))).map { _ in Float(g.nextGaussian()) }
         return input.withUnsafeBufferPointer { x in rate(batch: batch) { _ = try? predictor.predict(x, count: batch) } }
+    }
+
+    /// Images per second for integrated gradients of 16 images, one after another, 50 Gauss-Legendre
+    /// steps each, zero baseline, as Captum's default.
+    func measureIntegratedGradients(_ network: Network) throws -> Double {
+        let parameters = try Parameters(for: network)
+        parameters.initialize(seed: 1)
+        let ig = try IntegratedGradients(network: network, parameters: parameters)
+        var g = SeededGenerator(seed: 3)
+        let size = inputShape(network)
+        let images = (0..<16).map { _ in (0..<size).map { _ in Float(g.nextGaussian()) } }
+        let zeros = [Float](repeating: 0, count: size)
+        _ = try ig.attribute(input: images[0], baseline: zeros, target: 0)
+        var bestRate = 0.0
+        for _ in 0..<2 {
+            let start = TerminalProgress.now()
+            for image in images { _ = try ig.attribute(input: image, baseline: zeros, target: 0) }
+            bestRate = max(bestRate, 16 / (TerminalProgress.now() - start))
+        }
+        return bestRate
     }
 
     func measureTraining(_ network: Network, batch: Int) throws -> Double {

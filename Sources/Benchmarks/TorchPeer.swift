@@ -115,6 +115,26 @@ if sys.argv[5] == "train":
         opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
     result["torch_training"] = rate(step)
     model.eval()
+if sys.argv[5] == "train":
+    try:
+        from captum.attr import IntegratedGradients
+        model.eval()
+        ig = IntegratedGradients(model)
+        xs = x[:16]
+        def attribute(internal):
+            def go():
+                ig.attribute(xs, target=0, n_steps=50, internal_batch_size=internal)
+            return go
+        def ig_rate(go):
+            go()
+            best = 0.0
+            for _ in range(2):
+                start = time.perf_counter(); go(); best = max(best, len(xs) / (time.perf_counter() - start))
+            return best
+        result["captum_ig"] = ig_rate(attribute(None))
+        result["captum_ig_chunked"] = ig_rate(attribute(100))
+    except Exception as e:
+        result["captum_error"] = type(e).__name__ + ": " + str(e)[:200]
 try:
     import onnxruntime as ort
     buf = io.BytesIO()
@@ -133,7 +153,10 @@ print(json.dumps(result))
         var torchTraining: Double?
         var onnxruntimeInference: Double?
         var onnxruntimeError: String?
+        var captumIG: Double?
+        var captumIGChunked: Double?
         enum CodingKeys: String, CodingKey {
+            case captumIG = "captum_ig", captumIGChunked = "captum_ig_chunked"
             case torchInference = "torch_inference", torchTraining = "torch_training"
             case onnxruntimeInference = "onnxruntime_inference", onnxruntimeError = "onnxruntime_error"
         }

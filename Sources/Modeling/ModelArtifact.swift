@@ -11,8 +11,8 @@ public struct BackboneOrigin: Codable, Sendable, Equatable {
     public var weightsSha256: String
     public var cut: String
     public var frozenLayers: Int
-    /// The last N convolutions trained with the head (0: the whole base frozen).
-    public var fineTunedConvolutions: Int
+    /// The last N convolutions trained with the head (nil or 0: the whole base frozen).
+    public var fineTunedConvolutions: Int?
 }
 
 /// The data a model was trained or validated on.

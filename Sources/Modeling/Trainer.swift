@@ -30,8 +30,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// Head for a backbone: one hidden layer of this many units (nil or 0: linear).
     public var hiddenUnits: Int?
     public var headDropout: Float
-    /// Backbone: also train its last N convolutions (0: the base stays frozen).
-    public var fineTuneConvolutions: Int = 0
+    /// Backbone: also train its last N convolutions (nil or 0: the base stays frozen). Optional so
+    /// that model.json files written before the option existed still load.
+    public var fineTuneConvolutions: Int?
     public var seed: UInt64
 
     /// The documented defaults for an architecture.
@@ -165,12 +166,12 @@ public struct Trainer {
         // The frozen prefix computes features once; a fine-tuned tail trains with the head.
         var prefix = imported.network
         var tail: Network?
-        if c.fineTuneConvolutions > 0 {
-            let index = try imported.network.splitIndex(trainingLastConvolutions: c.fineTuneConvolutions)
+        if let n = c.fineTuneConvolutions, n > 0 {
+            let index = try imported.network.splitIndex(trainingLastConvolutions: n)
             let parts = try imported.network.split(after: index, inputName: "tail.input")
             prefix = parts.prefix
             tail = parts.suffix
-            report(.loading("fine-tuning the last \(c.fineTuneConvolutions) convolutions: \(parts.suffix.layers.count - 1) layers after '\(prefix.output.name)'"))
+            report(.loading("fine-tuning the last \(n) convolutions: \(parts.suffix.layers.count - 1) layers after '\(prefix.output.name)'"))
         }
         let featureShape = try prefix.shapes()[prefix.output.name]!
         let preprocessing = c.preprocessing
@@ -295,7 +296,7 @@ public struct Trainer {
         for shard in shards { weightsHash.update((try? AtomicFile.read(folder + "/" + shard)) ?? []) }
         let origin = BackboneOrigin(modelJson: path, topologySha256: (try? SHA256.hash(file: path)) ?? "",
                                     weightsSha256: weightsHash.finalize(), cut: imported.cut, frozenLayers: prefix.layers.count,
-                                    fineTunedConvolutions: c.fineTuneConvolutions)
+                                    fineTunedConvolutions: c.fineTuneConvolutions ?? 0)
         let description = ModelDescription(
             architecture: "backbone", backbone: origin, network: network, preprocessing: preprocessing, classes: train.classes,
             training: Self.summary(train), validation: Self.summary(validation), metrics: kept.metrics, bestEpoch: kept.epoch,

@@ -17,7 +17,10 @@ import Tensor
 ///   (Lipton et al. 2018): a change in what the model sees shows in what it predicts.
 /// Each detector runs a two-sample Kolmogorov-Smirnov test per feature against the reference and
 /// corrects for the number of features (Bonferroni by default); the batch drifts when a detector has a
-/// corrected p-value below `pValue` and that feature's KS statistic reaches `minimumStatistic`.
+/// corrected p-value below `pValue` divided by the number of detectors (Bonferroni across detectors,
+/// so the false-alarm rate of the whole decision stays at `pValue`) and that feature's KS statistic
+/// reaches `minimumStatistic`. The softmax reference should come from held-out images: on its own
+/// training images a model is more confident than on any new batch, which would read as drift.
 
 /// The untrained encoder's definition.
 public struct DriftEncoder: Codable, Sendable, Equatable {
@@ -82,6 +85,9 @@ public struct DriftArtifactsDescription: Codable, Sendable {
     public var thresholds: DriftThresholds
     public var psiBins: Int
     public var referenceImages: Int
+    /// Images behind the softmax reference, when held-out images were given.
+    public var softmaxReferenceImages: Int?
+    public var softmaxReferenceSha256: String?
     public var trainingData: String
     public var trainingDataSha256: String
     public var rejected: [Rejection]
@@ -163,9 +169,10 @@ public final class DriftMonitor {
 
     /// Computes reference features of `images` (raw: not augmented) and writes the artifacts folder.
     @discardableResult
+    /// With a model, its softmax reference comes from `holdout` (e.g. the validation images) when given.
     public static func fit(images: ImageCollection, trainingData: String, to folder: String, model: Classifier? = nil,
-                           encoder: DriftEncoder = DriftEncoder(), thresholds: DriftThresholds = DriftThresholds(),
-                           psiBins: Int = 10) throws -> String {
+                           holdout: ImageCollection? = nil, encoder: DriftEncoder = DriftEncoder(),
+                           thresholds: DriftThresholds = DriftThresholds(), psiBins: Int = 10) throws -> String {
         guard images.images.count >= 20 else {
             throw MonitoringError(reason: "'\(trainingData)' has \(images.images.count) usable images; the drift reference needs at least 20")
         }
@@ -178,8 +185,12 @@ public final class DriftMonitor {
         let encoded = try encode(images.images, encoder: encoder, parameters: parameters)
         matrices["encoder"] = Tensor(shape: [images.images.count, encoder.features], data: encoded.map(Float.init))
         if let model {
-            let probabilities = try softmax(images.images, classifier: model)
-            matrices["softmax"] = Tensor(shape: [images.images.count, model.classes.count], data: probabilities.map(Float.init))
+            let source = holdout ?? images
+            guard source.images.count >= 20 else {
+                throw MonitoringError(reason: "the held-out images have \(source.images.count) usable images; the softmax reference needs at least 20")
+            }
+            let probabilities = try softmax(source.images, classifier: model)
+            matrices["softmax"] = Tensor(shape: [source.images.count, model.classes.count], data: probabilities.map(Float.init))
         }
         for (name, matrix) in matrices {
             let columns = columnsOf(matrix)
@@ -192,7 +203,9 @@ public final class DriftMonitor {
         let description = DriftArtifactsDescription(
             encoder: encoder, encoderSha256: hash, detectors: model == nil ? ["encoder"] : ["encoder", "softmax"],
             model: model.map { _ in "given" }, modelContentSha256: model?.contentHash, classes: model?.classes,
-            thresholds: thresholds, psiBins: psiBins, referenceImages: images.images.count, trainingData: trainingData,
+            thresholds: thresholds, psiBins: psiBins, referenceImages: images.images.count,
+            softmaxReferenceImages: model == nil ? nil : (holdout ?? images).images.count,
+            softmaxReferenceSha256: model == nil ? nil : (holdout ?? images).contentHash, trainingData: trainingData,
             trainingDataSha256: images.contentHash, rejected: images.rejected, createdAt: Self.timestamp(),
             droplineVersion: DroplineVersion.current)
         let staging = folder + ".partial-\(getpid())"
@@ -311,20 +324,22 @@ public final class DriftMonitor {
                 rows.append(FeatureDrift(feature: f, statistic: results[f].statistic, pValue: results[f].pValue, adjustedPValue: adjusted[f],
                                          psi: psi, psiTier: PopulationStability.Tier(psi: psi)))
             }
-            let drifted = rows.filter { $0.adjustedPValue < t.pValue && $0.statistic >= t.minimumStatistic }
+            let level = t.pValue / Double(description.detectors.count)
+            let drifted = rows.filter { $0.adjustedPValue < level && $0.statistic >= t.minimumStatistic }
             detectors.append(DetectorDrift(name: name, drift: !drifted.isEmpty, minimumAdjustedPValue: adjusted.min() ?? 1,
                                            maximumStatistic: results.map(\.statistic).max() ?? 0, driftedFeatures: drifted.count,
                                            maximumPsi: rows.map(\.psi).max() ?? 0, features: rows))
         }
         let drift = detectors.contains(where: \.drift)
         let reason: String
+        let level = t.pValue / Double(description.detectors.count)
         if let d = detectors.first(where: \.drift) {
             reason = String(format: "%@: %d of %d features drifted (smallest corrected p-value %.3g < %.3g, largest KS statistic %.3f >= %.3f)",
-                            d.name, d.driftedFeatures, d.features.count, d.minimumAdjustedPValue, t.pValue, d.maximumStatistic, t.minimumStatistic)
+                            d.name, d.driftedFeatures, d.features.count, d.minimumAdjustedPValue, level, d.maximumStatistic, t.minimumStatistic)
         } else {
             let d = detectors.min { $0.minimumAdjustedPValue < $1.minimumAdjustedPValue }!
             reason = String(format: "no drift: smallest corrected p-value %.3g (%@) is not below %.3g with a KS statistic of at least %.3f",
-                            d.minimumAdjustedPValue, d.name, t.pValue, t.minimumStatistic)
+                            d.minimumAdjustedPValue, d.name, level, t.minimumStatistic)
         }
         let scores = (0..<batch.images.count).map { i in
             Self.mahalanobis(Array(encoded[(i * description.encoder.features)..<((i + 1) * description.encoder.features)]), mean: mean, inverse: inverseCovariance)

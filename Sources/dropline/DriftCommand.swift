@@ -32,6 +32,9 @@ struct DriftCommand: ParsableCommand {
         @Option(help: "A model folder: adds the softmax detector.")
         var model: String?
 
+        @Option(help: "Held-out images (e.g. the validation split) for the softmax detector's reference; recommended with --model.")
+        var holdout: String?
+
         @Option(help: "Encoder features.")
         var features = 32
 
@@ -64,7 +67,11 @@ struct DriftCommand: ParsableCommand {
             thresholds.pValue = pValue
             thresholds.minimumStatistic = minStatistic
             thresholds.correction = MultipleTesting.Correction(rawValue: correction)!
-            let hash = try DriftMonitor.fit(images: collection, trainingData: images, to: out, model: classifier,
+            if classifier != nil && holdout == nil {
+                Console.note("warning: without --holdout the softmax reference comes from the training images, where the model is more confident than on new data; expect more false alarms")
+            }
+            let held = holdout.map { Loading.collection([$0], side: side) }
+            let hash = try DriftMonitor.fit(images: collection, trainingData: images, to: out, model: classifier, holdout: held,
                                             encoder: DriftEncoder(features: features, seed: seed), thresholds: thresholds)
             if json {
                 try JSONOutput.print(["artifacts": out, "content_sha256": hash, "reference_images": "\(collection.images.count)"])

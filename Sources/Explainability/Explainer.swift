@@ -1,0 +1,143 @@
+import DroplineSupport
+import Foundation
+public import Imaging
+public import Modeling
+public import NeuralNetwork
+import Randomness
+
+/// What the path starts from.
+public enum Baseline: String, Sendable, Codable, CaseIterable {
+    /// An all-black image (Captum's zero baseline, in pixel space).
+    case black
+    /// The image blurred with a gaussian of sigma = side / 16: keeps colours, removes detail.
+    case blur
+    /// Uniform noise pixels, seeded by the image's position in the run.
+    case noise
+
+    func image(for prepared: RGBImage, seed: UInt64) -> RGBImage {
+        switch self {
+        case .black:
+            return RGBImage(width: prepared.width, height: prepared.height)
+        case .blur:
+            return prepared.blurred(sigma: Double(prepared.width) / 16)
+        case .noise:
+            var g = SeededGenerator(seed: seed)
+            return RGBImage(width: prepared.width, height: prepared.height,
+                            pixels: (0..<(prepared.pixels.count)).map { _ in UInt8(truncatingIfNeeded: g.next() >> 56) })
+        }
+    }
+}
+
+/// One explained image, as written to `<name>.json` beside its heatmap.
+public struct Explanation: Codable, Sendable {
+    public struct Region: Codable, Sendable {
+        /// In the network input's pixels.
+        public var x: Int
+        public var y: Int
+        public var width: Int
+        public var height: Int
+        /// Share of the total attribution magnitude.
+        public var share: Double
+    }
+
+    public var path: String
+    public var sha256: String?
+    public var heatmap: String
+    public var predicted: String
+    public var confidence: Double
+    public var target: String
+    public var baseline: Baseline
+    public var method: Quadrature
+    public var steps: Int
+    public var outputAtInput: Double
+    public var outputAtBaseline: Double
+    public var attributionSum: Double
+    public var delta: Double
+    public var relativeDelta: Double
+    /// The 4x4 grid cells holding the most attribution, largest first (top 3).
+    public var topRegions: [Region]
+}
+
+/// Explains a classifier's predictions with integrated gradients and writes heatmaps.
+public final class Explainer {
+    public let classifier: Classifier
+    public let engine: IntegratedGradients
+    public var steps = 50
+    public var method: Quadrature = .gaussLegendre
+    public var baseline: Baseline = .black
+    /// Raise the step count until the relative completeness delta is below 1%.
+    public var adaptive = false
+
+    public init(classifier: Classifier) throws {
+        self.classifier = classifier
+        engine = try IntegratedGradients(network: classifier.description.network, parameters: classifier.parameters)
+    }
+
+    /// Explains each image for its predicted class; writes `<stem>.png` (heatmap over the image) and
+    /// `<stem>.json` into `folder`, which must exist.
+    public func explain(_ image: RGBImage, path: String, sha256: String? = nil, stem: String, folder: String,
+                        seed: UInt64 = 0) throws -> Explanation {
+        let p = classifier.preprocessing
+        let prepared = p.prepare(image)
+        let input = prepared.floats(layout: .chw, normalization: p.normalization)
+        let base = baseline.image(for: prepared, seed: seed).floats(layout: .chw, normalization: p.normalization)
+        let prediction = try classifier.predict([prepared])[0]
+        let attribution = adaptive
+            ? try engine.attributeAdaptively(input: input, baseline: base, target: prediction.index, steps: steps, method: method)
+            : try engine.attribute(input: input, baseline: base, target: prediction.index, steps: steps, method: method)
+        let (heat, regions) = Self.heat(attribution.values, width: prepared.width, height: prepared.height)
+        let heatmapName = stem + ".png"
+        try ImageEncoder.write(Self.overlay(heat, on: prepared), to: folder + "/" + heatmapName)
+        let explanation = Explanation(
+            path: path, sha256: sha256, heatmap: heatmapName, predicted: prediction.label, confidence: prediction.confidence,
+            target: prediction.label, baseline: baseline, method: attribution.method, steps: attribution.steps,
+            outputAtInput: attribution.outputAtInput, outputAtBaseline: attribution.outputAtBaseline, attributionSum: attribution.sum,
+            delta: attribution.delta, relativeDelta: attribution.relativeDelta, topRegions: regions)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try AtomicFile.write(Array(try encoder.encode(explanation)), to: folder + "/" + stem + ".json")
+        return explanation
+    }
+
+    /// Attribution magnitude summed over channels, scaled to [0, 1] by its 99th percentile, and the
+    /// top 3 cells of a 4x4 grid by attribution mass.
+    static func heat(_ values: [Float], width: Int, height: Int) -> ([Float], [Explanation.Region]) {
+        let plane = width * height
+        var heat = [Float](repeating: 0, count: plane)
+        for c in 0..<3 { for i in 0..<plane { heat[i] += abs(values[c * plane + i]) } }
+        let total = heat.reduce(0, +)
+        let sorted = heat.sorted()
+        let scale = max(sorted[min(plane - 1, Int(Double(plane) * 0.99))], 1e-12)
+        let normalized = heat.map { min($0 / scale, 1) }
+        var regions: [Explanation.Region] = []
+        let cw = max(width / 4, 1), ch = max(height / 4, 1)
+        for gy in 0..<4 {
+            for gx in 0..<4 {
+                let x0 = gx * cw, y0 = gy * ch
+                let x1 = gx == 3 ? width : min(width, x0 + cw), y1 = gy == 3 ? height : min(height, y0 + ch)
+                guard x1 > x0, y1 > y0 else { continue }
+                var mass: Float = 0
+                for y in y0..<y1 { for x in x0..<x1 { mass += heat[y * width + x] } }
+                regions.append(.init(x: x0, y: y0, width: x1 - x0, height: y1 - y0, share: total > 0 ? Double(mass / total) : 0))
+            }
+        }
+        regions.sort { $0.share > $1.share }
+        return (normalized, Array(regions.prefix(3)))
+    }
+
+    /// The heat laid over a dimmed grey copy of the image in a black-red-yellow-white ramp.
+    static func overlay(_ heat: [Float], on image: RGBImage) -> RGBImage {
+        var out = image
+        for i in 0..<(image.width * image.height) {
+            let grey = (Float(image.pixels[3 * i]) * 0.299 + Float(image.pixels[3 * i + 1]) * 0.587 + Float(image.pixels[3 * i + 2]) * 0.114) * 0.5
+            let h = heat[i]
+            let ramp = (min(h * 3, 1) * 255, min(max(h * 3 - 1, 0), 1) * 255, min(max(h * 3 - 2, 0), 1) * 255)
+            let alpha = min(h * 1.5, 1)
+            out.pixels[3 * i] = UInt8(min(255, grey * (1 - alpha) + ramp.0 * alpha))
+            out.pixels[3 * i + 1] = UInt8(min(255, grey * (1 - alpha) + ramp.1 * alpha))
+            out.pixels[3 * i + 2] = UInt8(min(255, grey * (1 - alpha) + ramp.2 * alpha))
+        }
+        return out
+    }
+}

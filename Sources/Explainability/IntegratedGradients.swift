@@ -1,0 +1,126 @@
+public import NeuralNetwork
+
+/// # Explainability
+///
+/// Integrated gradients (Sundararajan, Taly & Yan 2017): the attribution of input value i is
+/// (x_i - x'_i) times the average, along the straight path from a baseline x' to the input x, of
+/// the target logit's gradient with respect to input i. The attributions add up to
+/// F(x) - F(x') (completeness); the difference that quadrature leaves is reported as the delta.
+
+/// Attributions for one input.
+public struct Attribution: Sendable {
+    /// One value per input value (channels-first, like the network's input).
+    public var values: [Float]
+    public var target: Int
+    public var steps: Int
+    public var method: Quadrature
+    /// The target logit at the input and at the baseline.
+    public var outputAtInput: Double
+    public var outputAtBaseline: Double
+    /// |sum of attributions - (F(x) - F(x'))|.
+    public var delta: Double
+    /// delta / |F(x) - F(x')|.
+    public var relativeDelta: Double
+    public var sum: Double
+}
+
+/// Computes integrated gradients through a network, with the path steps batched through one
+/// inference executor (so memory is bounded by `chunk` inputs, whatever the step count).
+public final class IntegratedGradients {
+    public let network: Network
+    public let parameters: Parameters
+    /// Path steps per forward/backward pass.
+    public let chunk: Int
+    private var executors: [Int: Executor] = [:]
+    private let inputSize: Int
+    private let classes: Int
+
+    /// `chunk` nil: as many path steps per pass as keep the largest activation within 12 MiB. With
+    /// 16 steps per pass MobileNetV2 at 224 px has 77 MB activations and runs at memory speed; measured
+    /// on 6 images (`dropline explain`, wall time incl. loading): 1, 2, 4, 8, 16 steps per pass took
+    /// 1.75, 1.13, 1.70, 1.57, 2.69 s; 12 MiB gives 2 there.
+    public init(network: Network, parameters: Parameters, chunk: Int? = nil) throws(NetworkError) {
+        self.network = network
+        self.parameters = parameters
+        let shapes = try network.shapes()
+        let largest = shapes.values.map { $0.reduce(1, *) * 4 }.max() ?? 4
+        self.chunk = chunk ?? min(max(1, (12 << 20) / largest), 32)
+        inputSize = shapes[network.input.name]!.reduce(1, *)
+        guard let out = shapes[network.output.name], out.count == 1 else {
+            throw .invalidNetwork("integrated gradients need a network ending in class scores, not \(shapes[network.output.name] ?? [])")
+        }
+        classes = out[0]
+    }
+
+    private func executor(_ size: Int) throws(NetworkError) -> Executor {
+        if let e = executors[size] { return e }
+        let e = try Executor(network: network, parameters: parameters, batchSize: size, mode: .inference, inputGradient: true)
+        executors[size] = e
+        return e
+    }
+
+    /// The logits of the inputs given one after another.
+    public func logits(_ inputs: [Float]) throws(NetworkError) -> [Float] {
+        let count = inputs.count / inputSize
+        let e = try executor(count)
+        e.forward(inputs)
+        return Array(e.output)
+    }
+
+    /// Attributions of `target`'s logit for `input` against `baseline` (same size), with `steps`
+    /// quadrature points.
+    public func attribute(input: [Float], baseline: [Float], target: Int, steps: Int = 50,
+                          method: Quadrature = .gaussLegendre) throws(NetworkError) -> Attribution {
+        precondition(input.count == inputSize && baseline.count == inputSize, "input and baseline need \(inputSize) values")
+        precondition(target >= 0 && target < classes, "target \(target) is outside 0..<\(classes)")
+        let rule = method.rule(steps: steps)
+        var average = [Double](repeating: 0, count: inputSize)
+        var batch = [Float](repeating: 0, count: chunk * inputSize)
+        var start = 0
+        while start < rule.count {
+            let n = min(chunk, rule.count - start)
+            for s in 0..<n {
+                let alpha = Float(rule[start + s].alpha)
+                let offset = s * inputSize
+                for i in 0..<inputSize { batch[offset + i] = baseline[i] + alpha * (input[i] - baseline[i]) }
+            }
+            let e = try executor(n)
+            batch.withUnsafeBufferPointer { e.forward(UnsafeBufferPointer(rebasing: $0[0..<(n * inputSize)])) }
+            var upstream = [Float](repeating: 0, count: n * classes)
+            for s in 0..<n { upstream[s * classes + target] = 1 }
+            e.backward(upstream)
+            let gradient = e.inputGradient
+            for s in 0..<n {
+                let w = rule[start + s].weight
+                let offset = s * inputSize
+                for i in 0..<inputSize { average[i] += w * Double(gradient[offset + i]) }
+            }
+            start += n
+        }
+        var values = [Float](repeating: 0, count: inputSize)
+        var sum = 0.0
+        for i in 0..<inputSize {
+            let a = Double(input[i] - baseline[i]) * average[i]
+            values[i] = Float(a)
+            sum += a
+        }
+        let ends = try logits(input + baseline)
+        let atInput = Double(ends[target]), atBaseline = Double(ends[classes + target])
+        let delta = abs(sum - (atInput - atBaseline))
+        return Attribution(values: values, target: target, steps: steps, method: method, outputAtInput: atInput,
+                           outputAtBaseline: atBaseline, delta: delta, relativeDelta: delta / max(abs(atInput - atBaseline), 1e-12), sum: sum)
+    }
+
+    /// As `attribute`, doubling the step count from `steps` until the relative completeness delta is
+    /// below `tolerance` (or `maximumSteps` is reached).
+    public func attributeAdaptively(input: [Float], baseline: [Float], target: Int, steps: Int = 50, tolerance: Double = 0.01,
+                                    maximumSteps: Int = 800, method: Quadrature = .gaussLegendre) throws(NetworkError) -> Attribution {
+        var n = steps
+        var result = try attribute(input: input, baseline: baseline, target: target, steps: n, method: method)
+        while result.relativeDelta >= tolerance && n * 2 <= maximumSteps {
+            n *= 2
+            result = try attribute(input: input, baseline: baseline, target: target, steps: n, method: method)
+        }
+        return result
+    }
+}
