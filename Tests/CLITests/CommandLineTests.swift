@@ -5,7 +5,8 @@ import Testing
 @Suite("dropline executable", .enabled(if: Binary.path != nil, "the dropline executable was not built"))
 struct CommandLineTests {
     static let commands: [[String]] = [[], ["image"], ["image", "info"], ["model"], ["model", "train"], ["model", "eval"],
-                                       ["model", "predict"], ["bench"], ["bench", "imaging"], ["bench", "nn"]]
+                                       ["model", "predict"], ["drift"], ["drift", "fit"], ["drift", "check"], ["drift", "evaluate"],
+                                       ["explain"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"]]
 
     @Test("every command has --help", arguments: commands)
     func help(command: [String]) throws {

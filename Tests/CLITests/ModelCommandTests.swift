@@ -12,7 +12,7 @@ struct ModelCommandTests {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return state >> 33
         }
-        for (split, count) in [("train", 16), ("validation", 6), ("test", 6)] {
+        for (split, count) in [("train", 16), ("validation", 8), ("test", 6)] {
             for (label, name) in ["blue", "green", "red"].enumerated() {
                 let folder = "\(root)/\(split)/\(name)"
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
