@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport"],
                     exclude: ["Fixtures"], swiftSettings: strictness),
-        .testTarget(name: "SupportTests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
+        .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
     ],
     swiftLanguageModes: [.v6]

@@ -41,6 +41,38 @@ public final class FeatureKSTests {
     /// Forgets computed p-values (for benchmarks that time a cold start).
     public func resetCache() { tables.removeAll() }
 
+    /// The exact p-value for every h in 0...lcm(referenceSize, batchSize), computed on all cores (nil
+    /// when exact p-values do not apply to these sizes). Drift artifacts store it for the expected
+    /// batch size, so checks of that size never compute one.
+    public func pValueTable(batchSize n2: Int) -> [Double]? {
+        let n1 = referenceSize
+        let g = KolmogorovSmirnov.gcd(n1, n2)
+        let lcm = (n1 / g) * n2
+        switch method {
+        case .asymp: return nil
+        case .auto where max(n1, n2) > KolmogorovSmirnov.maxExactSize: return nil
+        default: break
+        }
+        guard (n1 / g) < Int(Int32.max) / (n2 / g), lcm <= 1_000_000 else { return nil }
+        var table = [Double](repeating: -1, count: lcm + 1)
+        let alternative = self.alternative
+        table.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            DispatchQueue.concurrentPerform(iterations: lcm + 1) { h in
+                out[h] = KolmogorovSmirnov.exact(n1: n1, n2: n2, g: g, d: Double(h) / Double(lcm), alternative: alternative)?.1 ?? -1
+            }
+        }
+        return table
+    }
+
+    /// Installs a table made by `pValueTable(batchSize:)` (e.g. loaded from drift artifacts).
+    public func install(table: [Double], batchSize n2: Int) {
+        let g = KolmogorovSmirnov.gcd(referenceSize, n2)
+        precondition(table.count == (referenceSize / g) * n2 + 1, "a p-value table for batch size \(n2) needs \((referenceSize / g) * n2 + 1) entries, got \(table.count)")
+        // -1 marks sizes where the exact computation failed; keep them as "fall back to asymptotic"
+        tables[n2] = table.map { $0 < 0 ? -1 : $0 }
+    }
+
     /// One result per feature for a batch given as columns (`batch[f]` = feature f's values, all of
     /// the same length).
     public func test(batch: [[Double]]) -> [KolmogorovSmirnov.Result] {

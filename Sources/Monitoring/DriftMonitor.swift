@@ -172,7 +172,8 @@ public final class DriftMonitor {
     /// With a model, its softmax reference comes from `holdout` (e.g. the validation images) when given.
     public static func fit(images: ImageCollection, trainingData: String, to folder: String, model: Classifier? = nil,
                            holdout: ImageCollection? = nil, encoder: DriftEncoder = DriftEncoder(),
-                           thresholds: DriftThresholds = DriftThresholds(), psiBins: Int = 10) throws -> String {
+                           thresholds: DriftThresholds = DriftThresholds(), psiBins: Int = 10,
+                           expectedBatchSize: Int? = 40) throws -> String {
         guard images.images.count >= 20 else {
             throw MonitoringError(reason: "'\(trainingData)' has \(images.images.count) usable images; the drift reference needs at least 20")
         }
@@ -182,6 +183,7 @@ public final class DriftMonitor {
         }
         let (parameters, hash) = try encoder.parameters()
         var matrices: [String: Tensor] = [:]
+        var tables: [String: [Double]] = [:]
         let encoded = try encode(images.images, encoder: encoder, parameters: parameters)
         matrices["encoder"] = Tensor(shape: [images.images.count, encoder.features], data: encoded.map(Float.init))
         if let model {
@@ -192,8 +194,12 @@ public final class DriftMonitor {
             let probabilities = try softmax(source.images, classifier: model)
             matrices["softmax"] = Tensor(shape: [source.images.count, model.classes.count], data: probabilities.map(Float.init))
         }
-        for (name, matrix) in matrices {
+        for (name, matrix) in matrices where !name.hasPrefix("psi_edges") {
             let columns = columnsOf(matrix)
+            // Exact KS p-values for the expected batch size, so that checks of that size look them up.
+            if let n2 = expectedBatchSize, let table = FeatureKSTests(reference: columns, alternative: thresholds.alternative).pValueTable(batchSize: n2) {
+                tables["ks_pvalues.\(name).\(n2)"] = table
+            }
             let edges = columns.map { PopulationStability.edges(reference: $0, bins: psiBins) }
             let width = edges.map(\.count).max() ?? 0
             // edges padded with +infinity to a rectangle
@@ -212,7 +218,7 @@ public final class DriftMonitor {
         try? fm.removeItem(atPath: staging)
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
         do {
-            try AtomicFile.write(try SafeTensors.encode(matrices, metadata: ["producer": "dropline \(DroplineVersion.current)"]),
+            try AtomicFile.write(try SafeTensors.encode(matrices, doubles: tables, metadata: ["producer": "dropline \(DroplineVersion.current)"]),
                                  to: staging + "/" + referenceFile)
             let json = try jsonEncoder().encode(description)
             try AtomicFile.write(Array(json), to: staging + "/" + descriptionFile)
@@ -277,7 +283,8 @@ public final class DriftMonitor {
         } else {
             classifier = nil
         }
-        let tensors = try SafeTensors.decode(referenceBytes).tensors
+        let decoded = try SafeTensors.decodeAll(referenceBytes)
+        let tensors = decoded.tensors
         var reference: [String: [[Double]]] = [:], tests: [String: FeatureKSTests] = [:]
         var edges: [String: [[Double]]] = [:], shares: [String: [[Double]]] = [:]
         for name in description.detectors {
@@ -286,7 +293,11 @@ public final class DriftMonitor {
             }
             let columns = Self.columnsOf(matrix)
             reference[name] = columns
-            tests[name] = FeatureKSTests(reference: columns, alternative: description.thresholds.alternative)
+            let featureTests = FeatureKSTests(reference: columns, alternative: description.thresholds.alternative)
+            for (key, table) in decoded.doubles where key.hasPrefix("ks_pvalues.\(name).") {
+                if let n2 = Int(key.split(separator: ".").last!) { featureTests.install(table: table, batchSize: n2) }
+            }
+            tests[name] = featureTests
             let width = e.shape[1]
             let featureEdges = (0..<e.shape[0]).map { f in (0..<width).map { Double(e.data[f * width + $0]) }.filter(\.isFinite) }
             edges[name] = featureEdges

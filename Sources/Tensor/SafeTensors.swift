@@ -2,18 +2,26 @@ import Foundation
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header mapping each tensor
 /// name to its dtype, shape and byte range (plus an optional `__metadata__` map of strings), then the
-/// raw little-endian data. Only float32 tensors are read and written here.
+/// raw little-endian data. Float32 tensors (F32) and float64 vectors (F64) are read and written here.
 public enum SafeTensors {
     public struct FormatError: Error, CustomStringConvertible, Sendable {
         public let reason: String
         public var description: String { "not a valid safetensors file: \(reason)" }
     }
 
-    /// Encodes tensors (in name order, 8-byte aligned data) with string metadata.
-    public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) throws -> [UInt8] {
+    /// Encodes float32 tensors and float64 vectors (in name order) with string metadata.
+    public static func encode(_ tensors: [String: Tensor], doubles: [String: [Double]] = [:], metadata: [String: String] = [:]) throws -> [UInt8] {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
+        // float64 data first, so every value stays 8-byte aligned after the padded header
+        let doubleNames = doubles.keys.sorted()
+        for name in doubleNames {
+            let v = doubles[name]!
+            precondition(tensors[name] == nil, "'\(name)' is both a float32 tensor and a float64 vector")
+            header[name] = ["dtype": "F64", "shape": [v.count], "data_offsets": [offset, offset + v.count * 8]]
+            offset += v.count * 8
+        }
         let names = tensors.keys.sorted()
         for name in names {
             let t = tensors[name]!
@@ -27,6 +35,12 @@ public enum SafeTensors {
         var length = UInt64(json.count).littleEndian
         withUnsafeBytes(of: &length) { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: json)
+        for name in doubleNames {
+            for value in doubles[name]! {
+                var little = value.bitPattern.littleEndian
+                withUnsafeBytes(of: &little) { bytes.append(contentsOf: $0) }
+            }
+        }
         for name in names {
             tensors[name]!.data.withUnsafeBufferPointer { buffer in
                 for value in buffer {
@@ -38,8 +52,14 @@ public enum SafeTensors {
         return bytes
     }
 
-    /// Decodes every float32 tensor and the metadata. Other dtypes are an error naming the tensor.
+    /// Decodes every float32 tensor and the metadata (float64 vectors: `decodeAll`).
     public static func decode(_ bytes: [UInt8]) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        let all = try decodeAll(bytes)
+        return (all.tensors, all.metadata)
+    }
+
+    /// Decodes float32 tensors, float64 vectors and the metadata. Other dtypes are an error naming the tensor.
+    public static func decodeAll(_ bytes: [UInt8]) throws -> (tensors: [String: Tensor], doubles: [String: [Double]], metadata: [String: String]) {
         guard bytes.count >= 8 else { throw FormatError(reason: "shorter than its 8-byte header length") }
         var length: UInt64 = 0
         for i in (0..<8).reversed() { length = length << 8 | UInt64(bytes[i]) }
@@ -49,6 +69,7 @@ public enum SafeTensors {
             throw FormatError(reason: "the header is not a JSON object")
         }
         var tensors: [String: Tensor] = [:]
+        var doubles: [String: [Double]] = [:]
         var metadata: [String: String] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
@@ -59,8 +80,18 @@ public enum SafeTensors {
                   let shape = entry["shape"] as? [Int], let range = entry["data_offsets"] as? [Int], range.count == 2 else {
                 throw FormatError(reason: "tensor '\(name)' has no dtype, shape or data_offsets")
             }
-            guard dtype == "F32" else { throw FormatError(reason: "tensor '\(name)' is \(dtype); only F32 is supported") }
             let count = shape.reduce(1, *)
+            if dtype == "F64" {
+                let start = headerEnd + range[0], end = headerEnd + range[1]
+                guard range[0] >= 0, end <= bytes.count, range[1] - range[0] == count * 8 else {
+                    throw FormatError(reason: "tensor '\(name)' of shape \(shape) has byte range \(range), which does not fit")
+                }
+                doubles[name] = bytes.withUnsafeBytes { raw in
+                    (0..<count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: start + 8 * $0, as: UInt64.self))) }
+                }
+                continue
+            }
+            guard dtype == "F32" else { throw FormatError(reason: "tensor '\(name)' is \(dtype); only F32 and F64 are supported") }
             let start = headerEnd + range[0], end = headerEnd + range[1]
             guard range[0] >= 0, end <= bytes.count, range[1] - range[0] == count * 4 else {
                 throw FormatError(reason: "tensor '\(name)' of shape \(shape) has byte range \(range), which does not fit")
@@ -74,6 +105,6 @@ public enum SafeTensors {
             }
             tensors[name] = Tensor(shape: shape, data: data)
         }
-        return (tensors, metadata)
+        return (tensors, doubles, metadata)
     }
 }

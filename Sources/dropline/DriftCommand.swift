@@ -35,6 +35,9 @@ struct DriftCommand: ParsableCommand {
         @Option(help: "Held-out images (e.g. the validation split) for the softmax detector's reference; recommended with --model.")
         var holdout: String?
 
+        @Option(help: "Expected production batch size: its exact KS p-value table is stored with the artifacts.")
+        var batchSize = 40
+
         @Option(help: "Encoder features.")
         var features = 32
 
@@ -72,7 +75,8 @@ struct DriftCommand: ParsableCommand {
             }
             let held = holdout.map { Loading.collection([$0], side: side) }
             let hash = try DriftMonitor.fit(images: collection, trainingData: images, to: out, model: classifier, holdout: held,
-                                            encoder: DriftEncoder(features: features, seed: seed), thresholds: thresholds)
+                                            encoder: DriftEncoder(features: features, seed: seed), thresholds: thresholds,
+                                            expectedBatchSize: batchSize)
             if json {
                 try JSONOutput.print(["artifacts": out, "content_sha256": hash, "reference_images": "\(collection.images.count)"])
             } else {

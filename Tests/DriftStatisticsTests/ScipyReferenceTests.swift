@@ -125,3 +125,26 @@ struct FeatureTestsTests {
         #expect(tests.test(batch: batch) == fast, "a second call, fully cached, gives the same results")
     }
 }
+
+@Suite("Stored p-value tables")
+struct StoredTableTests {
+    @Test("a precomputed table gives the same results as computing on demand, and unexpected sizes still work")
+    func table() {
+        var state: UInt64 = 5
+        func uniform() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) * 0x1p-53
+        }
+        let reference = (0..<16).map { _ in (0..<300).map { _ in uniform() } }
+        let batch = (0..<16).map { f in (0..<40).map { _ in uniform() + (f % 4 == 0 ? 0.2 : 0) } }
+        let onDemand = FeatureKSTests(reference: reference).test(batch: batch)
+        let prepared = FeatureKSTests(reference: reference)
+        let table = prepared.pValueTable(batchSize: 40)!
+        #expect(table.count == (300 / 20) * 40 + 1 && table[0] == 1)
+        let fresh = FeatureKSTests(reference: reference)
+        fresh.install(table: table, batchSize: 40)
+        #expect(fresh.test(batch: batch) == onDemand)
+        let other = (0..<16).map { _ in (0..<25).map { _ in uniform() } }
+        #expect(fresh.test(batch: other) == FeatureKSTests(reference: reference).test(batch: other))
+    }
+}
