@@ -24,6 +24,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // L0: pure code, values in and values out.
@@ -44,6 +45,8 @@ let package = Package(
         // L2: training, evaluation and model artifacts on images.
         .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "DroplineSupport"], swiftSettings: strictness),
+        // L1: the root folder, the versioned output tree and the SQLite index.
+        .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L3: measurements against peers.
         .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
@@ -51,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability",
+                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
@@ -78,6 +81,7 @@ let package = Package(
         .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport"],
                     exclude: ["Fixtures"], swiftSettings: strictness),
+        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
     ],

@@ -1,0 +1,227 @@
+import DroplineSupport
+import Foundation
+public import GRDB
+
+/// # Store
+///
+/// Where everything Dropline produces lives: a root folder with the drop inbox, an output tree of
+/// immutable run folders and model versions, and `index.sqlite`, the index of all of it.
+///
+/// Published folders are immutable: a run writes into `outputs/.staging/<name>` and is renamed into
+/// `outputs/runs/<name>` (or `outputs/models/vNNNN`) only when complete, so a crash leaves no published
+/// folder behind; staging leftovers are removed at the next start. Rows that point at a folder are
+/// written in the same transaction that marks the run succeeded, after the rename.
+
+/// A Dropline root folder and the paths inside it.
+public struct DroplineRoot: Sendable {
+    public let path: String
+
+    public var inbox: String { path + "/inbox" }
+    public var trainingInbox: String { inbox + "/training" }
+    public var productionInbox: String { inbox + "/production" }
+    public var labelsInbox: String { inbox + "/labels" }
+    public var outputs: String { path + "/outputs" }
+    public var models: String { outputs + "/models" }
+    public var runs: String { outputs + "/runs" }
+    public var staging: String { outputs + "/.staging" }
+    public var flags: String { path + "/flags" }
+    public var logs: String { path + "/logs" }
+    public var index: String { path + "/index.sqlite" }
+
+    public func flags(_ kind: String) -> String { flags + "/" + kind }
+
+    /// Every folder of a root, in creation order.
+    var folders: [String] {
+        [path, inbox, trainingInbox, productionInbox, labelsInbox, outputs, models, runs, staging, flags,
+         flags("drift"), flags("retrain"), flags("quality"), flags("done"), logs]
+    }
+
+    /// Creates the layout (missing folders only; an existing root is left as it is).
+    public static func create(at path: String) throws -> DroplineRoot {
+        let root = DroplineRoot(path: Self.normalized(path))
+        for folder in root.folders {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        return root
+    }
+
+    /// An existing root; an error saying to run `dropline init` when the layout is not there.
+    public init(existing path: String) throws {
+        self.init(path: Self.normalized(path))
+        for folder in [inbox, outputs, flags] where !FileManager.default.fileExists(atPath: folder) {
+            throw StoreError("'\(path)' is not a Dropline root (no \((folder as NSString).lastPathComponent)/); create it with `dropline init \(path)`")
+        }
+    }
+
+    init(path: String) { self.path = path }
+
+    static func normalized(_ path: String) -> String {
+        path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+    }
+
+    /// A path relative to the root (as the index stores paths).
+    public func relative(_ absolute: String) -> String {
+        absolute.hasPrefix(path + "/") ? String(absolute.dropFirst(path.count + 1)) : absolute
+    }
+
+    /// Publishes a complete staging folder under `destination` (absolute) by renaming it; the
+    /// destination must not exist: published folders are never replaced.
+    public func publish(staging folder: String, as destination: String) throws {
+        guard !FileManager.default.fileExists(atPath: destination) else {
+            throw StoreError("'\(relative(destination))' is already published; published folders are never replaced")
+        }
+        try Syscall.retrying("rename", path: destination) { rename(folder, destination) }
+    }
+
+    /// Removes staging folders left by runs that died (their work was never published).
+    @discardableResult
+    public func removeStagingLeftovers() throws -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []
+        for name in names { try FileManager.default.removeItem(atPath: staging + "/" + name) }
+        return names
+    }
+}
+
+/// A store operation that cannot be done, with what to do about it.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A run as the index records it.
+public struct RunRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "runs"
+    public var id: String
+    public var kind: String
+    public var subject: String
+    public var batchId: Int64?
+    public var modelVersion: Int?
+    public var status: String
+    public var folder: String?
+    public var startedAt: String
+    public var finishedAt: String?
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind, subject, status, folder, error
+        case batchId = "batch_id", modelVersion = "model_version", startedAt = "started_at", finishedAt = "finished_at"
+    }
+}
+
+/// `index.sqlite`: GRDB's connection pool in WAL mode (readers never wait for the writer), with the
+/// schema's named migrations applied on open. Every invariant-bearing change is one transaction.
+public final class Index: Sendable {
+    let writer: any DatabaseWriter
+
+    /// Opens (creating and migrating as needed) the index at `path`.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try Schema.migrator.migrate(pool)
+        writer = pool
+    }
+
+    /// An in-memory index (tests).
+    public init() throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        let queue = try DatabaseQueue(configuration: configuration)
+        try Schema.migrator.migrate(queue)
+        writer = queue
+    }
+
+    /// Names of the applied migrations, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try writer.read { db in try Schema.migrator.appliedIdentifiers(db).sorted() }
+    }
+
+    public func read<T>(_ body: (Database) throws -> T) throws -> T { try writer.read(body) }
+    public func write<T>(_ body: (Database) throws -> T) throws -> T { try writer.write(body) }
+
+    /// Records a run as started, with its inputs (role, relative path, SHA-256).
+    public func startRun(id: String, kind: String, subject: String, batchID: Int64? = nil, modelVersion: Int? = nil,
+                         inputs: [(role: String, path: String, sha256: String)] = []) throws {
+        try writer.write { db in
+            try RunRecord(id: id, kind: kind, subject: subject, batchId: batchID, modelVersion: modelVersion, status: "running",
+                          folder: nil, startedAt: Self.now(), finishedAt: nil, error: nil).insert(db)
+            for input in inputs {
+                try db.execute(sql: "INSERT OR IGNORE INTO run_inputs (run_id, role, path, sha256) VALUES (?, ?, ?, ?)",
+                               arguments: [id, input.role, input.path, input.sha256])
+            }
+            try Self.event(db, kind: "run_started", subject: id, detail: "\(kind) \(subject)")
+        }
+    }
+
+    /// Marks a run succeeded with its published folder and component outputs, plus any extra rows
+    /// `also` writes, in one transaction (call after the folder is published).
+    public func finishRun(id: String, folder: String, outputs: [String: String], also: ((Database) throws -> Void)? = nil) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE runs SET status = 'succeeded', folder = ?, finished_at = ? WHERE id = ? AND status = 'running'",
+                           arguments: [folder, Self.now(), id])
+            guard db.changesCount == 1 else { throw StoreError("run \(id) is not running") }
+            for (key, path) in outputs.sorted(by: { $0.key < $1.key }) {
+                try db.execute(sql: "INSERT INTO component_outputs (run_id, key, path) VALUES (?, ?, ?)", arguments: [id, key, path])
+            }
+            try also?(db)
+            try Self.event(db, kind: "run_succeeded", subject: id, detail: folder)
+        }
+    }
+
+    /// Marks a run failed, keeping the reason.
+    public func failRun(id: String, error: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+                           arguments: [Self.now(), error, id])
+            try Self.event(db, kind: "run_failed", subject: id, detail: error)
+        }
+    }
+
+    /// Runs still marked running (after a crash: to be failed and their staging removed).
+    public func interruptedRuns() throws -> [RunRecord] {
+        try writer.read { db in try RunRecord.filter(Column("status") == "running").order(Column("started_at")).fetchAll(db) }
+    }
+
+    /// The most recent runs, newest first.
+    public func runs(limit: Int = 50) throws -> [RunRecord] {
+        try writer.read { db in try RunRecord.order(Column("started_at").desc, Column("id").desc).limit(limit).fetchAll(db) }
+    }
+
+    public func run(_ id: String) throws -> RunRecord? {
+        try writer.read { db in try RunRecord.fetchOne(db, key: id) }
+    }
+
+    /// Component outputs of a run, by key.
+    public func outputs(of run: String) throws -> [String: String] {
+        try writer.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, path FROM component_outputs WHERE run_id = ?", arguments: [run])
+                .map { ($0["key"] as String, $0["path"] as String) })
+        }
+    }
+
+    public func event(kind: String, subject: String?, detail: String?) throws {
+        try writer.write { db in try Self.event(db, kind: kind, subject: subject, detail: detail) }
+    }
+
+    static func event(_ db: Database, kind: String, subject: String?, detail: String?) throws {
+        try db.execute(sql: "INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)", arguments: [now(), kind, subject, detail])
+    }
+
+    /// ISO 8601 UTC with milliseconds: sorts as text in time order.
+    public static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+
+    /// A new run id: UTC time to the second and a random suffix, e.g. 20261121T071500Z-3fa9.
+    public static func newRunID() -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return f.string(from: Date()) + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
+    }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import Store
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create a Dropline root: the drop inbox, the output tree and the index.",
+        discussion: """
+        Creates <root>/inbox/{training,production,labels}, <root>/outputs/{models,runs}, \
+        <root>/flags/{drift,retrain,quality,done}, <root>/logs and <root>/index.sqlite. Safe to run on an \
+        existing root: only what is missing is created, and the index is migrated to this version's schema. \
+        The layout is documented in inbox-layout/README.md and docs/store.md.
+        """
+    )
+
+    @Argument(help: "The root folder (created if missing).")
+    var root: String
+
+    func run() throws {
+        let existed = FileManager.default.fileExists(atPath: root + "/index.sqlite")
+        let created = try DroplineRoot.create(at: root)
+        let index = try Index(path: created.index)
+        try index.event(kind: existed ? "root_opened" : "root_created", subject: created.path, detail: nil)
+        print("\(existed ? "checked" : "created") Dropline root \(created.path)")
+        print("  drop training data in   \(created.relative(created.trainingInbox))/<stage>/{train,validation}/<class>/")
+        print("  drop production batches \(created.relative(created.productionInbox))/<batch>/")
+        print("  drop labels             \(created.relative(created.labelsInbox))/<batch>.csv")
+        print("  index                   \(created.relative(created.index)) (schema \(try index.appliedMigrations().joined(separator: ", ")))")
+    }
+}

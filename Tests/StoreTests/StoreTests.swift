@@ -1,0 +1,119 @@
+import Foundation
+import GRDB
+import Store
+import Testing
+
+enum Indexes {
+    static func temporaryRoot() throws -> DroplineRoot {
+        try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-root-\(UUID().uuidString)").path)
+    }
+
+    /// The same tests run on an in-memory and an on-disk index.
+    static func make(_ onDisk: Bool) throws -> Index {
+        onDisk ? try Index(path: try temporaryRoot().index) : try Index()
+    }
+}
+
+@Suite("Index")
+struct IndexTests {
+    let hash = String(repeating: "ab", count: 32)
+
+    @Test("the named migrations are applied once; an on-disk index is in WAL mode and keeps its data", arguments: [false, true])
+    func migrations(onDisk: Bool) throws {
+        let index = try Indexes.make(onDisk)
+        #expect(try index.appliedMigrations() == ["v1-initial"])
+        guard onDisk else { return }
+        let root = try Indexes.temporaryRoot()
+        let first = try Index(path: root.index)
+        try first.startRun(id: "r1", kind: "train", subject: "original")
+        #expect(try first.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+        let again = try Index(path: root.index)
+        #expect(try again.run("r1")?.status == "running")
+        #expect(try again.appliedMigrations() == ["v1-initial"])
+    }
+
+    @Test("a run goes from running to succeeded with its folder and outputs, or to failed with its reason", arguments: [false, true])
+    func runLifecycle(onDisk: Bool) throws {
+        let index = try Indexes.make(onDisk)
+        try index.startRun(id: "r1", kind: "serve", subject: "batch-1", inputs: [("image", "inbox/production/batch-1/a.jpg", hash)])
+        #expect(try index.interruptedRuns().map(\.id) == ["r1"])
+        try index.finishRun(id: "r1", folder: "outputs/runs/r1-serve-batch-1",
+                            outputs: ["algorithm/predictions": "outputs/runs/r1-serve-batch-1/predictions.csv"])
+        let run = try #require(try index.run("r1"))
+        #expect(run.status == "succeeded" && run.folder == "outputs/runs/r1-serve-batch-1" && run.finishedAt != nil)
+        #expect(try index.outputs(of: "r1") == ["algorithm/predictions": "outputs/runs/r1-serve-batch-1/predictions.csv"])
+        #expect(throws: StoreError.self) { try index.finishRun(id: "r1", folder: "x", outputs: [:]) }
+        try index.startRun(id: "r2", kind: "train", subject: "stage-1")
+        try index.failRun(id: "r2", error: "disk full")
+        #expect(try index.run("r2")?.status == "failed" && index.run("r2")?.error == "disk full")
+        #expect(try index.interruptedRuns().isEmpty)
+        #expect(try index.runs().map(\.id).sorted() == ["r1", "r2"])
+        let events = try index.read { db in try String.fetchAll(db, sql: "SELECT kind FROM events ORDER BY id") }
+        #expect(events == ["run_started", "run_succeeded", "run_started", "run_failed"])
+    }
+
+    @Test("the schema refuses inconsistent rows", arguments: [false, true])
+    func constraints(onDisk: Bool) throws {
+        let index = try Indexes.make(onDisk)
+        func refused(_ sql: String, _ arguments: StatementArguments = []) -> Bool {
+            (try? index.write { db in try db.execute(sql: sql, arguments: arguments) }) == nil
+        }
+        let now = Index.now()
+        // a succeeded run must name its published folder; a running one has no end time
+        #expect(refused("INSERT INTO runs (id, kind, subject, status, started_at, finished_at) VALUES ('x', 'train', 's', 'succeeded', ?, ?)", [now, now]))
+        #expect(refused("INSERT INTO runs (id, kind, subject, status, started_at, finished_at) VALUES ('x', 'train', 's', 'running', ?, ?)", [now, now]))
+        #expect(refused("INSERT INTO runs (id, kind, subject, status, started_at) VALUES ('x', 'deploy', 's', 'running', ?)", [now]))
+        // component output keys carry their component's prefix
+        try index.startRun(id: "r", kind: "train", subject: "s")
+        #expect(refused("INSERT INTO component_outputs (run_id, key, path) VALUES ('r', 'other/x', 'p')"))
+        #expect(refused("INSERT INTO component_outputs (run_id, key, path) VALUES ('r', 'monitoring/', 'p')"))
+        #expect(!refused("INSERT INTO component_outputs (run_id, key, path) VALUES ('r', 'monitoring/artifacts/latest', 'p')"))
+        // rows need their run (foreign keys are on)
+        #expect(refused("INSERT INTO run_inputs (run_id, role, path, sha256) VALUES ('missing', 'image', 'p', ?)", [hash]))
+        // at most one champion
+        let insertModel = "INSERT INTO models (version, folder, content_sha256, stage, validation_accuracy, state, created_at) VALUES (?, ?, ?, 's', 0.9, ?, ?)"
+        #expect(!refused(insertModel, [1, "outputs/models/v0001", String(repeating: "1", count: 64), "champion", now]))
+        #expect(refused(insertModel, [2, "outputs/models/v0002", String(repeating: "2", count: 64), "champion", now]))
+        #expect(!refused(insertModel, [2, "outputs/models/v0002", String(repeating: "2", count: 64), "candidate", now]))
+        #expect(refused(insertModel, [3, "outputs/models/v0003", String(repeating: "3", count: 64), "deployed", now]))
+        // a flag is handled with an outcome, or not at all
+        #expect(refused("INSERT INTO flags (kind, path, subject, created_at, handled_at) VALUES ('drift', 'f', 's', ?, ?)", [now, now]))
+    }
+}
+
+@Suite("Root folder")
+struct RootTests {
+    @Test("init creates the layout; an unrelated folder is refused with the remedy")
+    func layout() throws {
+        let root = try Indexes.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        for folder in ["inbox/training", "inbox/production", "inbox/labels", "outputs/models", "outputs/runs", "flags/drift",
+                       "flags/retrain", "flags/quality", "flags/done", "logs"] {
+            #expect(FileManager.default.fileExists(atPath: root.path + "/" + folder), "\(folder)")
+        }
+        #expect(try DroplineRoot(existing: root.path + "/").path == root.path)
+        do {
+            _ = try DroplineRoot(existing: root.path + "/inbox")
+            Issue.record("accepted a folder that is not a root")
+        } catch {
+            #expect("\(error)".contains("dropline init"))
+        }
+    }
+
+    @Test("publication renames a complete staging folder once; leftovers of dead runs are removed")
+    func publication() throws {
+        let root = try Indexes.temporaryRoot()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let staging = root.staging + "/run-a"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: staging + "/manifest.json", contents: Data("{}".utf8))
+        try root.publish(staging: staging, as: root.runs + "/run-a")
+        #expect(FileManager.default.fileExists(atPath: root.runs + "/run-a/manifest.json"))
+        #expect(!FileManager.default.fileExists(atPath: staging))
+        try FileManager.default.createDirectory(atPath: root.staging + "/run-a", withIntermediateDirectories: true)
+        #expect(throws: StoreError.self) { try root.publish(staging: root.staging + "/run-a", as: root.runs + "/run-a") }
+        #expect(try root.removeStagingLeftovers() == ["run-a"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.staging).isEmpty)
+        #expect(root.relative(root.runs + "/run-a") == "outputs/runs/run-a")
+    }
+}
