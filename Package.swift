@@ -48,13 +48,16 @@ let package = Package(
         // L1: the root folder, the versioned output tree and the SQLite index.
         .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        // L3: the four components with train and serve modes, and the pipelines.
+        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "Randomness", "DroplineSupport"],
+                swiftSettings: strictness),
         // L3: measurements against peers.
         .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store",
+                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
