@@ -1,0 +1,316 @@
+import DriftStatistics
+import DroplineSupport
+public import Explainability
+import Foundation
+import GRDB
+import Imaging
+public import Modeling
+import Monitoring
+public import Store
+
+/// What a run did, written as `manifest.json` at the top of its published folder.
+public struct RunManifest: Codable, Sendable {
+    public var runId: String
+    public var kind: String
+    public var subject: String
+    public var modelVersion: Int?
+    public var components: [ComponentManifest]
+    public var droplineVersion: String
+    public var startedAt: String
+    public var finishedAt: String
+    public var outcome: String
+}
+
+/// The promotion policy: a candidate becomes champion automatically when there is no champion, or
+/// when its validation accuracy is at least the champion's minus `margin`; otherwise it waits for
+/// `dropline models promote`.
+public struct PromotionPolicy: Sendable, Codable, Equatable {
+    public var margin: Double = 0.01
+    public init() {}
+}
+
+/// Both pipelines, on a Dropline root.
+public final class Pipelines {
+    public let root: DroplineRoot
+    public let index: Index
+    public var policy = PromotionPolicy()
+    public var log: @Sendable (String) -> Void = { _ in }
+    public var trainingReport: @Sendable (TrainingEvent) -> Void = { _ in }
+
+    public init(root: DroplineRoot) throws {
+        self.root = root
+        index = try Index(path: root.index)
+    }
+
+    /// Marks runs left "running" by a process that died as failed and removes their staging folders.
+    /// A run whose folder was already published (it died between the rename and the index) is
+    /// completed from its manifest instead.
+    public func recover() throws {
+        for run in try index.interruptedRuns() {
+            let published = try FileManager.default.contentsOfDirectory(atPath: root.runs).first { $0.hasPrefix(run.id + "-") }
+            if let published, let manifest = try? Self.readManifest(root.runs + "/" + published), manifest.outcome == "succeeded" {
+                log("completing run \(run.id) from its published manifest")
+                try complete(manifest: manifest, folder: root.runs + "/" + published)
+            } else {
+                log("run \(run.id) was interrupted; marking it failed")
+                try index.failRun(id: run.id, error: "interrupted: the process stopped before the run was published")
+            }
+        }
+        for leftover in try root.removeStagingLeftovers() { log("removed unpublished staging folder \(leftover)") }
+    }
+
+    // MARK: - Training
+
+    /// Trains on `inbox/training/<stage>` and publishes a new model version. Returns the run id and version.
+    @discardableResult
+    public func train(stage: String, configuration: TrainingConfiguration) throws -> (run: String, version: Int) {
+        let stageFolder = root.trainingInbox + "/" + stage
+        guard FileManager.default.fileExists(atPath: stageFolder + "/train"), FileManager.default.fileExists(atPath: stageFolder + "/validation") else {
+            throw ComponentError("stage '\(stage)' needs \(root.relative(stageFolder))/train/<class>/ and validation/<class>/")
+        }
+        let runID = Index.newRunID()
+        let name = "\(runID)-train-\(Self.safe(stage))"
+        let staging = root.staging + "/" + name
+        let started = Index.now()
+        try index.startRun(id: runID, kind: "train", subject: stage)
+        do {
+            log("processing")
+            var processing = ProcessingComponent(imageSize: configuration.imageSize)
+            processing.seed = configuration.seed
+            let p = try processing.train(stage: stageFolder, output: staging + "/processing")
+            log("training (\(configuration.architecture))")
+            var algorithm = AlgorithmComponent()
+            algorithm.report = trainingReport
+            let a = try algorithm.train(processed: staging + "/processing", configuration: configuration, output: staging + "/algorithm")
+            log("fitting drift monitoring")
+            let m = try MonitoringComponent().train(images: stageFolder + "/train", holdout: stageFolder + "/validation",
+                                                    model: staging + "/algorithm/model", output: staging + "/monitoring")
+            log("explaining a validation sample")
+            let e = try ExplainabilityComponent().run(mode: .train, images: stageFolder + "/validation", model: staging + "/algorithm/model",
+                                                      budget: .sample(8), output: staging + "/explainability")
+            let version = try nextVersion()
+            let manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
+                                       droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
+            try Self.writeManifest(manifest, to: staging)
+            // The model version: the model and the drift artifacts fitted for it, published together.
+            let versionStaging = root.staging + "/" + Self.versionName(version)
+            try FileManager.default.createDirectory(atPath: versionStaging, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: staging + "/algorithm/model", toPath: versionStaging + "/model")
+            try FileManager.default.copyItem(atPath: staging + "/monitoring/artifacts", toPath: versionStaging + "/drift")
+            try root.publish(staging: versionStaging, as: root.models + "/" + Self.versionName(version))
+            try root.publish(staging: staging, as: root.runs + "/" + name)
+            try complete(manifest: manifest, folder: root.runs + "/" + name)
+            return (runID, version)
+        } catch {
+            try? index.failRun(id: runID, error: "\(error)")
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+    }
+
+    // MARK: - Serving
+
+    /// Runs the batch-inference pipeline on a batch folder with the champion model. Returns the run
+    /// id and the drift decision.
+    @discardableResult
+    public func infer(batch folder: String, budget: ExplanationBudget? = nil) throws -> (run: String, drift: Bool) {
+        guard let champion = try champion() else {
+            throw ComponentError("there is no champion model yet; train one with `dropline train \(root.path) --stage <stage>`")
+        }
+        let batchName = (folder as NSString).lastPathComponent
+        let runID = Index.newRunID()
+        let name = "\(runID)-serve-\(Self.safe(batchName))"
+        let staging = root.staging + "/" + name
+        let started = Index.now()
+        let modelFolder = root.path + "/" + champion.folder + "/model"
+        try index.startRun(id: runID, kind: "serve", subject: batchName, modelVersion: champion.version)
+        do {
+            let classifier = try Classifier(model: modelFolder)
+            log("processing \(batchName)")
+            let p = try ProcessingComponent(imageSize: classifier.preprocessing.imageSize).serve(batch: folder, output: staging + "/processing")
+            log("predicting")
+            let a = try AlgorithmComponent().serve(processed: staging + "/processing", model: modelFolder, output: staging + "/algorithm")
+            log("checking drift")
+            let (m, report) = try MonitoringComponent().serve(batch: folder, artifacts: root.path + "/" + champion.folder + "/drift",
+                                                              model: modelFolder, output: staging + "/monitoring")
+            log("explaining")
+            let chosen = budget ?? .drift(report: staging + "/monitoring/drift.json", count: 8)
+            let e = try ExplainabilityComponent().run(mode: .serve, images: folder, model: modelFolder, budget: chosen, output: staging + "/explainability")
+            let manifest = RunManifest(runId: runID, kind: "serve", subject: batchName, modelVersion: champion.version, components: [p, a, m, e],
+                                       droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
+            try Self.writeManifest(manifest, to: staging)
+            try root.publish(staging: staging, as: root.runs + "/" + name)
+            try complete(manifest: manifest, folder: root.runs + "/" + name)
+            if report.drift { try writeDriftFlag(batch: batchName, run: runID, version: champion.version, report: report) }
+            return (runID, report.drift)
+        } catch {
+            try? index.failRun(id: runID, error: "\(error)")
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+    }
+
+    // MARK: - Index rows
+
+    /// Writes a published run's rows from its manifest and files, in one transaction.
+    func complete(manifest: RunManifest, folder: String) throws {
+        var outputs: [String: String] = [:]
+        for component in manifest.components {
+            for (key, path) in component.outputs {
+                outputs[key] = root.relative(folder + "/" + component.component.rawValue + "/" + path)
+            }
+        }
+        let relativeFolder = root.relative(folder)
+        try index.finishRun(id: manifest.runId, folder: relativeFolder, outputs: outputs) { db in
+            if manifest.kind == "train", let version = manifest.modelVersion {
+                try self.registerModel(db, version: version, stage: manifest.subject, run: manifest.runId, folder: folder)
+            } else {
+                try self.indexServe(db, manifest: manifest, folder: folder)
+            }
+        }
+    }
+
+    func registerModel(_ db: Database, version: Int, stage: String, run: String, folder: String) throws {
+        let modelFolder = Self.versionName(version)
+        let hash = String(decoding: try AtomicFile.read(root.models + "/" + modelFolder + "/model/content.sha256"), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let (description, _, _) = try ModelArtifact.load(root.models + "/" + modelFolder + "/model")
+        let accuracy = description.metrics.accuracy
+        let parent = try Int.fetchOne(db, sql: "SELECT version FROM models WHERE state = 'champion'")
+        try db.execute(sql: """
+            INSERT INTO models (version, folder, content_sha256, stage, parent_version, train_run_id, validation_accuracy, state, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 'candidate', ?)
+            """, arguments: [version, "outputs/models/" + modelFolder, hash, stage, parent, run, accuracy, Index.now()])
+        try db.execute(sql: "UPDATE runs SET model_version = ? WHERE id = ?", arguments: [version, run])
+        try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, NULL, 'candidate', ?, ?, 'pipeline')",
+                       arguments: [version, Index.now(), "trained on stage \(stage) by run \(run)"])
+        let championAccuracy = try Double.fetchOne(db, sql: "SELECT validation_accuracy FROM models WHERE state = 'champion'")
+        if championAccuracy == nil || accuracy >= championAccuracy! - policy.margin {
+            let reason = championAccuracy == nil
+                ? "first model: no champion"
+                : String(format: "validation accuracy %.4f >= champion's %.4f - margin %.2f", accuracy, championAccuracy!, policy.margin)
+            try Self.promote(db, version: version, reason: reason, actor: "policy")
+        }
+    }
+
+    /// Makes `version` the champion (archiving the previous one), with the reason in the audit history.
+    static func promote(_ db: Database, version: Int, reason: String, actor: String) throws {
+        if let previous = try Int.fetchOne(db, sql: "SELECT version FROM models WHERE state = 'champion'"), previous != version {
+            try db.execute(sql: "UPDATE models SET state = 'archived' WHERE version = ?", arguments: [previous])
+            try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, 'champion', 'archived', ?, ?, ?)",
+                           arguments: [previous, Index.now(), "replaced by version \(version)", actor])
+        }
+        let from = try String.fetchOne(db, sql: "SELECT state FROM models WHERE version = ?", arguments: [version])
+        try db.execute(sql: "UPDATE models SET state = 'champion' WHERE version = ?", arguments: [version])
+        try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, ?, 'champion', ?, ?, ?)",
+                       arguments: [version, from, Index.now(), reason, actor])
+    }
+
+    func indexServe(_ db: Database, manifest: RunManifest, folder: String) throws {
+        let processing = manifest.components.first { $0.component == .processing }!
+        let batchInput = processing.inputs[0]
+        try db.execute(sql: "INSERT OR IGNORE INTO batches (name, folder, content_sha256, images, landed_at) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [manifest.subject, root.relative(batchInput.path), batchInput.sha256, batchInput.files, manifest.startedAt])
+        let batchID = try Int64.fetchOne(db, sql: "SELECT id FROM batches WHERE name = ? AND content_sha256 = ?",
+                                         arguments: [manifest.subject, batchInput.sha256])!
+        try db.execute(sql: "UPDATE runs SET batch_id = ? WHERE id = ?", arguments: [batchID, manifest.runId])
+        let processed = try ProcessedBatch(folder: folder + "/processing")
+        for entry in processed.entries {
+            let size = (try? FileManager.default.attributesOfItem(atPath: entry.original)[.size] as? Int) ?? 0
+            try db.execute(sql: "INSERT OR IGNORE INTO images (batch_id, path, sha256, bytes, outcome) VALUES (?, ?, ?, ?, 'ok')",
+                           arguments: [batchID, root.relative(entry.original), entry.sha256, size])
+        }
+        for r in processing.rejected {
+            try db.execute(sql: "INSERT OR IGNORE INTO images (batch_id, path, sha256, bytes, outcome, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [batchID, root.relative(r.path), (try? SHA256.hash(file: r.path)) ?? String(repeating: "0", count: 64),
+                                       (try? FileManager.default.attributesOfItem(atPath: r.path)[.size] as? Int) ?? 0, r.outcome, r.reason])
+        }
+        let rows = CSV.parse(String(decoding: try AtomicFile.read(folder + "/algorithm/predictions.csv"), as: UTF8.self)).dropFirst()
+        for row in rows where row.count == 10 {
+            let top = stride(from: 4, to: 10, by: 2).compactMap { i -> [String: Any]? in
+                row[i].isEmpty ? nil : ["label": row[i], "probability": Double(row[i + 1]) ?? 0]
+            }
+            let topJSON = String(decoding: try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys]), as: UTF8.self)
+            try db.execute(sql: "INSERT INTO predictions (run_id, path, image_sha256, predicted, confidence, top3) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [manifest.runId, root.relative(row[0]), row[1], row[2], min(max(Double(row[3]) ?? 0, 0), 1), topJSON])
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let report = try decoder.decode(DriftReport.self, from: Data(try AtomicFile.read(folder + "/monitoring/drift.json")))
+        try db.execute(sql: "INSERT INTO drift_decisions (run_id, drift, reason, artifacts_sha256, batch_size, reference_size) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [manifest.runId, report.drift ? 1 : 0, report.reason, report.artifacts, report.batchSize, report.referenceSize])
+        for detector in report.detectors {
+            for f in detector.features {
+                try db.execute(sql: """
+                    INSERT INTO drift_results (run_id, detector, feature, statistic, p_value, adjusted_p_value, psi, psi_tier)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [manifest.runId, detector.name, f.feature, f.statistic, f.pValue, f.adjustedPValue, f.psi, f.psiTier.rawValue])
+            }
+        }
+        let explanationsFile = folder + "/explainability/explanations/explanations.json"
+        let explanations = try decoder.decode([Explanation].self, from: Data(try AtomicFile.read(explanationsFile)))
+        for e in explanations {
+            try db.execute(sql: """
+                INSERT INTO explanations (run_id, path, image_sha256, heatmap, predicted, steps, delta, relative_delta)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [manifest.runId, root.relative(e.path), e.sha256, root.relative(folder + "/explainability/explanations/" + e.heatmap),
+                                 e.predicted, e.steps, e.delta, e.relativeDelta])
+        }
+    }
+
+    /// flags/drift/<batch>.json, written atomically: what the rules act on.
+    func writeDriftFlag(batch: String, run: String, version: Int, report: DriftReport) throws {
+        let flag: [String: Any] = [
+            "kind": "drift", "batch": batch, "run": run, "model_version": version, "drift": true, "reason": report.reason,
+            "detectors": report.detectors.map { ["name": $0.name, "drift": $0.drift, "minimum_adjusted_p_value": $0.minimumAdjustedPValue,
+                                                 "maximum_statistic": $0.maximumStatistic] },
+            "created_at": Index.now(),
+        ]
+        let path = root.flags("drift") + "/" + Self.safe(batch) + ".json"
+        try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: flag, options: [.prettyPrinted, .sortedKeys])), to: path)
+        try index.write { db in
+            try db.execute(sql: "INSERT INTO flags (kind, path, subject, created_at) VALUES ('drift', ?, ?, ?)",
+                           arguments: [root.relative(path), batch, Index.now()])
+        }
+    }
+
+    // MARK: - Helpers
+
+    public struct ModelRow: Sendable {
+        public var version: Int
+        public var folder: String
+    }
+
+    public func champion() throws -> ModelRow? {
+        try index.read { db in
+            try Row.fetchOne(db, sql: "SELECT version, folder FROM models WHERE state = 'champion'").map { ModelRow(version: $0["version"], folder: $0["folder"]) }
+        }
+    }
+
+    func nextVersion() throws -> Int {
+        let indexed = try index.read { db in try Int.fetchOne(db, sql: "SELECT max(version) FROM models") } ?? 0
+        let published = ((try? FileManager.default.contentsOfDirectory(atPath: root.models)) ?? [])
+            .compactMap { $0.hasPrefix("v") ? Int($0.dropFirst()) : nil }.max() ?? 0
+        return max(indexed, published) + 1
+    }
+
+    static func versionName(_ version: Int) -> String { String(format: "v%04d", version) }
+
+    /// A name safe as one path component.
+    static func safe(_ name: String) -> String {
+        String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+    }
+
+    static func writeManifest(_ manifest: RunManifest, to folder: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try AtomicFile.write(Array(try encoder.encode(manifest)), to: folder + "/manifest.json")
+    }
+
+    static func readManifest(_ folder: String) throws -> RunManifest {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(RunManifest.self, from: Data(try AtomicFile.read(folder + "/manifest.json")))
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import DroplineSupport
+import Explainability
+import Foundation
+import Modeling
+import Pipeline
+import Store
+
+/// Options shared by the pipeline commands.
+struct RootArgument: ParsableArguments {
+    @Argument(help: "A Dropline root (see `dropline init`).")
+    var root: String
+
+    func pipelines() throws -> Pipelines {
+        let pipelines = try Pipelines(root: try DroplineRoot(existing: root))
+        pipelines.log = { Console.note($0) }
+        try pipelines.recover()
+        return pipelines
+    }
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Run the training pipeline on a stage of the training inbox; publishes a new model version.",
+        discussion: """
+        Reads <root>/inbox/training/<stage>/{train,validation}/<class>/, runs processing, algorithm, \
+        monitoring and explainability in train mode into one run folder (outputs/runs/<run>-train-<stage>), \
+        publishes outputs/models/vNNNN (the model and its drift artifacts), indexes everything, and applies \
+        the promotion policy: the new version becomes champion when there is none, or when its validation \
+        accuracy is at least the champion's minus 0.01.
+        """
+    )
+
+    @OptionGroup var root: RootArgument
+
+    @Option(help: "The stage folder under inbox/training.")
+    var stage: String
+
+    @Option(help: "scratch, small-cnn or backbone:<model.json>.")
+    var arch = "scratch"
+
+    @Option(help: "Square input size (default: 96, or 224 for a backbone).")
+    var imageSize: Int?
+
+    @Option(help: "Maximum epochs.")
+    var epochs: Int?
+
+    @Option(help: "Seed.")
+    var seed: UInt64 = 1
+
+    func run() throws {
+        let pipelines = try root.pipelines()
+        let architecture = arch.hasPrefix("backbone:") ? "backbone" : arch
+        var c = TrainingConfiguration.defaults(architecture: architecture)
+        if architecture == "backbone" { c.backbonePath = String(arch.dropFirst("backbone:".count)) }
+        if let imageSize { c.imageSize = imageSize }
+        if let epochs { c.epochs = epochs }
+        c.seed = seed
+        pipelines.trainingReport = TrainingDisplay(quiet: false).handle
+        let (run, version) = try pipelines.train(stage: stage, configuration: c)
+        let champion = try pipelines.champion()
+        print("run \(run): model version \(version)\(champion?.version == version ? " (champion)" : " (candidate)")")
+    }
+}
+
+struct InferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Run the batch-inference pipeline on a batch folder with the champion model.",
+        discussion: """
+        Runs the four components in serve mode into outputs/runs/<run>-serve-<batch>: predictions.csv, \
+        drift.json, explanations (by default the 8 images the drift check ranks as most outlying), and indexes \
+        the batch, its images, predictions, drift results and explanations. When drift is detected, writes \
+        flags/drift/<batch>.json.
+        """
+    )
+
+    @OptionGroup var root: RootArgument
+
+    @Argument(help: "The batch folder (usually <root>/inbox/production/<batch>).")
+    var batch: String
+
+    @Option(help: "Explanations: all, sample:N, least-confident:K or drift:<drift.json>[:K].")
+    var budget: String?
+
+    func run() throws {
+        let pipelines = try root.pipelines()
+        let (run, drift) = try pipelines.infer(batch: batch, budget: try budget.map { try ExplanationBudget(parsing: $0) })
+        print("run \(run): \(drift ? "DRIFT detected, flag written to flags/drift/" : "no drift")")
+    }
+}
+
+struct RunsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "runs", abstract: "List the runs of a root, newest first.")
+
+    @OptionGroup var root: RootArgument
+
+    @Option(help: "How many.")
+    var limit = 20
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let index = try Index(path: try DroplineRoot(existing: root.root).index)
+        let runs = try index.runs(limit: limit)
+        if json {
+            try JSONOutput.print(runs)
+            return
+        }
+        var table = TextTable("RUN", "KIND", "SUBJECT", "STATUS", "MODEL", "STARTED", "FOLDER")
+        for r in runs {
+            table.add([r.id, r.kind, r.subject, r.status, r.modelVersion.map { "v\($0)" } ?? "-", r.startedAt, r.folder ?? (r.error ?? "-")])
+        }
+        print(table.render())
+    }
+}

@@ -1,0 +1,124 @@
+import DroplineSupport
+import Foundation
+import GRDB
+import Imaging
+import Modeling
+import Pipeline
+import Randomness
+import Store
+import Testing
+
+/// A root with stage "original" (3 colour classes of 32x32 PNGs) and one production batch.
+enum Fixture {
+    static func root() throws -> DroplineRoot {
+        let root = try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-pipeline-\(UUID().uuidString)").path)
+        var g = SeededGenerator(seed: 3)
+        func image(_ label: Int) -> RGBImage {
+            var image = RGBImage(width: 32, height: 32)
+            for y in 0..<32 {
+                for x in 0..<32 {
+                    func c(_ k: Int) -> UInt8 { UInt8(max(0, min(255, (k == label ? 180.0 : 60.0) + 25 * g.nextGaussian()))) }
+                    image[x, y] = RGB(c(0), c(1), c(2))
+                }
+            }
+            return image
+        }
+        for (folder, count) in [("training/original/train", 20), ("training/original/validation", 8)] {
+            for (label, name) in ["red", "green", "blue"].enumerated() {
+                let path = root.inbox + "/" + folder + "/" + name
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                for i in 0..<count { try ImageEncoder.write(image(label), to: path + "/\(i).png") }
+            }
+        }
+        let batch = root.productionInbox + "/batch-1"
+        try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
+        for i in 0..<24 { try ImageEncoder.write(image(i % 3), to: batch + "/img \(i).png") }
+        FileManager.default.createFile(atPath: batch + "/broken.jpg", contents: Data("no".utf8))
+        return root
+    }
+
+    static func configuration() -> TrainingConfiguration {
+        var c = TrainingConfiguration.defaults(architecture: "small-cnn")
+        c.imageSize = 32
+        c.epochs = 3
+        c.batchSize = 12
+        return c
+    }
+}
+
+@Suite("Pipelines")
+struct PipelineTests {
+    @Test("train then infer: published folders, a champion with its history, and index rows that all point at published files")
+    func trainAndInfer() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        let (trainRun, version) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        #expect(version == 1)
+        #expect(try pipelines.champion()?.version == 1)
+        #expect(FileManager.default.fileExists(atPath: root.models + "/v0001/model/content.sha256"))
+        #expect(FileManager.default.fileExists(atPath: root.models + "/v0001/drift/content.sha256"))
+        #expect(try pipelines.index.run(trainRun)?.modelVersion == 1)
+        let (serveRun, _) = try pipelines.infer(batch: root.productionInbox + "/batch-1")
+        let serve = try #require(try pipelines.index.run(serveRun))
+        #expect(serve.status == "succeeded" && serve.modelVersion == 1 && serve.batchId != nil)
+        try pipelines.index.read { db in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM predictions WHERE run_id = ?", arguments: [serveRun]) == 24)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE outcome = 'unsupported'") == 1)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM drift_results WHERE run_id = ?", arguments: [serveRun]) == 35)
+            #expect(try String.fetchAll(db, sql: "SELECT to_state FROM promotions ORDER BY id") == ["candidate", "champion"])
+            let paths = try String.fetchAll(db, sql: """
+                SELECT folder FROM runs WHERE folder IS NOT NULL UNION ALL SELECT path FROM component_outputs
+                UNION ALL SELECT folder FROM models UNION ALL SELECT heatmap FROM explanations UNION ALL SELECT path FROM predictions
+                """)
+            #expect(paths.count > 20)
+            for path in paths { #expect(FileManager.default.fileExists(atPath: root.path + "/" + path), "\(path) is indexed but missing") }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.staging).isEmpty)
+        // a second model: the policy promotes it only if it is not worse than the champion by more than the margin
+        let (_, second) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        #expect(second == 2)
+        let states = try pipelines.index.read { db in try String.fetchAll(db, sql: "SELECT state FROM models ORDER BY version") }
+        #expect(states == ["archived", "champion"] || states == ["champion", "candidate"])
+    }
+
+    @Test("recovery: an interrupted run is failed and its staging removed; one that died after publishing is completed")
+    func recovery() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        try pipelines.index.startRun(id: "20260101T000000Z-dead", kind: "train", subject: "original")
+        try FileManager.default.createDirectory(atPath: root.staging + "/20260101T000000Z-dead-train-original/processing", withIntermediateDirectories: true)
+        try pipelines.recover()
+        #expect(try pipelines.index.run("20260101T000000Z-dead")?.status == "failed")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.staging).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: root.runs + "/20260101T000000Z-dead-train-original"))
+
+        // A run that published its folder but died before the index transaction: completed from its manifest.
+        let (run, _) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        let folder = try #require(try pipelines.index.run(run)?.folder)
+        try pipelines.index.write { db in
+            try db.execute(sql: "DELETE FROM component_outputs WHERE run_id = ?", arguments: [run])
+            try db.execute(sql: "DELETE FROM promotions")
+            try db.execute(sql: "UPDATE runs SET model_version = NULL WHERE id = ?", arguments: [run])
+            try db.execute(sql: "DELETE FROM models")
+            try db.execute(sql: "UPDATE runs SET status = 'running', folder = NULL, finished_at = NULL WHERE id = ?", arguments: [run])
+        }
+        try pipelines.recover()
+        let recovered = try #require(try pipelines.index.run(run))
+        #expect(recovered.status == "succeeded" && recovered.folder == folder && recovered.modelVersion == 1)
+        #expect(try pipelines.champion()?.version == 1)
+    }
+
+    @Test("inference without a champion is refused with what to do")
+    func noChampion() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        do {
+            _ = try Pipelines(root: root).infer(batch: root.productionInbox + "/batch-1")
+            Issue.record("inferred without a model")
+        } catch {
+            #expect("\(error)".contains("dropline train"))
+        }
+    }
+}
