@@ -122,3 +122,61 @@ struct PipelineTests {
         }
     }
 }
+
+@Suite("Registry and ground truth")
+struct RegistryTests {
+    @Test("promote, roll back, and answer which model was champion at a time, with the reason")
+    func registry() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        pipelines.policy.margin = -1  // never automatic after the first: every later version waits as a candidate
+        try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        let between = Index.now()
+        try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        let registry = Registry(index: pipelines.index)
+        #expect(try registry.models().map(\.state) == ["champion", "candidate"])
+        try registry.promote(2, reason: "better on the new stage")
+        #expect(try registry.models().map(\.state) == ["archived", "champion"])
+        #expect(throws: StoreError.self) { try registry.promote(2, reason: "again") }
+        #expect(throws: StoreError.self) { try registry.promote(9, reason: "missing") }
+        #expect(try registry.champion(at: between)?.version == 1)
+        #expect(try registry.champion(at: Index.now())?.reason == "better on the new stage")
+        #expect(try registry.rollback(reason: "worse in production") == 1)
+        #expect(try registry.models().map(\.state) == ["champion", "archived"])
+        #expect(try registry.history(version: 1).map(\.toState) == ["candidate", "champion", "archived", "champion"])
+        #expect(try registry.champion(at: "2000-01-01T00:00:00Z") == nil)
+    }
+
+    @Test("labels are merged by path or hash; accuracy below the constraint writes a quality flag")
+    func labels() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        try pipelines.infer(batch: root.productionInbox + "/batch-1")
+        let names = ["red", "green", "blue"]
+        // right labels by path for the first 12 images; for the rest deliberately wrong, by hash
+        var lines = ["image,class"]
+        for i in 0..<12 { lines.append("img \(i).png,\(names[i % 3])") }
+        let hashes = try pipelines.index.read { db in
+            try [String: String](uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT path, image_sha256 FROM predictions").map { ($0["path"], $0["image_sha256"]) })
+        }
+        for i in 12..<24 { lines.append("\(hashes["inbox/production/batch-1/img \(i).png"]!),\(names[(i + 1) % 3])") }
+        lines.append("missing.png,red")
+        let file = root.labelsInbox + "/batch-1.csv"
+        try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try GroundTruth(root: root, index: pipelines.index).merge(labels: file)
+        #expect(result.labelled == 24 && result.unmatched == ["missing.png"])
+        #expect(result.accuracy <= 0.55)
+        #expect(result.belowConstraint)
+        #expect(FileManager.default.fileExists(atPath: root.flags("quality") + "/batch-1.json"))
+        try pipelines.index.read { (db: Database) throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ground_truth") == 24)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM flags WHERE kind = 'quality'") == 1)
+            #expect(try Int.fetchOne(db, sql: "SELECT below_constraint FROM quality") == 1)
+        }
+        try "image,label\nx,y".write(toFile: root.labelsInbox + "/batch-1.csv", atomically: true, encoding: .utf8)
+        #expect(throws: StoreError.self) { try GroundTruth(root: root, index: pipelines.index).merge(labels: root.labelsInbox + "/batch-1.csv") }
+    }
+}
