@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),
-        .testTarget(name: "CLITests", dependencies: ["DroplineSupport"], swiftSettings: strictness),
+        .testTarget(name: "CLITests", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -78,6 +78,7 @@ public final class Pipelines {
             var processing = ProcessingComponent(imageSize: configuration.imageSize)
             processing.seed = configuration.seed
             let p = try processing.train(stage: stageFolder, output: staging + "/processing")
+            FaultInjection.point("train-after-processing")
             log("training (\(configuration.architecture))")
             var algorithm = AlgorithmComponent()
             algorithm.report = trainingReport
@@ -92,14 +93,10 @@ public final class Pipelines {
             let manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
                                        droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
             try Self.writeManifest(manifest, to: staging)
-            // The model version: the model and the drift artifacts fitted for it, published together.
-            let versionStaging = root.staging + "/" + Self.versionName(version)
-            try FileManager.default.createDirectory(atPath: versionStaging, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: staging + "/algorithm/model", toPath: versionStaging + "/model")
-            try FileManager.default.copyItem(atPath: staging + "/monitoring/artifacts", toPath: versionStaging + "/drift")
-            try root.publish(staging: versionStaging, as: root.models + "/" + Self.versionName(version))
             try root.publish(staging: staging, as: root.runs + "/" + name)
+            FaultInjection.point("train-after-run-published")
             try complete(manifest: manifest, folder: root.runs + "/" + name)
+            FaultInjection.point("train-after-index")
             return (runID, version)
         } catch {
             try? index.failRun(id: runID, error: "\(error)")
@@ -128,6 +125,7 @@ public final class Pipelines {
             let classifier = try Classifier(model: modelFolder)
             log("processing \(batchName)")
             let p = try ProcessingComponent(imageSize: classifier.preprocessing.imageSize).serve(batch: folder, output: staging + "/processing")
+            FaultInjection.point("infer-after-processing")
             log("predicting")
             let a = try AlgorithmComponent().serve(processed: staging + "/processing", model: modelFolder, output: staging + "/algorithm")
             log("checking drift")
@@ -140,7 +138,9 @@ public final class Pipelines {
                                        droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
             try Self.writeManifest(manifest, to: staging)
             try root.publish(staging: staging, as: root.runs + "/" + name)
+            FaultInjection.point("infer-after-run-published")
             try complete(manifest: manifest, folder: root.runs + "/" + name)
+            FaultInjection.point("infer-after-index")
             if report.drift { try writeDriftFlag(batch: batchName, run: runID, version: champion.version, report: report) }
             return (runID, report.drift)
         } catch {
@@ -161,6 +161,10 @@ public final class Pipelines {
             }
         }
         let relativeFolder = root.relative(folder)
+        if manifest.kind == "train", let version = manifest.modelVersion {
+            try publishModelVersion(version, from: folder)
+            FaultInjection.point("train-after-model-published")
+        }
         try index.finishRun(id: manifest.runId, folder: relativeFolder, outputs: outputs) { db in
             if manifest.kind == "train", let version = manifest.modelVersion {
                 try self.registerModel(db, version: version, stage: manifest.subject, run: manifest.runId, folder: folder)
@@ -168,6 +172,19 @@ public final class Pipelines {
                 try self.indexServe(db, manifest: manifest, folder: folder)
             }
         }
+    }
+
+    /// Publishes outputs/models/vNNNN (the model and the drift artifacts fitted for it) from a
+    /// published training run folder, unless it is already there (completion may be repeated after a crash).
+    func publishModelVersion(_ version: Int, from runFolder: String) throws {
+        let destination = root.models + "/" + Self.versionName(version)
+        guard !FileManager.default.fileExists(atPath: destination) else { return }
+        let staging = root.staging + "/" + Self.versionName(version)
+        try? FileManager.default.removeItem(atPath: staging)
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: runFolder + "/algorithm/model", toPath: staging + "/model")
+        try FileManager.default.copyItem(atPath: runFolder + "/monitoring/artifacts", toPath: staging + "/drift")
+        try root.publish(staging: staging, as: destination)
     }
 
     func registerModel(_ db: Database, version: Int, stage: String, run: String, folder: String) throws {
@@ -291,7 +308,7 @@ public final class Pipelines {
         let indexed = try index.read { db in try Int.fetchOne(db, sql: "SELECT max(version) FROM models") } ?? 0
         let published = ((try? FileManager.default.contentsOfDirectory(atPath: root.models)) ?? [])
             .compactMap { $0.hasPrefix("v") ? Int($0.dropFirst()) : nil }.max() ?? 0
-        return max(indexed, published) + 1
+        return max(indexed, published) + 1  // (recover() runs first, so every published run is indexed)
     }
 
     static func versionName(_ version: Int) -> String { String(format: "v%04d", version) }

@@ -116,3 +116,18 @@ struct RunsCommand: ParsableCommand {
         print(table.render())
     }
 }
+
+struct RecoverCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Finish or fail runs interrupted by a crash, and remove unpublished staging folders.",
+        discussion: "A run whose folder was published just before the crash is completed from its manifest; any other interrupted run is marked failed. `train` and `infer` do this first on their own."
+    )
+
+    @OptionGroup var root: RootArgument
+
+    func run() throws {
+        _ = try root.pipelines()
+        print("recovered \(root.root)")
+    }
+}

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("dropline executable", .enabled(if: Binary.path != nil, "the dropline executable was not built"))
 struct CommandLineTests {
-    static let commands: [[String]] = [[], ["init"], ["train"], ["infer"], ["runs"], ["show"], ["models"], ["models", "list"], ["models", "show"],
+    static let commands: [[String]] = [[], ["init"], ["train"], ["infer"], ["runs"], ["recover"], ["show"], ["models"], ["models", "list"], ["models", "show"],
                                        ["models", "promote"], ["models", "rollback"], ["models", "history"], ["labels"], ["component"], ["image"], ["image", "info"], ["model"], ["model", "train"], ["model", "eval"],
                                        ["model", "predict"], ["drift"], ["drift", "fit"], ["drift", "check"], ["drift", "evaluate"],
                                        ["explain"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"]]
