@@ -1,4 +1,5 @@
 import ArgumentParser
+import DroplineSupport
 import Foundation
 import Store
 
@@ -8,7 +9,8 @@ struct InitCommand: ParsableCommand {
         abstract: "Create a Dropline root: the drop inbox, the output tree and the index.",
         discussion: """
         Creates <root>/inbox/{training,production,labels}, <root>/outputs/{models,runs}, \
-        <root>/flags/{drift,retrain,quality,done}, <root>/logs and <root>/index.sqlite. Safe to run on an \
+        <root>/flags/{drift,retrain,quality,done}, <root>/logs, <root>/index.sqlite and <root>/rules.yaml (a copy of \
+        the shipped rules/default.yaml, kept if it exists). Safe to run on an \
         existing root: only what is missing is created, and the index is migrated to this version's schema. \
         The layout is documented in inbox-layout/README.md and docs/store.md.
         """
@@ -21,11 +23,18 @@ struct InitCommand: ParsableCommand {
         let existed = FileManager.default.fileExists(atPath: root + "/index.sqlite")
         let created = try DroplineRoot.create(at: root)
         let index = try Index(path: created.index)
+        let rules = created.path + "/rules.yaml"
+        var rulesNote = "kept (existing)"
+        if !FileManager.default.fileExists(atPath: rules) {
+            try AtomicFile.write(Array(DefaultRules.yaml.utf8), to: rules)
+            rulesNote = "the default rules (rules/default.yaml)"
+        }
         try index.event(kind: existed ? "root_opened" : "root_created", subject: created.path, detail: nil)
         print("\(existed ? "checked" : "created") Dropline root \(created.path)")
         print("  drop training data in   \(created.relative(created.trainingInbox))/<stage>/{train,validation}/<class>/")
         print("  drop production batches \(created.relative(created.productionInbox))/<batch>/")
         print("  drop labels             \(created.relative(created.labelsInbox))/<batch>.csv")
         print("  index                   \(created.relative(created.index)) (schema \(try index.appliedMigrations().joined(separator: ", ")))")
+        print("  rules                   rules.yaml: \(rulesNote)")
     }
 }

@@ -74,3 +74,20 @@ struct CommandLineTests {
         #expect(result.stdout.contains("1 files: 1 empty"))
     }
 }
+
+@Suite("dropline init", .enabled(if: Binary.path != nil, "the dropline executable was not built"))
+struct InitTests {
+    @Test("init copies the shipped default rules, identical to rules/default.yaml, and keeps an edited copy")
+    func rules() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-init-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try Binary.run(["init", root]).status == 0)
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("rules/default.yaml").path
+        #expect(try String(contentsOfFile: root + "/rules.yaml", encoding: .utf8) == String(contentsOfFile: shipped, encoding: .utf8),
+                "Sources/dropline/DefaultRules.swift is stale: run scripts/embed-default-rules")
+        try "# mine\n".write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
+        #expect(try Binary.run(["init", root]).status == 0)
+        #expect(try String(contentsOfFile: root + "/rules.yaml", encoding: .utf8) == "# mine\n")
+    }
+}

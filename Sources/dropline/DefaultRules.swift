@@ -1,0 +1,45 @@
+/// rules/default.yaml, embedded so that `dropline init` works from an installed binary.
+/// Generated from that file by scripts/embed-default-rules; a test checks the two are identical.
+enum DefaultRules {
+    static let yaml = #"""
+# Dropline's default rules: the loop of the cloud design.
+#
+# `dropline init` copies this file to <root>/rules.yaml; edit that copy. The watch daemon reads it
+# (and reloads it when it changes). Each rule says on which event it fires (`on`), optionally for which
+# paths (`match`, with named captures in braces) and under which conditions (`when`), and what to do
+# (`do`, run in order).
+version: 1
+rules:
+  # Every production batch that lands (its _READY marker appeared, or it settled) is served with the
+  # champion model: predictions, drift check, explanations.
+  - name: infer-every-batch
+    on: batch_landed
+    match: production/{stage}/{batch}
+    do:
+      - infer: {}
+
+  # A drift flag retrains on the train and validation data of the stage the drifted batch belongs to,
+  # then promotes the new model if the promotion policy allows (validation accuracy at least the
+  # champion's minus 0.01).
+  - name: retrain-on-drift
+    on: flag_created
+    kind: drift
+    do:
+      - train:
+          stage: "{flag.stage}"
+      - promote:
+          policy: default
+
+  # A person or a program can ask for retraining: flags/retrain/<stage>.json.
+  - name: retrain-on-request
+    on: flag_created
+    kind: retrain
+    match: flags/retrain/{stage}.json
+    do:
+      - train:
+          stage: "{stage}"
+      - promote:
+          policy: default
+
+"""#
+}
