@@ -166,6 +166,14 @@ public final class Pipelines {
             FaultInjection.point("train-after-model-published")
         }
         try index.finishRun(id: manifest.runId, folder: relativeFolder, outputs: outputs) { db in
+            // Inputs as each component saw them: a folder and the SHA-256 over its files' paths and hashes.
+            for component in manifest.components {
+                for input in component.inputs {
+                    try db.execute(sql: "INSERT OR IGNORE INTO run_inputs (run_id, role, path, sha256) VALUES (?, ?, ?, ?)",
+                                   arguments: [manifest.runId, component.component.rawValue + "/" + input.role,
+                                               self.root.relative(input.path), input.sha256])
+                }
+            }
             if manifest.kind == "train", let version = manifest.modelVersion {
                 try self.registerModel(db, version: version, stage: manifest.subject, run: manifest.runId, folder: folder)
             } else {

@@ -67,6 +67,11 @@ struct PipelineTests {
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE outcome = 'unsupported'") == 1)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM drift_results WHERE run_id = ?", arguments: [serveRun]) == 35)
             #expect(try String.fetchAll(db, sql: "SELECT to_state FROM promotions ORDER BY id") == ["candidate", "champion"])
+            #expect(try String.fetchAll(db, sql: "SELECT role FROM run_inputs WHERE run_id = ? ORDER BY role", arguments: [trainRun])
+                    == ["algorithm/train", "algorithm/validation", "explainability/validation", "monitoring/holdout", "monitoring/train",
+                        "processing/train", "processing/validation"])
+            #expect(try String.fetchOne(db, sql: "SELECT path FROM run_inputs WHERE run_id = ? AND role = 'processing/batch'", arguments: [serveRun])
+                    == "inbox/production/batch-1")
             let paths = try String.fetchAll(db, sql: """
                 SELECT folder FROM runs WHERE folder IS NOT NULL UNION ALL SELECT path FROM component_outputs
                 UNION ALL SELECT folder FROM models UNION ALL SELECT heatmap FROM explanations UNION ALL SELECT path FROM predictions
