@@ -55,6 +55,21 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         }
     }
 
+    /// The defaults for an architecture written as on the command line: `scratch`, `small-cnn`, or
+    /// `backbone:<path to model.json>`.
+    public static func defaults(forArch arch: String) throws -> TrainingConfiguration {
+        if arch.hasPrefix("backbone:") {
+            var c = defaults(architecture: "backbone")
+            c.backbonePath = String(arch.dropFirst("backbone:".count))
+            guard !(c.backbonePath ?? "").isEmpty else { throw NetworkError.invalidModel("backbone: needs the path of a model.json") }
+            return c
+        }
+        guard arch == "scratch" || arch == "small-cnn" else {
+            throw NetworkError.invalidNetwork("unknown architecture '\(arch)': use scratch, small-cnn or backbone:<model.json>")
+        }
+        return defaults(architecture: arch)
+    }
+
     /// The preprocessing this configuration implies.
     public var preprocessing: Preprocessing {
         // MobileNet-style backbones (Keras Applications, Teachable Machine) take [-1, 1]; networks

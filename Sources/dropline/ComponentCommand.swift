@@ -82,9 +82,7 @@ struct ComponentCommand: ParsableCommand {
             manifest = m == .train ? try p.train(stage: input[0], output: output) : try p.serve(batch: input[0], output: output)
         case .algorithm:
             if m == .train {
-                let architecture = arch.hasPrefix("backbone:") ? "backbone" : arch
-                var c = TrainingConfiguration.defaults(architecture: architecture)
-                if architecture == "backbone" { c.backbonePath = String(arch.dropFirst("backbone:".count)) }
+                var c = try TrainingConfiguration.defaults(forArch: arch)
                 c.imageSize = imageSize
                 if let epochs { c.epochs = epochs }
                 c.seed = seed

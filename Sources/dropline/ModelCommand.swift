@@ -73,12 +73,9 @@ struct ModelCommand: ParsableCommand {
         }
 
         func run() throws {
-            let architecture = arch.hasPrefix("backbone:") ? "backbone" : arch
-            var c = TrainingConfiguration.defaults(architecture: architecture)
-            if architecture == "backbone" {
-                c.backbonePath = String(arch.dropFirst("backbone:".count))
-                c.backboneCut = cut
-            }
+            var c = try TrainingConfiguration.defaults(forArch: arch)
+            let architecture = c.architecture
+            if architecture == "backbone" { c.backboneCut = cut }
             if let epochs { c.epochs = epochs }
             if let imageSize { c.imageSize = imageSize }
             if let batchSize { c.batchSize = batchSize }

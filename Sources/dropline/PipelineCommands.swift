@@ -51,9 +51,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let pipelines = try root.pipelines()
-        let architecture = arch.hasPrefix("backbone:") ? "backbone" : arch
-        var c = TrainingConfiguration.defaults(architecture: architecture)
-        if architecture == "backbone" { c.backbonePath = String(arch.dropFirst("backbone:".count)) }
+        var c = try TrainingConfiguration.defaults(forArch: arch)
         if let imageSize { c.imageSize = imageSize }
         if let epochs { c.epochs = epochs }
         c.seed = seed
