@@ -45,6 +45,8 @@ let package = Package(
         // L2: training, evaluation and model artifacts on images.
         .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "DroplineSupport"], swiftSettings: strictness),
+        // L1: noticing batches landing (scans, inotify, polling).
+        .target(name: "FolderWatch", swiftSettings: strictness),
         // L1: the root folder, the versioned output tree and the SQLite index.
         .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
@@ -88,6 +90,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
     ],
