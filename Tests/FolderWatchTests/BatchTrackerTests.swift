@@ -70,3 +70,23 @@ struct InboxScannerTests {
         #expect(InboxScanner(marker: "DONE").snapshot(inbox + "/b1").files.keys.contains("_READY"))
     }
 }
+
+@Suite("inotify")
+struct InotifyTests {
+    @Test("a file in a directory created after the watch started wakes the watcher; quiet means a timeout")
+    func wakeups() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-inotify-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root + "/production", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let watcher = try InotifyWatcher(root: root)
+        #expect(watcher.watchCount == 2)
+        #expect(try watcher.wait(timeout: 0.05) == false)
+        try FileManager.default.createDirectory(atPath: root + "/production/batch-1", withIntermediateDirectories: true)
+        #expect(try watcher.wait(timeout: 2))
+        #expect(watcher.watchCount == 3)
+        FileManager.default.createFile(atPath: root + "/production/batch-1/a.jpg", contents: Data([1, 2, 3]))
+        #expect(try watcher.wait(timeout: 2))
+        #expect(MountKind.type(of: root) != nil)
+        #expect(MountKind.type(of: "/proc") == "proc")
+    }
+}

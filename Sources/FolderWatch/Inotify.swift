@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wake-ups from Linux inotify for a folder tree: "something changed, scan again". Not recursive in
+/// the kernel, so every directory gets its own watch, and a directory created (or moved in) gets one
+/// as soon as its event arrives (the scan that follows finds files created before the watch). A full
+/// event queue (IN_Q_OVERFLOW) is just another reason to scan. Running out of watches (ENOSPC) is
+/// reported so the caller can fall back to polling.
+public final class InotifyWatcher {
+    public enum Failure: Error, CustomStringConvertible, Sendable {
+        case unavailable(String)
+        case outOfWatches(String)
+        public var description: String {
+            switch self {
+            case .unavailable(let m): "inotify unavailable: \(m)"
+            case .outOfWatches(let path):
+                "out of inotify watches at '\(path)' (fs.inotify.max_user_watches); falling back to polling; raise the limit with sysctl to watch again"
+            }
+        }
+    }
+
+    private let fd: Int32
+    private var watches: [Int32: String] = [:]
+    private let mask: UInt32
+
+    public init(root: String) throws {
+        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0 else { throw Failure.unavailable(String(cString: strerror(errno))) }
+        self.fd = fd
+        mask = UInt32(IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_ATTRIB)
+        do {
+            try addRecursively(root)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Directories watched.
+    public var watchCount: Int { watches.count }
+
+    func addRecursively(_ path: String) throws {
+        let wd = inotify_add_watch(fd, path, mask)
+        if wd < 0 {
+            if errno == ENOSPC { throw Failure.outOfWatches(path) }
+            return  // vanished or unreadable: the next scan reports it
+        }
+        watches[wd] = path
+        for name in InboxScanner.entries(path) where InboxScanner.isDirectory(path + "/" + name) {
+            try addRecursively(path + "/" + name)
+        }
+    }
+
+    /// Waits up to `timeout` seconds for changes; returns true when something changed (or the event
+    /// queue overflowed), false on timeout. New directories are watched before it returns.
+    public func wait(timeout: Double) throws -> Bool {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&poller, 1, Int32(max(0, timeout * 1000)))
+        if ready <= 0 { return false }
+        var changed = false
+        let size = 16 + Int(NAME_MAX) + 1
+        var buffer = [UInt8](repeating: 0, count: 64 * size)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            var offset = 0
+            while offset + 16 <= n {
+                let (wd, eventMask, length) = buffer.withUnsafeBytes { raw in
+                    (raw.loadUnaligned(fromByteOffset: offset, as: Int32.self),
+                     raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self),
+                     Int(raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self)))
+                }
+                let name = String(decoding: buffer[(offset + 16)..<min(offset + 16 + length, n)].prefix { $0 != 0 }, as: UTF8.self)
+                offset += 16 + length
+                changed = true
+                if eventMask & UInt32(IN_Q_OVERFLOW) != 0 { continue }  // wd -1: rescan, which the caller does anyway
+                if eventMask & UInt32(IN_IGNORED) != 0 { watches[wd] = nil; continue }
+                if eventMask & UInt32(IN_ISDIR) != 0 && eventMask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, let parent = watches[wd] {
+                    try addRecursively(parent + "/" + name)
+                }
+            }
+        }
+        return changed
+    }
+}
+
+/// Which file systems inotify cannot see into: changes made by other hosts (NFS, SMB/CIFS) or by a
+/// FUSE daemon produce no events. The type comes from /proc/self/mountinfo (the same information
+/// statfs's f_type gives, which Swift's Glibc module does not expose): the mount whose mount point is
+/// the longest prefix of the path.
+public enum MountKind {
+    static func isRemote(_ type: String) -> Bool {
+        let t = type.lowercased()
+        return t.hasPrefix("nfs") || t == "cifs" || t.hasPrefix("smb") || t.hasPrefix("fuse") || t == "9p" || t == "ceph" || t == "glusterfs"
+    }
+
+    /// The file-system type of the mount holding `path`, e.g. "ext4", "nfs4", "cifs", "fuse.sshfs".
+    public static func type(of path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        let absolute = String(cString: resolved)
+        free(resolved)
+        guard let file = fopen("/proc/self/mountinfo", "r") else { return nil }
+        defer { fclose(file) }
+        var best: (point: String, type: String)?
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        while getline(&line, &capacity, file) > 0, let line {
+            // id parent major:minor root mount-point options [optional fields] - type source super-options
+            let fields = String(cString: line).split(separator: " ").map(String.init)
+            guard fields.count > 6, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
+            let point = fields[4].split(separator: "\\040", omittingEmptySubsequences: false).joined(separator: " ")  // mountinfo escapes spaces as \040
+            let inside = absolute == point || absolute.hasPrefix(point == "/" ? "/" : point + "/")
+            if inside && point.count >= (best?.point.count ?? -1) { best = (point, fields[dash + 1]) }
+        }
+        free(line)
+        return best?.type
+    }
+
+    /// The network or FUSE file-system type `path` is on, or nil for a local one.
+    public static func remote(_ path: String) -> String? {
+        type(of: path).flatMap { isRemote($0) ? $0 : nil }
+    }
+}
