@@ -25,6 +25,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // L0: pure code, values in and values out.
@@ -47,6 +48,7 @@ let package = Package(
         .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "DroplineSupport"], swiftSettings: strictness),
         // L1: noticing batches landing (scans, inotify, polling).
         .target(name: "FolderWatch", swiftSettings: strictness),
+        .target(name: "Rules", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strictness),
         // L1: the root folder, the versioned output tree and the SQLite index.
         .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
@@ -60,12 +62,13 @@ let package = Package(
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline",
+                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
         ),
         .testTarget(name: "RandomnessTests", dependencies: ["Randomness"], swiftSettings: strictness),
+        .testTarget(name: "RulesTests", dependencies: ["Rules"], swiftSettings: strictness),
         .testTarget(
             name: "ImagingTests",
             dependencies: ["Imaging", "Randomness", "DroplineSupport"],

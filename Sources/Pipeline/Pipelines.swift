@@ -141,7 +141,7 @@ public final class Pipelines {
             FaultInjection.point("infer-after-run-published")
             try complete(manifest: manifest, folder: root.runs + "/" + name)
             FaultInjection.point("infer-after-index")
-            if report.drift { try writeDriftFlag(batch: batchName, run: runID, version: champion.version, report: report) }
+            if report.drift { try writeDriftFlag(batch: batchName, folder: folder, run: runID, version: champion.version, report: report) }
             return (runID, report.drift)
         } catch {
             try? index.failRun(id: runID, error: "\(error)")
@@ -283,14 +283,23 @@ public final class Pipelines {
         }
     }
 
-    /// flags/drift/<batch>.json, written atomically: what the rules act on.
-    func writeDriftFlag(batch: String, run: String, version: Int, report: DriftReport) throws {
-        let flag: [String: Any] = [
+    /// flags/drift/<batch>.json, written atomically: what the rules act on. `stage` is the stage
+    /// folder of a batch under inbox/production/<stage>/ (what the default rules retrain on); a batch
+    /// served from elsewhere has no stage, and the retrain rule then says so instead of guessing.
+    func writeDriftFlag(batch: String, folder: String, run: String, version: Int, report: DriftReport) throws {
+        var flag: [String: Any] = [
             "kind": "drift", "batch": batch, "run": run, "model_version": version, "drift": true, "reason": report.reason,
             "detectors": report.detectors.map { ["name": $0.name, "drift": $0.drift, "minimum_adjusted_p_value": $0.minimumAdjustedPValue,
                                                  "maximum_statistic": $0.maximumStatistic] },
             "created_at": Index.now(),
         ]
+        let absolute = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath()
+        let production = URL(fileURLWithPath: root.productionInbox).standardizedFileURL.resolvingSymlinksInPath()
+        if absolute.deletingLastPathComponent().deletingLastPathComponent().path == production.path {
+            let stage = absolute.deletingLastPathComponent().lastPathComponent
+            flag["stage"] = stage
+            flag["batch_path"] = "production/" + stage + "/" + absolute.lastPathComponent
+        }
         let path = root.flags("drift") + "/" + Self.safe(batch) + ".json"
         try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: flag, options: [.prettyPrinted, .sortedKeys])), to: path)
         try index.write { db in

@@ -7,7 +7,7 @@ struct CommandLineTests {
     static let commands: [[String]] = [[], ["init"], ["train"], ["infer"], ["runs"], ["recover"], ["show"], ["models"], ["models", "list"], ["models", "show"],
                                        ["models", "promote"], ["models", "rollback"], ["models", "history"], ["labels"], ["component"], ["image"], ["image", "info"], ["model"], ["model", "train"], ["model", "eval"],
                                        ["model", "predict"], ["drift"], ["drift", "fit"], ["drift", "check"], ["drift", "evaluate"],
-                                       ["explain"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"]]
+                                       ["explain"], ["rules"], ["rules", "check"], ["rules", "explain"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"]]
 
     @Test("every command has --help", arguments: commands)
     func help(command: [String]) throws {
@@ -15,6 +15,26 @@ struct CommandLineTests {
         #expect(result.status == 0)
         #expect(result.stdout.contains("USAGE: dropline"))
         #expect(result.stdout.contains("OVERVIEW:"))
+    }
+
+    @Test("rules check names the file, line and column of a mistake and exits 1; rules explain --json says which rule fires")
+    func rules() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-rules-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        #expect(try Binary.run(["init", folder]).status == 0)
+        #expect(try Binary.run(["rules", "check", folder]).status == 0)
+        let bad = folder + "/bad.yaml"
+        try "version: 1\nrules:\n  - name: x\n    on: batch_landed\n    do: [retrain: {}]\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let checked = try Binary.run(["rules", "check", bad])
+        #expect(checked.status == 1)
+        #expect(checked.stderr.contains(bad + ":5:"), "\(checked.stderr)")
+        #expect(checked.stderr.contains("unknown action 'retrain'"))
+        let explained = try Binary.run(["rules", "explain", folder, "--event", "batch_landed", "--path", "production/s1/b1", "--json"])
+        #expect(explained.status == 0)
+        struct Output: Decodable { struct D: Decodable { var rule: String; var fired: Bool; var actions: [String] }; var decisions: [D] }
+        let output = try JSONDecoder().decode(Output.self, from: Data(explained.stdout.utf8))
+        #expect(output.decisions.filter(\.fired).map(\.rule) == ["infer-every-batch"])
+        #expect(output.decisions.first?.actions == ["infer production/s1/b1"])
     }
 
     @Test("--version prints the version")

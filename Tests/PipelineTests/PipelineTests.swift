@@ -48,6 +48,30 @@ enum Fixture {
 
 @Suite("Pipelines")
 struct PipelineTests {
+    @Test("a drifted batch under production/<stage>/ raises a drift flag that names its stage, for the rules to retrain on")
+    func driftFlagNamesStage() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        _ = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        // Near-white, low-contrast images: far from the training colours in every pixel statistic.
+        let batch = root.productionInbox + "/original/washed-out"
+        try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
+        var g = SeededGenerator(seed: 9)
+        for i in 0..<24 {
+            var image = RGBImage(width: 32, height: 32)
+            for y in 0..<32 { for x in 0..<32 { let v = UInt8(235 + Int(g.next() % 20)); image[x, y] = RGB(v, v, v) } }
+            try ImageEncoder.write(image, to: batch + "/\(i).png")
+        }
+        let (run, drift) = try pipelines.infer(batch: batch)
+        #expect(drift)
+        let data = try Data(contentsOf: URL(fileURLWithPath: root.flags("drift") + "/washed-out.json"))
+        let flag = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(flag["stage"] as? String == "original")
+        #expect(flag["batch_path"] as? String == "production/original/washed-out")
+        #expect(flag["run"] as? String == run)
+    }
+
     @Test("train then infer: published folders, a champion with its history, and index rows that all point at published files")
     func trainAndInfer() throws {
         let root = try Fixture.root()

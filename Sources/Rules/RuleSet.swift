@@ -1,0 +1,402 @@
+import Foundation
+import Yams
+
+/// What happened in the Dropline root that rules may act on.
+public enum EventKind: String, Sendable, CaseIterable {
+    /// A production batch landed (its _READY marker appeared, or it settled): path is `inbox/production/<stage>/<batch>` relative to
+    /// `inbox/`, i.e. `production/<stage>/<batch>`.
+    case batchLanded = "batch_landed"
+    /// A flag file appeared: path is `flags/<kind>/<name>.json`.
+    case flagCreated = "flag_created"
+    /// A training run published a new model version: path is `outputs/models/<version>`.
+    case modelTrained = "model_trained"
+    /// A labels file landed: path is `labels/<file>` relative to `inbox/`.
+    case labelsLanded = "labels_landed"
+}
+
+/// One event: its kind, the path it concerns and the fields conditions and templates can use
+/// (`flag.<key>` for a flag file's top-level values, `kind` for a flag's kind, and the like).
+public struct Event: Sendable, Equatable {
+    public var kind: EventKind
+    public var path: String
+    public var fields: [String: Value]
+
+    public init(kind: EventKind, path: String, fields: [String: Value] = [:]) {
+        self.kind = kind
+        self.path = path
+        self.fields = fields
+    }
+
+    /// The event for a flag file: `relativePath` is `flags/<kind>/<name>.json`; the JSON object's
+    /// top-level numbers, strings and booleans become `flag.<key>` fields.
+    public static func flag(relativePath: String, json: [UInt8]) throws(RulesError) -> Event {
+        let parts = relativePath.split(separator: "/").map(String.init)
+        guard parts.count >= 3, parts[0] == "flags" else {
+            throw RulesError(file: relativePath, message: "a flag lives at flags/<kind>/<name>.json")
+        }
+        var fields: [String: Value] = ["kind": .string(parts[1])]
+        let object: [String: Scalar]
+        do { object = try JSONDecoder().decode([String: Scalar].self, from: Data(json)) } catch {
+            throw RulesError(file: relativePath, message: "the flag file is not a JSON object (\(error)); write a JSON object or remove the file")
+        }
+        for (key, value) in object {
+            switch value {
+            case .value(let v): fields["flag." + key] = v
+            case .other: continue
+            }
+        }
+        if let kind = fields["flag.kind"] { fields["kind"] = kind }
+        return Event(kind: .flagCreated, path: relativePath, fields: fields)
+    }
+}
+
+/// A top-level JSON value of a flag: numbers, texts and booleans become fields; lists and objects
+/// are skipped. (JSONDecoder keeps booleans and numbers apart, which JSONSerialization on Linux does not.)
+enum Scalar: Decodable {
+    case value(Value)
+    case other
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let b = try? container.decode(Bool.self) { self = .value(.bool(b)) }
+        else if let n = try? container.decode(Double.self) { self = .value(.number(n)) }
+        else if let s = try? container.decode(String.self) { self = .value(.string(s)) }
+        else { self = .other }
+    }
+}
+
+/// A text with `{name}` placeholders filled from a rule's captures and the event's fields.
+public struct Template: Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+    let placeholders: [String]
+
+    init(_ text: String) throws(PatternError) {
+        description = text
+        var names: [String] = []
+        var rest = Substring(text)
+        while let open = rest.firstIndex(of: "{") {
+            guard let close = rest[open...].firstIndex(of: "}") else {
+                throw PatternError(message: "'{' is not closed", offset: text.distance(from: text.startIndex, to: open))
+            }
+            let name = String(rest[rest.index(after: open)..<close])
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }) else {
+                throw PatternError(message: "placeholder '{\(name)}' may use letters, digits, _ and . only", offset: text.distance(from: text.startIndex, to: open))
+            }
+            names.append(name)
+            rest = rest[rest.index(after: close)...]
+        }
+        placeholders = names
+    }
+
+    /// The filled-in text, or the name of the first placeholder without a value.
+    func fill(_ values: [String: Value]) -> Result<String, MissingPlaceholder> {
+        var text = description
+        for name in placeholders {
+            guard let value = values[name] else { return .failure(MissingPlaceholder(name: name)) }
+            text = text.replacingOccurrences(of: "{\(name)}", with: value.text)
+        }
+        return .success(text)
+    }
+
+    struct MissingPlaceholder: Error { var name: String }
+}
+
+/// What a rule does, in order. Templates are filled when the rule fires.
+public enum Action: Sendable, Equatable {
+    /// Runs the batch-inference pipeline on the event's batch.
+    case infer
+    /// Runs the training pipeline on `inbox/training/<stage>`.
+    case train(stage: Template)
+    /// Promotes the newest model if the policy allows (`default`: validation accuracy at least the
+    /// champion's minus 0.01; `always`; `never`).
+    case promote(policy: String)
+    /// Runs a shell command with the given timeout in seconds.
+    case run(command: Template, timeout: Double)
+    /// Does nothing, and stops later rules from firing on this event.
+    case ignore
+
+    public var name: String {
+        switch self {
+        case .infer: "infer"
+        case .train: "train"
+        case .promote: "promote"
+        case .run: "run"
+        case .ignore: "ignore"
+        }
+    }
+
+    static let policies = ["default", "always", "never"]
+}
+
+/// An action with its templates filled in, ready to run.
+public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
+    case infer(batch: String)
+    case train(stage: String)
+    case promote(policy: String)
+    case run(command: String, timeout: Double)
+
+    public var description: String {
+        switch self {
+        case .infer(let batch): "infer \(batch)"
+        case .train(let stage): "train stage \(stage)"
+        case .promote(let policy): "promote (policy \(policy))"
+        case .run(let command, let timeout): "run `\(command)` (timeout \(Int(timeout)) s)"
+        }
+    }
+}
+
+public struct Rule: Sendable, Equatable {
+    public var name: String
+    public var on: EventKind
+    /// For flag_created: the flag kind (the folder under flags/) the rule is for.
+    public var flagKind: String?
+    public var match: MatchPattern?
+    public var when: Condition?
+    public var actions: [Action]
+    /// The line of the rule in its file, 1-based, for messages.
+    public var line: Int
+}
+
+/// Why a rule did or did not fire on an event.
+public struct RuleDecision: Sendable, Equatable {
+    public var rule: String
+    public var line: Int
+    public var fired: Bool
+    public var reason: String
+    public var actions: [PlannedAction]
+}
+
+/// A rules file, parsed and checked: every problem is reported with its file, line and column.
+public struct RuleSet: Sendable, Equatable {
+    public var rules: [Rule]
+
+    public static let knownVersion = 1
+
+    public static func load(file: String) throws(RulesError) -> RuleSet {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw RulesError(file: file, message: "cannot read the rules file; check that it exists and is readable")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw RulesError(file: file, message: "the rules file is not UTF-8 text")
+        }
+        return try parse(yaml: text, file: file)
+    }
+
+    public static func parse(yaml text: String, file: String) throws(RulesError) -> RuleSet {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            throw RulesError(file: file, message: "not valid YAML: \(error)")
+        }
+        guard let root, let top = root.mapping else {
+            throw RulesError(file: file, line: root?.mark?.line, message: "the file must be a mapping with `version: 1` and `rules:`")
+        }
+        var version: Int?
+        var rulesNode: Node?
+        for (key, value) in top {
+            switch key.string {
+            case "version":
+                guard let v = value.int, v == knownVersion else {
+                    throw RulesError(file: file, node: value, message: "this Dropline reads rules version \(knownVersion); found '\(value.string ?? "?")'")
+                }
+                version = v
+            case "rules": rulesNode = value
+            default: throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' (expected version, rules)")
+            }
+        }
+        guard version != nil else { throw RulesError(file: file, node: root, message: "missing `version: 1`") }
+        guard let rulesNode, let list = rulesNode.sequence else {
+            throw RulesError(file: file, node: rulesNode ?? root, message: "`rules:` must be a list of rules")
+        }
+        var rules: [Rule] = []
+        for node in list {
+            let rule = try parseRule(node, file: file)
+            if let other = rules.first(where: { $0.name == rule.name }) {
+                throw RulesError(file: file, node: node, message: "rule name '\(rule.name)' is already used on line \(other.line)")
+            }
+            rules.append(rule)
+        }
+        return RuleSet(rules: rules)
+    }
+
+    static func parseRule(_ node: Node, file: String) throws(RulesError) -> Rule {
+        guard let mapping = node.mapping else { throw RulesError(file: file, node: node, message: "a rule is a mapping with name, on and do") }
+        var name: String?, on: EventKind?, kind: String?, match: MatchPattern?, when: Condition?, actions: [Action]?
+        var matchNode: Node?
+        var actionsNode: Node?
+        for (key, value) in mapping {
+            switch key.string {
+            case "name":
+                guard let text = value.string, !text.isEmpty else { throw RulesError(file: file, node: value, message: "name must be a non-empty text") }
+                name = text
+            case "on":
+                guard let text = value.string, let kind = EventKind(rawValue: text) else {
+                    throw RulesError(file: file, node: value, message: "unknown event '\(value.string ?? "?")'; use one of \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                on = kind
+            case "kind":
+                guard let text = value.string, !text.isEmpty else { throw RulesError(file: file, node: value, message: "kind must be a flag kind such as drift or retrain") }
+                kind = text
+            case "match":
+                guard let text = value.string else { throw RulesError(file: file, node: value, message: "match must be a path pattern such as production/{stage}/{batch}") }
+                do { match = try MatchPattern(text) } catch {
+                    throw RulesError(file: file, node: value, columnOffset: error.offset, message: "bad match pattern: \(error.message)")
+                }
+                matchNode = value
+            case "when":
+                guard let text = value.string else { throw RulesError(file: file, node: value, message: "when must be a condition such as flag.drift == true") }
+                do { when = try Condition.parse(text) } catch {
+                    throw RulesError(file: file, node: value, columnOffset: error.offset, message: "bad condition: \(error.message)")
+                }
+            case "do":
+                actionsNode = value
+            default:
+                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' in a rule (expected name, on, kind, match, when, do)")
+            }
+        }
+        guard let name else { throw RulesError(file: file, node: node, message: "the rule has no name") }
+        guard let on else { throw RulesError(file: file, node: node, message: "rule '\(name)' has no `on:` event") }
+        if kind != nil && on != .flagCreated { throw RulesError(file: file, node: node, message: "rule '\(name)': `kind:` only applies to flag_created") }
+        _ = matchNode
+        guard let actionsNode, let list = actionsNode.sequence, !list.isEmpty else {
+            throw RulesError(file: file, node: actionsNode ?? node, message: "rule '\(name)' needs `do:`, a non-empty list of actions")
+        }
+        var parsed: [Action] = []
+        for item in list { parsed.append(try parseAction(item, file: file, rule: name, on: on, captures: match?.captureNames ?? [])) }
+        actions = parsed
+        return Rule(name: name, on: on, flagKind: kind, match: match, when: when, actions: actions ?? [], line: (node.mark?.line ?? 0))
+    }
+
+    static func parseAction(_ node: Node, file: String, rule: String, on: EventKind, captures: [String]) throws(RulesError) -> Action {
+        guard let mapping = node.mapping, mapping.count == 1, let (key, value) = mapping.first, let name = key.string else {
+            throw RulesError(file: file, node: node, message: "rule '\(rule)': an action is a one-key mapping such as `- infer: {}` or `- train: {stage: \"{stage}\"}`")
+        }
+        let options = value.mapping
+        if value.mapping == nil && !(value.string == nil || value.string == "") {
+            throw RulesError(file: file, node: value, message: "rule '\(rule)': options of '\(name)' must be a mapping")
+        }
+        func option(_ key: String) -> Node? { options?.first(where: { $0.key.string == key })?.value }
+        func only(_ allowed: [String]) throws(RulesError) {
+            for (k, _) in options ?? [:] where !allowed.contains(k.string ?? "") {
+                throw RulesError(file: file, node: k, message: "rule '\(rule)': '\(name)' takes \(allowed.isEmpty ? "no options" : allowed.joined(separator: ", ")), not '\(k.string ?? "?")'")
+            }
+        }
+        func template(_ key: String) throws(RulesError) -> Template {
+            guard let node = option(key), let text = node.string, !text.isEmpty else {
+                throw RulesError(file: file, node: value, message: "rule '\(rule)': '\(name)' needs \(key)")
+            }
+            let t: Template
+            do { t = try Template(text) } catch { throw RulesError(file: file, node: node, columnOffset: error.offset, message: "rule '\(rule)': \(error.message)") }
+            for placeholder in t.placeholders where !placeholder.contains(".") && !captures.contains(placeholder) && placeholder != "path" && placeholder != "kind" {
+                throw RulesError(file: file, node: node, message: "rule '\(rule)': '{\(placeholder)}' is not a capture of the match pattern (captures: \(captures.isEmpty ? "none" : captures.joined(separator: ", ")))")
+            }
+            return t
+        }
+        switch name {
+        case "infer":
+            try only([])
+            guard on == .batchLanded else { throw RulesError(file: file, node: key, message: "rule '\(rule)': infer only applies to batch_landed") }
+            return .infer
+        case "train":
+            try only(["stage"])
+            return .train(stage: try template("stage"))
+        case "promote":
+            try only(["policy"])
+            let policy = option("policy")?.string ?? "default"
+            guard Action.policies.contains(policy) else {
+                throw RulesError(file: file, node: option("policy") ?? value, message: "rule '\(rule)': unknown promotion policy '\(policy)'; use \(Action.policies.joined(separator: ", "))")
+            }
+            return .promote(policy: policy)
+        case "run":
+            try only(["command", "timeout"])
+            let timeout: Double
+            if let node = option("timeout") {
+                guard let t = node.float, t > 0 else { throw RulesError(file: file, node: node, message: "rule '\(rule)': timeout is a positive number of seconds") }
+                timeout = t
+            } else { timeout = 600 }
+            return .run(command: try template("command"), timeout: timeout)
+        case "ignore":
+            try only([])
+            return .ignore
+        default:
+            throw RulesError(file: file, node: key, message: "rule '\(rule)': unknown action '\(name)'; use infer, train, promote, run or ignore")
+        }
+    }
+
+    /// Decides, rule by rule in file order, what the event sets off. A rule whose action is
+    /// `ignore` fires and stops the rules after it.
+    public func decide(_ event: Event) -> [RuleDecision] {
+        var decisions: [RuleDecision] = []
+        var stopped: String?
+        for rule in rules {
+            func skip(_ reason: String) { decisions.append(RuleDecision(rule: rule.name, line: rule.line, fired: false, reason: reason, actions: [])) }
+            if let stopped { skip("an earlier rule, '\(stopped)', ignored this event"); continue }
+            guard rule.on == event.kind else { skip("it is for \(rule.on.rawValue), not \(event.kind.rawValue)"); continue }
+            if let kind = rule.flagKind {
+                let actual = event.fields["kind"]?.text ?? "?"
+                guard kind == actual else { skip("it is for \(kind) flags, this is a \(actual) flag"); continue }
+            }
+            var values = event.fields
+            values["path"] = .string(event.path)
+            if let pattern = rule.match {
+                guard let captures = pattern.match(event.path) else { skip("\(event.path) does not match \(pattern)"); continue }
+                for (k, v) in captures { values[k] = .string(v) }
+            }
+            if let condition = rule.when {
+                var why: [String] = []
+                guard condition.evaluate(values, why: &why) else {
+                    skip("the condition is false (\(why.joined(separator: "; ")))")
+                    continue
+                }
+            }
+            var planned: [PlannedAction] = []
+            var failure: String?
+            for action in rule.actions {
+                switch action {
+                case .infer: planned.append(.infer(batch: event.path))
+                case .promote(let policy): planned.append(.promote(policy: policy))
+                case .ignore: stopped = rule.name
+                case .train(let stage):
+                    switch stage.fill(values) {
+                    case .success(let s): planned.append(.train(stage: s))
+                    case .failure(let m): failure = "'{\(m.name)}' has no value for this event"
+                    }
+                case .run(let command, let timeout):
+                    switch command.fill(values) {
+                    case .success(let c): planned.append(.run(command: c, timeout: timeout))
+                    case .failure(let m): failure = "'{\(m.name)}' has no value for this event"
+                    }
+                }
+                if failure != nil { break }
+            }
+            if let failure { skip(failure); continue }
+            decisions.append(RuleDecision(rule: rule.name, line: rule.line, fired: true,
+                                          reason: stopped == rule.name ? "it matched and ignores the event" : "it matched", actions: planned))
+        }
+        return decisions
+    }
+}
+
+public struct RulesError: Error, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var column: Int?
+    public var message: String
+
+    public init(file: String, line: Int? = nil, column: Int? = nil, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    init(file: String, node: Node, columnOffset: Int = 0, message: String) {
+        self.init(file: file, line: node.mark?.line, column: node.mark.map { $0.column + columnOffset }, message: message)
+    }
+
+    public var description: String {
+        var place = file
+        if let line { place += ":\(line)" }
+        if let column { place += ":\(column)" }
+        return "\(place): \(message)"
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import Rules
+import Testing
+
+@Suite("Match patterns")
+struct PatternTests {
+    @Test("captures, single-segment and any-depth wildcards")
+    func matching() throws {
+        let p = try MatchPattern("production/{stage}/{batch}")
+        #expect(p.match("production/stage-2/batch-7") == ["stage": "stage-2", "batch": "batch-7"])
+        #expect(p.match("production/stage-2") == nil)
+        #expect(p.match("production/stage-2/batch-7/extra") == nil)
+        #expect(p.match("training/stage-2/batch-7") == nil)
+        let deep = try MatchPattern("flags/**/{name}")
+        #expect(deep.match("flags/drift/b.json") == ["name": "b.json"])
+        #expect(deep.match("flags/b.json") == ["name": "b.json"])
+        #expect(try MatchPattern("a/*/c").match("a/b/c") == [:])
+        let suffixed = try MatchPattern("flags/retrain/{stage}.json")
+        #expect(suffixed.match("flags/retrain/stage-3.json") == ["stage": "stage-3"])
+        #expect(suffixed.match("flags/retrain/.json") == nil)
+        #expect(suffixed.match("flags/retrain/stage-3.txt") == nil)
+    }
+
+    @Test("bad patterns say what is wrong and where")
+    func errors() {
+        #expect(throws: PatternError.self) { try MatchPattern("a//b") }
+        do { _ = try MatchPattern("production/x{st-age}"); Issue.record("accepted") } catch { #expect(error.offset == 13); #expect(error.message.contains("letters")) }
+        do { _ = try MatchPattern("a/{x}{y}"); Issue.record("accepted") } catch { #expect(error.message.contains("one capture")) }
+        do { _ = try MatchPattern("{a}/{a}") } catch { #expect(error.message.contains("twice")) }
+    }
+}
+
+@Suite("Conditions")
+struct ConditionTests {
+    @Test("comparisons, boolean logic and precedence")
+    func evaluation() throws {
+        let fields: [String: Value] = ["flag.drift": .bool(true), "flag.model_version": .number(3), "stage": .string("stage-2")]
+        func check(_ text: String) throws -> Bool {
+            var why: [String] = []
+            return try Condition.parse(text).evaluate(fields, why: &why)
+        }
+        #expect(try check("flag.drift"))
+        #expect(try check("flag.model_version >= 3 and stage == 'stage-2'"))
+        #expect(try !check("flag.model_version > 3"))
+        #expect(try check("flag.model_version > 3 or not flag.drift or stage != \"x\""))
+        #expect(try !check("not (flag.drift and stage == 'stage-2')"))
+        #expect(try !check("missing.field"))
+        #expect(try check("false or true and true"))
+        #expect(try !check("(false or true) and false"))
+    }
+
+    @Test("syntax errors carry the offset of the problem")
+    func errors() {
+        do { _ = try Condition.parse("a == "); Issue.record("accepted") } catch { #expect(error.message.contains("ends too early")) }
+        do { _ = try Condition.parse("a = 1"); Issue.record("accepted") } catch { #expect(error.offset == 2) }
+        do { _ = try Condition.parse("(a == 1"); Issue.record("accepted") } catch { #expect(error.message.contains("not closed")) }
+        do { _ = try Condition.parse("a == 'x"); Issue.record("accepted") } catch { #expect(error.message.contains("unterminated")) }
+    }
+}
+
+@Suite("Rules files")
+struct RuleSetTests {
+    static var shippedRules: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("rules/default.yaml").path
+    }
+
+    @Test("the shipped default rules load and drive the cloud design's loop")
+    func shipped() throws {
+        let rules = try RuleSet.load(file: Self.shippedRules)
+        #expect(rules.rules.map(\.name) == ["infer-every-batch", "retrain-on-drift", "retrain-on-request"])
+
+        let batch = rules.decide(Event(kind: .batchLanded, path: "production/stage-2/batch-7"))
+        #expect(batch.filter(\.fired).map(\.rule) == ["infer-every-batch"])
+        #expect(batch.first?.actions == [.infer(batch: "production/stage-2/batch-7")])
+
+        let json = Array(#"{"kind": "drift", "batch": "batch-7", "stage": "stage-2", "drift": true, "model_version": 1, "detectors": []}"#.utf8)
+        let drift = try Event.flag(relativePath: "flags/drift/batch-7.json", json: json)
+        #expect(drift.fields["flag.drift"] == .bool(true))
+        #expect(drift.fields["flag.model_version"] == .number(1))
+        let fired = rules.decide(drift).filter(\.fired)
+        #expect(fired.map(\.rule) == ["retrain-on-drift"])
+        #expect(fired.first?.actions == [.train(stage: "stage-2"), .promote(policy: "default")])
+
+        let request = try Event.flag(relativePath: "flags/retrain/stage-3.json", json: Array("{}".utf8))
+        let decisions = rules.decide(request)
+        #expect(decisions.filter(\.fired).map(\.rule) == ["retrain-on-request"])
+        #expect(decisions.filter(\.fired).first?.actions == [.train(stage: "stage-3"), .promote(policy: "default")])
+        // The drift rule says why it stayed quiet.
+        #expect(decisions.first { $0.rule == "retrain-on-drift" }?.reason.contains("drift flags") == true)
+    }
+
+    @Test("a drift flag without a stage does not fire a retrain with an empty stage")
+    func missingPlaceholder() throws {
+        let rules = try RuleSet.load(file: Self.shippedRules)
+        let drift = try Event.flag(relativePath: "flags/drift/b.json", json: Array(#"{"kind": "drift"}"#.utf8))
+        let decision = try #require(rules.decide(drift).first { $0.rule == "retrain-on-drift" })
+        #expect(!decision.fired)
+        #expect(decision.reason.contains("{flag.stage}"))
+    }
+
+    @Test("conditions, ignore and run actions")
+    func conditionsAndIgnore() throws {
+        let yaml = """
+        version: 1
+        rules:
+          - name: skip-quarantine
+            on: batch_landed
+            match: production/quarantine/**
+            do:
+              - ignore: {}
+          - name: infer
+            on: batch_landed
+            match: production/{stage}/{batch}
+            do:
+              - infer: {}
+              - run:
+                  command: "notify-send {stage} {batch}"
+                  timeout: 5
+          - name: big-drift-only
+            on: flag_created
+            kind: drift
+            when: flag.model_version >= 2 and flag.drift
+            do:
+              - train: {stage: "{flag.stage}"}
+              - promote: {policy: always}
+        """
+        let rules = try RuleSet.parse(yaml: yaml, file: "custom.yaml")
+        let quarantined = rules.decide(Event(kind: .batchLanded, path: "production/quarantine/b1"))
+        #expect(quarantined.filter(\.fired).map(\.rule) == ["skip-quarantine"])
+        #expect(quarantined[1].reason.contains("skip-quarantine"))
+        let normal = rules.decide(Event(kind: .batchLanded, path: "production/stage-1/b1")).filter(\.fired)
+        #expect(normal.first?.actions == [.infer(batch: "production/stage-1/b1"), .run(command: "notify-send stage-1 b1", timeout: 5)])
+
+        let old = try Event.flag(relativePath: "flags/drift/b.json", json: Array(#"{"kind":"drift","drift":true,"model_version":1,"stage":"s"}"#.utf8))
+        let quiet = rules.decide(old).first { $0.rule == "big-drift-only" }
+        #expect(quiet?.fired == false)
+        #expect(quiet?.reason.contains("flag.model_version") == true)
+        let recent = try Event.flag(relativePath: "flags/drift/b.json", json: Array(#"{"kind":"drift","drift":true,"model_version":2,"stage":"s"}"#.utf8))
+        #expect(rules.decide(recent).first { $0.rule == "big-drift-only" }?.actions == [.train(stage: "s"), .promote(policy: "always")])
+    }
+
+    @Test("mistakes in a rules file are reported with file, line and the remedy", arguments: [
+        ("version: 2\nrules: []\n", "custom.yaml:1", "version 1"),
+        ("version: 1\nrules:\n  - name: a\n    on: batch_arrived\n    do: [infer: {}]\n", "custom.yaml:4", "unknown event 'batch_arrived'"),
+        ("version: 1\nrules:\n  - name: a\n    on: batch_landed\n    do: [infer: {}]\n  - name: a\n    on: batch_landed\n    do: [infer: {}]\n", "custom.yaml:6", "already used on line 3"),
+        ("version: 1\nrules:\n  - name: a\n    on: flag_created\n    match: flags/{kind}/x\n    do:\n      - train: {stage: \"{stage}\"}\n", "custom.yaml:7", "'{stage}' is not a capture"),
+        ("version: 1\nrules:\n  - name: a\n    on: batch_landed\n    when: flag.x = 1\n    do: [infer: {}]\n", "custom.yaml:5", "bad condition"),
+        ("version: 1\nrules:\n  - name: a\n    on: batch_landed\n    do: [promote: {policy: sometimes}]\n", "custom.yaml:5", "unknown promotion policy"),
+        ("version: 1\nrules:\n  - name: a\n    on: batch_landed\n    do: [deploy: {}]\n", "custom.yaml:5", "unknown action 'deploy'"),
+        ("version: 1\nrules:\n  - name: a\n    on: flag_created\n    do: [infer: {}]\n", "custom.yaml:5", "infer only applies to batch_landed"),
+        ("version: 1\nrules:\n  - name: a\n    on: batch_landed\n    tags: x\n    do: [infer: {}]\n", "custom.yaml:5", "unknown key 'tags'"),
+        ("version: 1\nrules: [\n", "custom.yaml", "not valid YAML"),
+    ])
+    func errors(yaml: String, place: String, message: String) {
+        do {
+            _ = try RuleSet.parse(yaml: yaml, file: "custom.yaml")
+            Issue.record("accepted a bad rules file")
+        } catch {
+            #expect(error.description.hasPrefix(place), "\(error)")
+            #expect(error.description.contains(message), "\(error)")
+        }
+    }
+
+    @Test("a flag file that is not JSON is named in the error")
+    func badFlag() {
+        do {
+            _ = try Event.flag(relativePath: "flags/drift/x.json", json: Array("not json".utf8))
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.hasPrefix("flags/drift/x.json"))
+        }
+    }
+}
