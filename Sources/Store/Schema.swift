@@ -9,6 +9,9 @@ enum Schema {
         migrator.registerMigration("v1-initial") { db in
             try db.execute(sql: v1)
         }
+        migrator.registerMigration("v2-daemon") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
 
@@ -170,5 +173,45 @@ enum Schema {
         detail TEXT
     );
     CREATE INDEX events_by_time ON events(at);
+    """
+
+    /// The watch daemon's durable job queue, the rule firings it records, and its heartbeat.
+    static let v2 = """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        event TEXT NOT NULL CHECK (event IN ('batch_landed', 'flag_created', 'model_trained', 'labels_landed')),
+        path TEXT NOT NULL,
+        content_sha256 TEXT NOT NULL CHECK (length(content_sha256) = 64),
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        detail TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        UNIQUE (event, path, content_sha256)
+    );
+    CREATE INDEX jobs_by_state ON jobs(state, id);
+
+    CREATE TABLE rule_firings (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        fired INTEGER NOT NULL CHECK (fired IN (0, 1)),
+        reason TEXT NOT NULL,
+        actions TEXT NOT NULL,
+        outcome TEXT,
+        at TEXT NOT NULL
+    );
+
+    CREATE TABLE daemon (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('running', 'stopped')),
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        rules_file TEXT NOT NULL,
+        rules_error TEXT
+    );
     """
 }

@@ -21,7 +21,7 @@ struct IndexTests {
     @Test("the named migrations are applied once; an on-disk index is in WAL mode and keeps its data", arguments: [false, true])
     func migrations(onDisk: Bool) throws {
         let index = try Indexes.make(onDisk)
-        #expect(try index.appliedMigrations() == ["v1-initial"])
+        #expect(try index.appliedMigrations() == ["v1-initial", "v2-daemon"])
         guard onDisk else { return }
         let root = try Indexes.temporaryRoot()
         let first = try Index(path: root.index)
@@ -29,7 +29,7 @@ struct IndexTests {
         #expect(try first.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
         let again = try Index(path: root.index)
         #expect(try again.run("r1")?.status == "running")
-        #expect(try again.appliedMigrations() == ["v1-initial"])
+        #expect(try again.appliedMigrations() == ["v1-initial", "v2-daemon"])
     }
 
     @Test("a run goes from running to succeeded with its folder and outputs, or to failed with its reason", arguments: [false, true])
@@ -115,5 +115,44 @@ struct RootTests {
         #expect(try root.removeStagingLeftovers() == ["run-a"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: root.staging).isEmpty)
         #expect(root.relative(root.runs + "/run-a") == "outputs/runs/run-a")
+    }
+}
+
+@Suite("Job queue")
+struct JobQueueTests {
+    let hashA = String(repeating: "a", count: 64), hashB = String(repeating: "b", count: 64)
+
+    @Test("the same event with the same content is queued once; new content is a new job; force queues a finished job again")
+    func deduplication() throws {
+        let index = try Index()
+        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA) != nil)
+        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA) == nil)
+        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashB) != nil)
+        let first = try #require(try index.claimNextJob())
+        #expect(first.contentSha256 == hashA && first.state == "running" && first.attempts == 1)
+        try index.finishJob(first.id, state: "succeeded", detail: "ok")
+        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA) == nil)
+        let again = try #require(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA, force: true))
+        #expect(again.id == first.id && again.state == "queued")
+    }
+
+    @Test("jobs run in order, and a job left running by a dead process is queued again, not lost or repeated twice")
+    func restart() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-jobs-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            let index = try Index(path: path)
+            try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA)
+            try index.enqueue(event: "flag_created", path: "flags/retrain/s.json", contentSha256: hashB)
+            #expect(try index.claimNextJob()?.path == "production/s/b1")
+        }
+        let reopened = try Index(path: path)
+        #expect(try reopened.requeueInterruptedJobs() == 1)
+        let job = try #require(try reopened.claimNextJob())
+        #expect(job.path == "production/s/b1" && job.attempts == 2)
+        try reopened.finishJob(job.id, state: "succeeded", detail: "ok")
+        #expect(try reopened.claimNextJob()?.path == "flags/retrain/s.json")
+        #expect(try reopened.claimNextJob() == nil)
+        #expect(try reopened.jobs(states: ["succeeded"]).map(\.path) == ["production/s/b1"])
     }
 }

@@ -1,0 +1,99 @@
+import Foundation
+public import GRDB
+
+/// A job of the watch daemon's queue: an event (a landed batch, a flag) with the content hash it
+/// had when it was queued. The same event with the same content is queued once; new content is a
+/// new job.
+public struct Job: Codable, Sendable, Equatable, FetchableRecord {
+    public var id: Int64
+    public var event: String
+    public var path: String
+    public var contentSha256: String
+    public var state: String
+    public var attempts: Int
+    public var detail: String?
+    public var createdAt: String
+    public var startedAt: String?
+    public var finishedAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, event, path, state, attempts, detail
+        case contentSha256 = "content_sha256", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+    }
+}
+
+/// The durable job queue, in the index: jobs survive restarts, and a job left running by a process
+/// that died is queued again (its pipeline run was already recovered to a clean state).
+extension Index {
+    /// Queues a job; returns it, or nil when the same event with the same content was queued before
+    /// (unless `force`, which queues it again).
+    @discardableResult
+    public func enqueue(event: String, path: String, contentSha256: String, force: Bool = false) throws -> Job? {
+        try write { db in
+            if let existing = try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE event = ? AND path = ? AND content_sha256 = ?",
+                                               arguments: [event, path, contentSha256]) {
+                guard force, existing.state != "queued", existing.state != "running" else { return nil }
+                try db.execute(sql: "UPDATE jobs SET state = 'queued', detail = 'forced again', started_at = NULL, finished_at = NULL WHERE id = ?",
+                               arguments: [existing.id])
+                return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [existing.id])
+            }
+            try db.execute(sql: "INSERT INTO jobs (event, path, content_sha256, state, created_at) VALUES (?, ?, ?, 'queued', ?)",
+                           arguments: [event, path, contentSha256, Self.now()])
+            return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [db.lastInsertedRowID])
+        }
+    }
+
+    /// Takes the oldest queued job and marks it running.
+    public func claimNextJob() throws -> Job? {
+        try write { db in
+            guard let job = try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1") else { return nil }
+            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ? WHERE id = ?", arguments: [Self.now(), job.id])
+            return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [job.id])
+        }
+    }
+
+    /// Ends a job: succeeded, failed or skipped, with what happened.
+    public func finishJob(_ id: Int64, state: String, detail: String) throws {
+        try write { db in
+            try db.execute(sql: "UPDATE jobs SET state = ?, detail = ?, finished_at = ? WHERE id = ?", arguments: [state, detail, Self.now(), id])
+        }
+    }
+
+    /// Queues again the jobs a dead process left running; returns how many.
+    public func requeueInterruptedJobs() throws -> Int {
+        try write { db in
+            try db.execute(sql: "UPDATE jobs SET state = 'queued', detail = 'requeued: the daemon stopped while it ran' WHERE state = 'running'")
+            return db.changesCount
+        }
+    }
+
+    public func jobs(states: [String]? = nil, limit: Int = 50) throws -> [Job] {
+        try read { db in
+            if let states {
+                let marks = states.map { _ in "?" }.joined(separator: ", ")
+                return try Job.fetchAll(db, sql: "SELECT * FROM jobs WHERE state IN (\(marks)) ORDER BY id DESC LIMIT ?",
+                                        arguments: StatementArguments(states) + StatementArguments([limit]))
+            }
+            return try Job.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
+        }
+    }
+
+    /// Records one rule's decision on a job.
+    public func recordFiring(job: Int64, rule: String, fired: Bool, reason: String, actions: [String], outcome: String?) throws {
+        try write { db in
+            try db.execute(sql: "INSERT INTO rule_firings (job_id, rule, fired, reason, actions, outcome, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [job, rule, fired, reason, actions.joined(separator: "; "), outcome, Self.now()])
+        }
+    }
+
+    /// The daemon's heartbeat row: what `dropline status` reads.
+    public func daemonHeartbeat(pid: Int32, mode: String, state: String, startedAt: String, rulesFile: String, rulesError: String?) throws {
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO daemon (id, pid, mode, state, started_at, heartbeat_at, rules_file, rules_error) VALUES (1, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, mode = excluded.mode, state = excluded.state, started_at = excluded.started_at,
+                    heartbeat_at = excluded.heartbeat_at, rules_file = excluded.rules_file, rules_error = excluded.rules_error
+                """, arguments: [pid, mode, state, startedAt, Self.now(), rulesFile, rulesError])
+        }
+    }
+}
