@@ -49,6 +49,8 @@ let package = Package(
         // L1: noticing batches landing (scans, inotify, polling).
         .target(name: "FolderWatch", swiftSettings: strictness),
         .target(name: "Rules", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strictness),
+        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport",
+                                               .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         // L1: the root folder, the versioned output tree and the SQLite index.
         .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
@@ -62,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules",
+                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules", "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictness
@@ -95,7 +97,7 @@ let package = Package(
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),
-        .testTarget(name: "CLITests", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        .testTarget(name: "CLITests", dependencies: ["DroplineSupport", "Imaging", "Randomness", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,8 +24,11 @@ public struct RunManifest: Codable, Sendable {
 /// The promotion policy: a candidate becomes champion automatically when there is no champion, or
 /// when its validation accuracy is at least the champion's minus `margin`; otherwise it waits for
 /// `dropline models promote`.
-public struct PromotionPolicy: Sendable, Codable, Equatable {
+public struct PromotionPolicy: Sendable, Equatable {
     public var margin: Double = 0.01
+    /// Whether training applies the policy itself. The watch daemon turns this off and leaves
+    /// promotion to the rules' `promote` action.
+    public var automatic = true
     public init() {}
 }
 
@@ -209,12 +212,40 @@ public final class Pipelines {
         try db.execute(sql: "UPDATE runs SET model_version = ? WHERE id = ?", arguments: [version, run])
         try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, NULL, 'candidate', ?, ?, 'pipeline')",
                        arguments: [version, Index.now(), "trained on stage \(stage) by run \(run)"])
+        if policy.automatic { _ = try applyPolicy(db, version: version, accuracy: accuracy, actor: "policy") }
+    }
+
+    /// Promotes `version` when the policy allows (no champion, or validation accuracy at least the
+    /// champion's minus the margin); returns what was decided, for logs and the index.
+    func applyPolicy(_ db: Database, version: Int, accuracy: Double, actor: String) throws -> String {
         let championAccuracy = try Double.fetchOne(db, sql: "SELECT validation_accuracy FROM models WHERE state = 'champion'")
         if championAccuracy == nil || accuracy >= championAccuracy! - policy.margin {
             let reason = championAccuracy == nil
                 ? "first model: no champion"
                 : String(format: "validation accuracy %.4f >= champion's %.4f - margin %.2f", accuracy, championAccuracy!, policy.margin)
-            try Self.promote(db, version: version, reason: reason, actor: "policy")
+            try Self.promote(db, version: version, reason: reason, actor: actor)
+            return "promoted version \(version): \(reason)"
+        }
+        return String(format: "kept version %d as candidate: validation accuracy %.4f < champion's %.4f - margin %.2f",
+                      version, accuracy, championAccuracy!, policy.margin)
+    }
+
+    /// The `promote` action of the rules: `default` applies the promotion policy to `version`,
+    /// `always` promotes it, `never` leaves it a candidate. Returns what was decided.
+    public func promote(version: Int, policy name: String, actor: String) throws -> String {
+        try index.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT state, validation_accuracy FROM models WHERE version = ?", arguments: [version]) else {
+                throw ComponentError("there is no model version \(version)")
+            }
+            let state: String = row["state"]
+            if state == "champion" { return "version \(version) is already the champion" }
+            switch name {
+            case "always":
+                try Self.promote(db, version: version, reason: "rules: policy always", actor: actor)
+                return "promoted version \(version) (policy always)"
+            case "never": return "kept version \(version) as candidate (policy never)"
+            default: return try applyPolicy(db, version: version, accuracy: row["validation_accuracy"], actor: actor)
+            }
         }
     }
 
@@ -293,6 +324,15 @@ public final class Pipelines {
                                                  "maximum_statistic": $0.maximumStatistic] },
             "created_at": Index.now(),
         ]
+        // How many serve runs in a row, up to and including this one, found drift: for rules with
+        // hysteresis (retrain only after two drifted batches in a row).
+        flag["batches_in_a_row"] = try index.read { db in
+            let decisions = try Int.fetchAll(db, sql: """
+                SELECT d.drift FROM drift_decisions d JOIN runs r ON r.id = d.run_id
+                WHERE r.kind = 'serve' AND r.status = 'succeeded' ORDER BY r.started_at DESC, r.id DESC LIMIT 1000
+                """)
+            return decisions.prefix { $0 == 1 }.count
+        }
         let absolute = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath()
         let production = URL(fileURLWithPath: root.productionInbox).standardizedFileURL.resolvingSymlinksInPath()
         if absolute.deletingLastPathComponent().deletingLastPathComponent().path == production.path {

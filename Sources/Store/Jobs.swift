@@ -67,6 +67,14 @@ extension Index {
         }
     }
 
+    /// Queues failed jobs again (after the cause was fixed, e.g. a first model was trained); returns how many.
+    public func requeueFailedJobs() throws -> Int {
+        try write { db in
+            try db.execute(sql: "UPDATE jobs SET state = 'queued', detail = 'retrying: ' || coalesce(detail, ''), started_at = NULL, finished_at = NULL WHERE state = 'failed'")
+            return db.changesCount
+        }
+    }
+
     public func jobs(states: [String]? = nil, limit: Int = 50) throws -> [Job] {
         try read { db in
             if let states {

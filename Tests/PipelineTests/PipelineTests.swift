@@ -70,6 +70,12 @@ struct PipelineTests {
         #expect(flag["stage"] as? String == "original")
         #expect(flag["batch_path"] as? String == "production/original/washed-out")
         #expect(flag["run"] as? String == run)
+        #expect(flag["batches_in_a_row"] as? Int == 1)
+        // A second drifted batch in a row is counted, for rules with hysteresis.
+        try FileManager.default.copyItem(atPath: batch, toPath: batch + "-again")
+        _ = try pipelines.infer(batch: batch + "-again")
+        let second = try Data(contentsOf: URL(fileURLWithPath: root.flags("drift") + "/washed-out-again.json"))
+        #expect((try JSONSerialization.jsonObject(with: second) as? [String: Any])?["batches_in_a_row"] as? Int == 2)
     }
 
     @Test("train then infer: published folders, a champion with its history, and index rows that all point at published files")

@@ -90,6 +90,20 @@ struct RuleSetTests {
         #expect(decisions.first { $0.rule == "retrain-on-drift" }?.reason.contains("drift flags") == true)
     }
 
+    @Test("the example rules file retrains only after two drifted batches in a row, and notifies on every drift flag")
+    func hysteresisExample() throws {
+        let file = URL(fileURLWithPath: Self.shippedRules).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples/rules-hysteresis-notify.yaml").path
+        let rules = try RuleSet.load(file: file)
+        func fired(_ inARow: Int) throws -> [String] {
+            let json = #"{"kind": "drift", "batch": "b", "stage": "s2", "drift": true, "batches_in_a_row": \#(inARow)}"#
+            return rules.decide(try Event.flag(relativePath: "flags/drift/b.json", json: Array(json.utf8))).filter(\.fired).map(\.rule)
+        }
+        #expect(try fired(1) == ["notify-on-drift"])
+        #expect(try fired(2) == ["notify-on-drift", "retrain-after-two-drifted-batches"])
+        #expect(rules.decide(Event(kind: .batchLanded, path: "production/quarantine/b")).filter(\.fired).map(\.rule) == ["skip-quarantine"])
+    }
+
     @Test("a drift flag without a stage does not fire a retrain with an empty stage")
     func missingPlaceholder() throws {
         let rules = try RuleSet.load(file: Self.shippedRules)

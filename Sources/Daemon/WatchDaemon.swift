@@ -1,0 +1,376 @@
+import DroplineSupport
+import FolderWatch
+import Foundation
+public import Modeling
+import GRDB
+import Pipeline
+import Rules
+public import Store
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the daemon watches and what it trains with.
+public struct WatchOptions: Sendable {
+    /// The marker file a producer writes last in a batch folder.
+    public var marker = "_READY"
+    /// Seconds without a change in names, sizes and mtimes after which a batch without a marker is complete.
+    public var settleSeconds = 60.0
+    /// Poll every this many seconds instead of using inotify (nil: inotify on local disks, polling
+    /// every `defaultPollSeconds` on network and FUSE mounts).
+    public var pollSeconds: Double?
+    public static let defaultPollSeconds = 5.0
+    /// The configuration of retraining runs the rules start.
+    public var training: TrainingConfiguration
+    /// Process the jobs already queued and whatever is complete at start-up, then stop.
+    public var once = false
+    /// Queue the failed jobs again at start-up.
+    public var retryFailed = false
+
+    public init(training: TrainingConfiguration) { self.training = training }
+}
+
+/// Set from a signal handler, read by the loop between steps.
+public final class StopRequest: Sendable {
+    let flag = Atomic<Bool>(false)
+    public init() {}
+    public func request() { flag.store(true, ordering: .sequentiallyConsistent) }
+    public var requested: Bool { flag.load(ordering: .sequentiallyConsistent) }
+}
+
+/// The watch daemon: watches the inbox and the flags, queues what lands in the index's durable job
+/// queue, and runs one job at a time through the rules.
+///
+/// It is a synchronous loop rather than a swift-service-lifecycle service: the pipelines it runs are
+/// synchronous and CPU-bound, and all graceful shutdown needs here is a stop flag checked between
+/// steps (a step is never interrupted half-way; the pipelines publish by rename, and a second signal
+/// exits at once, leaving `recover` to clean up on the next start).
+public final class WatchDaemon {
+    public let root: DroplineRoot
+    let options: WatchOptions
+    let pipelines: Pipelines
+    let log: DaemonLog
+    var rules: RuleSet
+    var rulesStamp: FileStamp?
+    var rulesError: String?
+    var tracker: BatchTracker
+    let scanner: InboxScanner
+    let startedAt = Index.now()
+    var mode = "inotify"
+
+    static let flagKinds = ["drift", "retrain", "quality"]
+
+    public init(root: DroplineRoot, options: WatchOptions, log: DaemonLog) throws {
+        self.root = root
+        self.options = options
+        self.log = log
+        pipelines = try Pipelines(root: root)
+        pipelines.policy.automatic = false  // the rules' promote action decides
+        pipelines.log = { message in log.info(message) }
+        scanner = InboxScanner(marker: options.marker)
+        tracker = BatchTracker(settleSeconds: options.settleSeconds)
+        do { rules = try RuleSet.load(file: root.path + "/rules.yaml") } catch {
+            throw DaemonError("the rules file is invalid, so the daemon does not start: \(error). Fix it (check with `dropline rules check \(root.path)`) and start again")
+        }
+        rulesStamp = Self.stamp(root.path + "/rules.yaml")
+    }
+
+    /// Runs until `stop` is requested (or, with `once`, until nothing is left to do).
+    public func run(stop: StopRequest) throws {
+        try pipelines.recover()
+        let requeued = try pipelines.index.requeueInterruptedJobs()
+        if requeued > 0 { log.info("requeued \(requeued) job(s) the previous daemon left running", ["jobs": "\(requeued)"]) }
+        if options.retryFailed {
+            let retried = try pipelines.index.requeueFailedJobs()
+            log.info("queued \(retried) failed job(s) again (--retry-failed)")
+        }
+
+        var watcher: InotifyWatcher?
+        var pollSeconds = options.pollSeconds
+        if pollSeconds == nil, let type = MountKind.remote(root.inbox) {
+            pollSeconds = WatchOptions.defaultPollSeconds
+            log.info("the inbox is on a \(type) mount, where inotify sees no changes made by other machines; polling every \(Int(WatchOptions.defaultPollSeconds)) s")
+        }
+        if pollSeconds == nil {
+            do { watcher = try InotifyWatcher(root: root.inbox) } catch {
+                pollSeconds = WatchOptions.defaultPollSeconds
+                log.warning("\(error); polling every \(Int(WatchOptions.defaultPollSeconds)) s instead")
+            }
+        }
+        mode = pollSeconds.map { "polling every \($0) s" } ?? "inotify"
+        log.info("watching \(root.path) (\(mode)); \(rules.rules.count) rule(s); marker \(options.marker), settle \(options.settleSeconds) s")
+        try heartbeat(state: "running")
+
+        while !stop.requested {
+            reloadRulesIfChanged()
+            try scanBatches()
+            try scanFlags()
+            while !stop.requested, let job = try pipelines.index.claimNextJob() {
+                try handle(job)
+                try scanFlags()  // a run may have raised a flag: queue it before waiting
+            }
+            try heartbeat(state: "running")
+            if options.once && tracker.nextDeadline(now: Self.now()) == nil { break }
+            // Wake up for changes, for the next settle deadline, or at least every few seconds (to
+            // see flags, rules edits and stop requests).
+            var timeout = pollSeconds ?? 2
+            if let deadline = tracker.nextDeadline(now: Self.now()) { timeout = max(0.05, min(timeout, deadline - Self.now())) }
+            if let active = watcher {
+                do { _ = try active.wait(timeout: min(timeout, 1)) } catch {
+                    // out of inotify watches: say so and poll from now on
+                    log.warning("\(error)")
+                    watcher = nil
+                    pollSeconds = WatchOptions.defaultPollSeconds
+                    mode = "polling every \(WatchOptions.defaultPollSeconds) s"
+                }
+            } else {
+                Self.sleep(min(timeout, 0.5))
+            }
+        }
+        try heartbeat(state: "stopped")
+        log.info("stopped")
+    }
+
+    // MARK: - Finding work
+
+    func scanBatches() throws {
+        let snapshots = scanner.scan(root.productionInbox)
+        for ready in tracker.update(snapshots, now: Self.now()) {
+            guard let snapshot = snapshots[ready.name] else { continue }
+            let folder = root.productionInbox + "/" + ready.name
+            let hash: String
+            do { hash = try Self.contentHash(folder: folder, files: snapshot.files.keys.sorted()) } catch {
+                log.warning("cannot read batch \(ready.name) yet (\(error)); will look again")
+                continue
+            }
+            tracker.markHandled(ready.name, files: snapshot.files)
+            let path = "production/" + ready.name
+            if let job = try pipelines.index.enqueue(event: EventKind.batchLanded.rawValue, path: path, contentSha256: hash) {
+                log.info("batch \(path) landed (\(ready.completion.rawValue), \(ready.files) file(s)); queued job \(job.id)", ["job": "\(job.id)"])
+            } else {
+                log.info("batch \(path) with this content is already in the job queue (queued, done or failed); not queuing it again (to rerun it: `dropline infer \(root.path) \(folder)`; failed jobs: `dropline watch --retry-failed`)")
+            }
+        }
+    }
+
+    func scanFlags() throws {
+        for kind in Self.flagKinds {
+            let folder = root.flags(kind)
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+            where name.hasSuffix(".json") && !scanner.ignored(name) {
+                let path = folder + "/" + name
+                guard let data = FileManager.default.contents(atPath: path) else { continue }
+                let relative = "flags/\(kind)/\(name)"
+                if let job = try pipelines.index.enqueue(event: EventKind.flagCreated.rawValue, path: relative, contentSha256: SHA256.hash(Array(data))) {
+                    log.info("flag \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
+                }
+            }
+        }
+    }
+
+    // MARK: - Running a job
+
+    func handle(_ job: Job) throws {
+        log.info("job \(job.id): \(job.event) \(job.path)", ["job": "\(job.id)"])
+        let event: Event?
+        do { event = try makeEvent(job) } catch {
+            try finish(job, state: "failed", detail: "\(error)")
+            return
+        }
+        guard let event else {
+            try finish(job, state: "skipped", detail: "\(job.path) is gone")
+            return
+        }
+        let decisions = rules.decide(event)
+        var outcomes: [String] = []
+        var failed: String?
+        for decision in decisions {
+            guard decision.fired, failed == nil else {
+                try pipelines.index.recordFiring(job: job.id, rule: decision.rule, fired: false,
+                                                 reason: failed == nil ? decision.reason : "not run: an earlier action failed", actions: [], outcome: nil)
+                continue
+            }
+            log.info("rule \(decision.rule) fires: \(decision.actions.map(\.description).joined(separator: ", "))", ["job": "\(job.id)", "rule": decision.rule])
+            var results: [String] = []
+            var trained: Int?
+            for action in decision.actions {
+                do {
+                    let result = try perform(action, event: event, trained: &trained)
+                    results.append(result)
+                    log.info(result, ["job": "\(job.id)", "rule": decision.rule])
+                } catch {
+                    failed = "\(action): \(error)"
+                    log.error("rule \(decision.rule): \(action) failed: \(error)", ["job": "\(job.id)", "rule": decision.rule])
+                    break
+                }
+            }
+            let outcome = (results + (failed.map { ["failed: " + $0] } ?? [])).joined(separator: "; ")
+            try pipelines.index.recordFiring(job: job.id, rule: decision.rule, fired: true, reason: decision.reason,
+                                             actions: decision.actions.map(\.description), outcome: outcome)
+            outcomes.append("\(decision.rule): \(outcome.isEmpty ? "ignored" : outcome)")
+        }
+        let state = failed != nil ? "failed" : (outcomes.isEmpty ? "skipped" : "succeeded")
+        try finish(job, state: state, detail: outcomes.isEmpty ? "no rule fired" : outcomes.joined(separator: " | "))
+    }
+
+    func makeEvent(_ job: Job) throws -> Event? {
+        guard let kind = EventKind(rawValue: job.event) else { throw DaemonError("unknown event \(job.event)") }
+        switch kind {
+        case .flagCreated:
+            guard let data = FileManager.default.contents(atPath: root.path + "/" + job.path) else { return nil }
+            return try Event.flag(relativePath: job.path, json: Array(data))
+        default:
+            guard FileManager.default.fileExists(atPath: root.inbox + "/" + job.path) else { return nil }
+            return Event(kind: kind, path: job.path)
+        }
+    }
+
+    func perform(_ action: PlannedAction, event: Event, trained: inout Int?) throws -> String {
+        switch action {
+        case .infer(let batch):
+            let (run, drift) = try pipelines.infer(batch: root.inbox + "/" + batch)
+            return "inferred \(batch): run \(run), \(drift ? "drift: flag raised" : "no drift")"
+        case .train(let stage):
+            let (run, version) = try pipelines.train(stage: stage, configuration: options.training)
+            trained = version
+            return "trained stage \(stage): run \(run), model version \(version)"
+        case .promote(let policy):
+            let newest = try pipelines.index.read { db in
+                try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE state = 'candidate'")
+            }
+            guard let version = trained ?? newest else { return "nothing to promote: no new candidate" }
+            return try pipelines.promote(version: version, policy: policy, actor: "rules")
+        case .run(let command, let timeout):
+            return try Self.runCommand(command, timeout: timeout, environment: environment(for: event))
+        }
+    }
+
+    func environment(for event: Event) -> [String: String] {
+        var environment = ["DROPLINE_ROOT": root.path, "DROPLINE_EVENT": event.kind.rawValue, "DROPLINE_PATH": event.path]
+        for (key, value) in event.fields {
+            let name = "DROPLINE_" + key.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+            environment[name] = value.text
+        }
+        return environment
+    }
+
+    /// Runs `/bin/sh -c command` with the event in environment variables; kills it after `timeout`.
+    static func runCommand(_ command: String, timeout: Double, environment: [String: String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = now() + timeout
+        while process.isRunning && now() < deadline { sleep(0.05) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            throw DaemonError("`\(command)` did not finish within \(Int(timeout)) s and was stopped")
+        }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard process.terminationStatus == 0 else {
+            throw DaemonError("`\(command)` exited with status \(process.terminationStatus): \(text.suffix(500))")
+        }
+        return "ran `\(command)`" + (text.isEmpty ? "" : ": \(text.suffix(200))")
+    }
+
+    /// Ends a job; a flag job's file moves to flags/done/ and its outcome goes into the flags table.
+    func finish(_ job: Job, state: String, detail: String) throws {
+        try pipelines.index.finishJob(job.id, state: state, detail: detail)
+        let line = "job \(job.id) \(state): \(detail)" + (state == "failed" ? " (fix the cause, then `dropline watch --retry-failed` runs it again)" : "")
+        if state == "failed" { log.error(line, ["job": "\(job.id)"]) } else { log.info(line, ["job": "\(job.id)"]) }
+        guard job.event == EventKind.flagCreated.rawValue else { return }
+        let source = root.path + "/" + job.path
+        guard FileManager.default.fileExists(atPath: source) else { return }
+        let parts = job.path.split(separator: "/")
+        let kind = String(parts[1])
+        let done = root.flags("done") + "/\(kind)-job\(job.id)-" + parts.last!
+        try FileManager.default.moveItem(atPath: source, toPath: done)
+        try pipelines.index.write { db in
+            try db.execute(sql: "UPDATE flags SET handled_at = ?, outcome = ? WHERE path = ? AND handled_at IS NULL",
+                           arguments: [Index.now(), "\(state): \(detail)", job.path])
+            if db.changesCount == 0 {
+                try db.execute(sql: "INSERT INTO flags (kind, path, subject, created_at, handled_at, outcome) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [kind, job.path, String(parts.last!.dropLast(5)), job.createdAt, Index.now(), "\(state): \(detail)"])
+            }
+        }
+    }
+
+    // MARK: - Rules reload, heartbeat
+
+    func reloadRulesIfChanged() {
+        let file = root.path + "/rules.yaml"
+        let stamp = Self.stamp(file)
+        guard stamp != rulesStamp else { return }
+        rulesStamp = stamp
+        do {
+            rules = try RuleSet.load(file: file)
+            rulesError = nil
+            log.info("reloaded \(file): \(rules.rules.count) rule(s)")
+        } catch {
+            rulesError = error.description
+            log.error("the edited rules file is invalid, the previous rules stay in force: \(error)")
+        }
+        try? heartbeat(state: "running")
+    }
+
+    func heartbeat(state: String) throws {
+        try pipelines.index.daemonHeartbeat(pid: getpid(), mode: mode, state: state, startedAt: startedAt,
+                                            rulesFile: "rules.yaml", rulesError: rulesError)
+    }
+
+    // MARK: - Helpers
+
+    static func contentHash(folder: String, files: [String]) throws -> String {
+        var listing = ""
+        for file in files { listing += "\(try SHA256.hash(file: folder + "/" + file))  \(file)\n" }
+        return SHA256.hash(Array(listing.utf8))
+    }
+
+    static func stamp(_ path: String) -> FileStamp? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileStamp(size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    static func sleep(_ seconds: Double) { usleep(UInt32(max(0, seconds) * 1_000_000)) }
+}
+
+public struct DaemonError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Structured log lines (time, level, message, key=value fields) to standard error and to
+/// `<root>/logs/watch.log`.
+public final class DaemonLog: Sendable {
+    let file: FileHandle?
+
+    public init(file path: String?) {
+        if let path {
+            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            file = FileHandle(forWritingAtPath: path)
+            _ = try? file?.seekToEnd()
+        } else {
+            file = nil
+        }
+    }
+
+    public func info(_ message: String, _ fields: [String: String] = [:]) { write("info", message, fields) }
+    public func warning(_ message: String, _ fields: [String: String] = [:]) { write("warning", message, fields) }
+    public func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
+
+    func write(_ level: String, _ message: String, _ fields: [String: String]) {
+        let extra = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        let line = "\(Index.now()) \(level) \(message)\(extra)\n"
+        FileHandle.standardError.write(Data(line.utf8))
+        file?.write(Data(line.utf8))
+    }
+}

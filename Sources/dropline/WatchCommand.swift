@@ -1,0 +1,139 @@
+import ArgumentParser
+import Daemon
+import Dispatch
+import Foundation
+import GRDB
+import Modeling
+import Pipeline
+import Store
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct WatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "The daemon: watch the inbox and the flags, and act on them through <root>/rules.yaml.",
+        discussion: """
+        A production batch (a folder under inbox/production/, or inbox/production/<stage>/) is complete when \
+        its marker file appears (default _READY, written last) or, without one, after --settle seconds with no \
+        change. Each complete batch and each flag (flags/drift, flags/retrain, flags/quality) becomes a job in \
+        the index's durable queue, run one at a time through the rules; a handled flag moves to flags/done/. \
+        The same batch content is processed once. Inotify on local disks; polling on NFS, SMB/CIFS and FUSE \
+        mounts, or with --poll. SIGTERM or SIGINT stops it after the current step (a second one stops at once; \
+        the next start cleans up). Logs go to standard error and <root>/logs/watch.log. A changed rules file is \
+        reloaded; an invalid one is reported and the previous rules stay in force.
+        """
+    )
+
+    @OptionGroup var root: RootArgument
+    @Option(help: "Poll every this many seconds instead of using inotify.") var poll: Double?
+    @Option(help: "Seconds without change after which a batch without a marker is complete.") var settle = 60.0
+    @Option(help: "The marker file a producer writes last in a batch.") var marker = "_READY"
+    @Option(help: "Architecture of retraining runs: scratch, small-cnn or backbone:<model.json>.") var arch = "scratch"
+    @Option(help: "Square input size of retraining runs.") var imageSize: Int?
+    @Option(help: "Maximum epochs of retraining runs.") var epochs: Int?
+    @Flag(help: "Queue the failed jobs again at start-up (after fixing their cause).") var retryFailed = false
+    @Flag(help: "Handle what is queued and complete now, then exit (batches still settling are waited for).") var once = false
+
+    func validate() throws {
+        if let poll, poll <= 0 { throw ValidationError("--poll must be a positive number of seconds") }
+        if settle < 0 { throw ValidationError("--settle must be zero or more seconds") }
+    }
+
+    func run() throws {
+        let dropline = try DroplineRoot(existing: root.root)
+        var training = try TrainingConfiguration.defaults(forArch: arch)
+        if let imageSize { training.imageSize = imageSize }
+        if let epochs { training.epochs = epochs }
+        var options = WatchOptions(training: training)
+        options.marker = marker
+        options.settleSeconds = settle
+        options.pollSeconds = poll
+        options.once = once
+        options.retryFailed = retryFailed
+        let log = DaemonLog(file: dropline.logs + "/watch.log")
+        let daemon = try WatchDaemon(root: dropline, options: options, log: log)
+        let stop = StopRequest()
+        var sources: [any DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                if stop.requested {
+                    log.warning("second stop signal: exiting now; the next start recovers the interrupted step")
+                    _exit(130)
+                }
+                log.info("stop requested; finishing the current step")
+                stop.request()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        try daemon.run(stop: stop)
+        sources.forEach { $0.cancel() }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "The daemon's state, the job queue, the champion model, recent jobs, runs and unhandled flags.")
+    @OptionGroup var root: RootArgument
+    @Option(help: "How many recent jobs and runs to show.") var limit = 10
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Daemon: Encodable { var state: String; var pid: Int; var alive: Bool; var mode: String; var startedAt: String; var heartbeatAt: String; var rulesError: String? }
+    struct Output: Encodable {
+        var daemon: Daemon?
+        var queued: [Job]
+        var running: [Job]
+        var recentJobs: [Job]
+        var champion: Registry.Model?
+        var recentRuns: [RunRecord]
+        var pendingFlags: [String]
+    }
+
+    func run() throws {
+        let dropline = try DroplineRoot(existing: root.root)
+        let index = try Index(path: dropline.index)
+        let daemon = try index.read { db in try Row.fetchOne(db, sql: "SELECT * FROM daemon WHERE id = 1") }.map { row in
+            let pid: Int = row["pid"], state: String = row["state"]
+            return Daemon(state: state, pid: pid, alive: state == "running" && kill(pid_t(pid), 0) == 0, mode: row["mode"],
+                          startedAt: row["started_at"], heartbeatAt: row["heartbeat_at"], rulesError: row["rules_error"])
+        }
+        let registry = Registry(index: index)
+        var pending: [String] = []
+        for kind in ["drift", "retrain", "quality"] {
+            for name in ((try? FileManager.default.contentsOfDirectory(atPath: dropline.flags(kind))) ?? []).sorted() where name.hasSuffix(".json") {
+                pending.append("flags/\(kind)/\(name)")
+            }
+        }
+        let output = Output(daemon: daemon, queued: try index.jobs(states: ["queued"]).reversed(), running: try index.jobs(states: ["running"]),
+                            recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == "champion" },
+                            recentRuns: try index.runs(limit: limit), pendingFlags: pending)
+        if json { return try JSONOutput.printSnakeCase(output) }
+        if let d = output.daemon {
+            let liveness = d.state == "running" ? (d.alive ? "running (pid \(d.pid))" : "not running (pid \(d.pid) is gone; it did not stop cleanly)") : "stopped"
+            print("daemon:   \(liveness), \(d.mode), started \(d.startedAt), last heartbeat \(d.heartbeatAt)")
+            if let e = d.rulesError { print("rules:    INVALID, previous rules in force: \(e)") }
+        } else {
+            print("daemon:   never started (run `dropline watch \(root.root)`)")
+        }
+        print("champion: " + (output.champion.map { "v\($0.version) (stage \($0.stage), validation accuracy \(String(format: "%.4f", $0.validationAccuracy)))" } ?? "none"))
+        print("queue:    \(output.queued.count) queued, \(output.running.count) running" + (output.running.first.map { " (job \($0.id): \($0.event) \($0.path))" } ?? ""))
+        if !pending.isEmpty { print("flags not yet handled: " + pending.joined(separator: ", ")) }
+        if !output.recentJobs.isEmpty {
+            print("\nrecent jobs:")
+            var table = TextTable("JOB", "STATE", "EVENT", "PATH", "FINISHED", "DETAIL")
+            for j in output.recentJobs { table.add(["\(j.id)", j.state, j.event, j.path, j.finishedAt ?? "-", String((j.detail ?? "").prefix(120))]) }
+            print(table.render())
+        }
+        if !output.recentRuns.isEmpty {
+            print("\nrecent runs:")
+            var table = TextTable("RUN", "KIND", "SUBJECT", "STATUS", "MODEL", "STARTED")
+            for r in output.recentRuns { table.add([r.id, r.kind, r.subject, r.status, r.modelVersion.map { "v\($0)" } ?? "-", r.startedAt]) }
+            print(table.render())
+        }
+    }
+}

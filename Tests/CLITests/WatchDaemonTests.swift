@@ -1,0 +1,162 @@
+import Foundation
+import GRDB
+import Imaging
+import Randomness
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the real `dropline watch` on a temporary root with real (small, synthetic) PNG images.
+@Suite("dropline watch", .enabled(if: Binary.path != nil, "the dropline executable was not built"), .serialized)
+struct WatchDaemonTests {
+    final class Daemon {
+        let process = Process()
+        let logPath: String
+
+        init(root: String, arguments: [String]) throws {
+            logPath = root + "/logs/watch.log"
+            process.executableURL = URL(fileURLWithPath: Binary.path!)
+            process.arguments = ["watch", root] + arguments
+            process.standardError = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+        }
+
+        var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+        func stop() -> Int32 {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    static func image(_ label: Int, _ g: inout SeededGenerator) -> RGBImage {
+        var image = RGBImage(width: 32, height: 32)
+        for y in 0..<32 {
+            for x in 0..<32 {
+                func c(_ k: Int) -> UInt8 { UInt8(max(0, min(255, (k == label ? 180.0 : 60.0) + 25 * g.nextGaussian()))) }
+                image[x, y] = RGB(c(0), c(1), c(2))
+            }
+        }
+        return image
+    }
+
+    static func writeBatch(_ folder: String, count: Int, seed: UInt64, pause: Double = 0.02) throws {
+        var g = SeededGenerator(seed: seed)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for i in 0..<count {
+            // written the way a copy does: a temporary name, then the final one
+            try ImageEncoder.write(image(i % 3, &g), to: folder + "/img-\(i).png.part")
+            try FileManager.default.moveItem(atPath: folder + "/img-\(i).png.part", toPath: folder + "/img-\(i).png")
+            usleep(UInt32(pause * 1_000_000))
+        }
+    }
+
+    static func jobs(_ root: String) throws -> [(path: String, state: String)] {
+        let queue = try DatabaseQueue(path: root + "/index.sqlite")
+        return try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT path, state FROM jobs ORDER BY id").map { ($0["path"], $0["state"]) }
+        }
+    }
+
+    /// Waits until `condition` holds (checked every 0.2 s), up to `seconds`.
+    static func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(200_000)
+        }
+        return try condition()
+    }
+
+    @Test("batches are processed once, after their marker or after the settle period; a dropped retrain flag trains and promotes; a broken rules edit keeps the previous rules; SIGTERM stops cleanly")
+    func endToEnd() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-watch-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try Binary.run(["init", root]).status == 0)
+        var g = SeededGenerator(seed: 5)
+        for (folder, count) in [("train", 20), ("validation", 8)] {
+            for (label, name) in ["red", "green", "blue"].enumerated() {
+                let path = root + "/inbox/training/original/\(folder)/\(name)"
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                for i in 0..<count { try ImageEncoder.write(Self.image(label, &g), to: path + "/\(i).png") }
+            }
+        }
+        let training = ["--arch", "small-cnn", "--image-size", "32", "--epochs", "2"]
+        let trained = try Binary.run(["train", root, "--stage", "original"] + training)
+        try #require(trained.status == 0, "\(trained.stderr)")
+
+        let daemon = try Daemon(root: root, arguments: ["--settle", "4"] + training)
+        #expect(Self.eventually(20) { daemon.log.contains("watching") })
+
+        // 1. With a marker: nothing before the marker, then one job.
+        let b1 = root + "/inbox/production/original/b1"
+        try Self.writeBatch(b1, count: 9, seed: 11)
+        usleep(1_500_000)
+        #expect(try Self.jobs(root).isEmpty, "a batch without its marker was queued before the settle period")
+        FileManager.default.createFile(atPath: b1 + "/_READY", contents: nil)
+        #expect(try Self.eventually(60) { try Self.jobs(root).contains { $0.path == "production/original/b1" && $0.state == "succeeded" } }, "\(daemon.log)")
+        #expect(daemon.log.contains("batch production/original/b1 landed (marker, 9 file(s))"))
+
+        // 2. Without a marker: not before the settle period, then once.
+        let b2 = root + "/inbox/production/original/b2"
+        try Self.writeBatch(b2, count: 6, seed: 12)
+        usleep(1_500_000)
+        #expect(try !Self.jobs(root).contains { $0.path == "production/original/b2" })
+        #expect(try Self.eventually(60) { try Self.jobs(root).contains { $0.path == "production/original/b2" && $0.state == "succeeded" } }, "\(daemon.log)")
+        #expect(daemon.log.contains("batch production/original/b2 landed (settled, 6 file(s))"))
+
+        // 2b. 2,000 files copied with `cp -r` (no marker): seen whole, once.
+        let source = root + "/big-source"
+        try Self.writeBatch(source, count: 2000, seed: 14, pause: 0)
+        let copy = Process()
+        copy.executableURL = URL(fileURLWithPath: "/bin/cp")
+        copy.arguments = ["-r", source, root + "/inbox/production/original/big"]
+        try copy.run()
+        copy.waitUntilExit()
+        #expect(copy.terminationStatus == 0)
+        #expect(try Self.eventually(180) { try Self.jobs(root).contains { $0.path == "production/original/big" && $0.state == "succeeded" } }, "\(daemon.log)")
+        #expect(daemon.log.contains("batch production/original/big landed (settled, 2000 file(s))"), "\(daemon.log)")
+        #expect(try Self.jobs(root).filter { $0.path == "production/original/big" }.count == 1)
+
+        // 3. A retrain flag dropped by hand: training, promotion by the default policy, the flag moved to done.
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: root + "/flags/retrain/original.json"))
+        #expect(try Self.eventually(120) { try Self.jobs(root).contains { $0.path == "flags/retrain/original.json" && $0.state != "queued" && $0.state != "running" } },
+                "\(daemon.log)")
+        #expect(try Self.jobs(root).first { $0.path == "flags/retrain/original.json" }?.state == "succeeded", "\(daemon.log)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/flags/retrain/original.json"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/flags/done").contains { $0.hasPrefix("retrain-job") })
+        let models = try DatabaseQueue(path: root + "/index.sqlite").read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM models") }
+        #expect(models == 2)
+        let firings = try DatabaseQueue(path: root + "/index.sqlite").read { db in
+            try String.fetchAll(db, sql: "SELECT rule FROM rule_firings WHERE fired = 1 ORDER BY id")
+        }
+        #expect(firings == ["infer-every-batch", "infer-every-batch", "infer-every-batch", "retrain-on-request"])
+
+        // 4. A broken rules edit is reported; the previous rules stay in force.
+        let rules = root + "/rules.yaml"
+        let good = try String(contentsOfFile: rules, encoding: .utf8)
+        try (good + "\n  - name: broken\n    on: batch_arived\n    do: [infer: {}]\n").write(toFile: rules, atomically: true, encoding: .utf8)
+        #expect(Self.eventually(10) { daemon.log.contains("previous rules stay in force") }, "\(daemon.log)")
+        let status = try Binary.run(["status", root, "--json"])
+        #expect(status.stdout.contains("batch_arived"))
+        let b3 = root + "/inbox/production/original/b3"
+        try Self.writeBatch(b3, count: 3, seed: 13, pause: 0)
+        FileManager.default.createFile(atPath: b3 + "/_READY", contents: nil)
+        #expect(try Self.eventually(60) { try Self.jobs(root).contains { $0.path == "production/original/b3" && $0.state == "succeeded" } }, "\(daemon.log)")
+
+        // 5. SIGTERM: a clean stop, recorded.
+        #expect(daemon.stop() == 0)
+        let text = try Binary.run(["status", root]).stdout
+        #expect(text.contains("daemon:   stopped"), "\(text)")
+
+        // 6. A restart does not process the same content again.
+        try good.write(toFile: rules, atomically: true, encoding: .utf8)
+        let again = try Binary.run(["watch", root, "--once", "--settle", "0"] + training)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("already in the job queue"))
+        #expect(try Self.jobs(root).filter { $0.path.hasPrefix("production/") }.count == 4)
+    }
+}
