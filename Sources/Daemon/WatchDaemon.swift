@@ -196,7 +196,7 @@ public final class WatchDaemon {
             var trained: Int?
             for action in decision.actions {
                 do {
-                    let result = try perform(action, event: event, trained: &trained)
+                    let result = try perform(action, event: event, job: job, trained: &trained)
                     results.append(result)
                     log.info(result, ["job": "\(job.id)", "rule": decision.rule])
                 } catch {
@@ -226,12 +226,34 @@ public final class WatchDaemon {
         }
     }
 
-    func perform(_ action: PlannedAction, event: Event, trained: inout Int?) throws -> String {
+    func perform(_ action: PlannedAction, event: Event, job: Job, trained: inout Int?) throws -> String {
+        // A job the daemon was interrupted in may already have finished some of its runs (the
+        // pipelines' recovery completes a run that was published): those are not run twice.
+        let since = job.attempts > 1 ? job.startedAt : nil
         switch action {
         case .infer(let batch):
+            if let since, let run = try pipelines.index.read({ db in
+                try String.fetchOne(db, sql: """
+                    SELECT r.id FROM runs r JOIN run_inputs i ON i.run_id = r.id
+                    WHERE r.kind = 'serve' AND r.status = 'succeeded' AND i.role = 'processing/batch' AND i.path = ? AND r.started_at >= ?
+                    ORDER BY r.started_at LIMIT 1
+                    """, arguments: ["inbox/" + batch, since])
+            }) {
+                return "inferred \(batch): already done by run \(run) before the restart"
+            }
             let (run, drift) = try pipelines.infer(batch: root.inbox + "/" + batch)
             return "inferred \(batch): run \(run), \(drift ? "drift: flag raised" : "no drift")"
         case .train(let stage):
+            if let since, let row = try pipelines.index.read({ db in
+                try Row.fetchOne(db, sql: """
+                    SELECT id, model_version FROM runs WHERE kind = 'train' AND status = 'succeeded' AND subject = ? AND started_at >= ?
+                    AND model_version IS NOT NULL ORDER BY started_at LIMIT 1
+                    """, arguments: [stage, since])
+            }) {
+                let run: String = row["id"], version: Int = row["model_version"]
+                trained = version
+                return "trained stage \(stage): already done by run \(run) (model version \(version)) before the restart"
+            }
             let (run, version) = try pipelines.train(stage: stage, configuration: options.training)
             trained = version
             return "trained stage \(stage): run \(run), model version \(version)"

@@ -43,11 +43,14 @@ extension Index {
         }
     }
 
-    /// Takes the oldest queued job and marks it running.
+    /// Takes the oldest queued job and marks it running. A job queued again after an interruption
+    /// keeps the start time of its first attempt.
     public func claimNextJob() throws -> Job? {
         try write { db in
             guard let job = try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1") else { return nil }
-            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ? WHERE id = ?", arguments: [Self.now(), job.id])
+            // started_at is the first attempt's start: a retried job looks for runs it finished since then
+            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
+                           arguments: [Self.now(), job.id])
             return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [job.id])
         }
     }

@@ -159,4 +159,39 @@ struct WatchDaemonTests {
         #expect(again.stderr.contains("already in the job queue"))
         #expect(try Self.jobs(root).filter { $0.path.hasPrefix("production/") }.count == 4)
     }
+
+    @Test("a daemon killed in the middle of a job loses nothing and repeats nothing when it starts again")
+    func killedMidJob() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-watch-kill-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try Binary.run(["init", root]).status == 0)
+        var g = SeededGenerator(seed: 6)
+        for (folder, count) in [("train", 20), ("validation", 8)] {
+            for (label, name) in ["red", "green", "blue"].enumerated() {
+                let path = root + "/inbox/training/original/\(folder)/\(name)"
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                for i in 0..<count { try ImageEncoder.write(Self.image(label, &g), to: path + "/\(i).png") }
+            }
+        }
+        let training = ["--arch", "small-cnn", "--image-size", "32", "--epochs", "2"]
+        try #require(try Binary.run(["train", root, "--stage", "original"] + training).status == 0)
+        for name in ["b1", "b2"] {
+            try Self.writeBatch(root + "/inbox/production/original/" + name, count: 6, seed: name == "b1" ? 21 : 22, pause: 0)
+            FileManager.default.createFile(atPath: root + "/inbox/production/original/\(name)/_READY", contents: nil)
+        }
+        // Killed (SIGKILL, like a power cut) after b1's run folder is published, before the index knows.
+        let killed = try Binary.run(["watch", root, "--once"] + training, environment: ["DROPLINE_FAULT": "infer-after-run-published"])
+        #expect(killed.signal == SIGKILL)
+        #expect(try Self.jobs(root).map(\.state) == ["running", "queued"])
+
+        let again = try Binary.run(["watch", root, "--once"] + training)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("requeued 1 job(s)"))
+        #expect(again.stderr.contains("already done by run"), "\(again.stderr)")
+        #expect(try Self.jobs(root).map(\.state) == ["succeeded", "succeeded"])
+        let serveRuns = try DatabaseQueue(path: root + "/index.sqlite").read { db in
+            try String.fetchAll(db, sql: "SELECT subject FROM runs WHERE kind = 'serve' AND status = 'succeeded' ORDER BY subject")
+        }
+        #expect(serveRuns == ["b1", "b2"])
+    }
 }
