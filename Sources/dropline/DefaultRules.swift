@@ -41,5 +41,16 @@ rules:
       - promote:
           policy: default
 
+  # Ground truth showed the champion below its accuracy constraint on a labelled batch
+  # (`dropline labels`): retrain on that batch's stage, as for drift.
+  - name: retrain-on-quality
+    on: flag_created
+    kind: quality
+    do:
+      - train:
+          stage: "{flag.stage}"
+      - promote:
+          policy: default
+
 """#
 }

@@ -68,7 +68,7 @@ struct RuleSetTests {
     @Test("the shipped default rules load and drive the cloud design's loop")
     func shipped() throws {
         let rules = try RuleSet.load(file: Self.shippedRules)
-        #expect(rules.rules.map(\.name) == ["infer-every-batch", "retrain-on-drift", "retrain-on-request"])
+        #expect(rules.rules.map(\.name) == ["infer-every-batch", "retrain-on-drift", "retrain-on-request", "retrain-on-quality"])
 
         let batch = rules.decide(Event(kind: .batchLanded, path: "production/stage-2/batch-7"))
         #expect(batch.filter(\.fired).map(\.rule) == ["infer-every-batch"])
@@ -86,6 +86,9 @@ struct RuleSetTests {
         let decisions = rules.decide(request)
         #expect(decisions.filter(\.fired).map(\.rule) == ["retrain-on-request"])
         #expect(decisions.filter(\.fired).first?.actions == [.train(stage: "stage-3"), .promote(policy: "default")])
+        let quality = try Event.flag(relativePath: "flags/quality/b9.json",
+                                     json: Array(#"{"kind": "quality", "batch": "b9", "stage": "stage-4", "accuracy": 0.41}"#.utf8))
+        #expect(rules.decide(quality).filter(\.fired).first?.actions == [.train(stage: "stage-4"), .promote(policy: "default")])
         // The drift rule says why it stayed quiet.
         #expect(decisions.first { $0.rule == "retrain-on-drift" }?.reason.contains("drift flags") == true)
     }
