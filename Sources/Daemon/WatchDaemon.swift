@@ -105,6 +105,7 @@ public final class WatchDaemon {
         while !stop.requested {
             reloadRulesIfChanged()
             try scanBatches()
+            try scanLabels()
             try scanFlags()
             while !stop.requested, let job = try pipelines.index.claimNextJob() {
                 try handle(job)
@@ -150,6 +151,20 @@ public final class WatchDaemon {
                 log.info("batch \(path) landed (\(ready.completion.rawValue), \(ready.files) file(s)); queued job \(job.id)", ["job": "\(job.id)"])
             } else {
                 log.info("batch \(path) with this content is already in the job queue (queued, done or failed); not queuing it again (to rerun it: `dropline infer \(root.path) \(folder)`; failed jobs: `dropline watch --retry-failed`)")
+            }
+        }
+    }
+
+    /// Labels files (`inbox/labels/<batch>.csv`) become labels_landed jobs, once per content, as soon
+    /// as they appear: write them under a temporary name (`*.part`, `*.tmp`) and rename. A partial file
+    /// fails with the reason in its job, and the complete file is new content, so a new job.
+    func scanLabels() throws {
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: root.labelsInbox)) ?? []).sorted()
+        where name.lowercased().hasSuffix(".csv") && !scanner.ignored(name) {
+            guard let data = FileManager.default.contents(atPath: root.labelsInbox + "/" + name) else { continue }
+            let relative = "labels/" + name
+            if let job = try pipelines.index.enqueue(event: EventKind.labelsLanded.rawValue, path: relative, contentSha256: SHA256.hash(Array(data))) {
+                log.info("labels \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
             }
         }
     }
@@ -263,6 +278,10 @@ public final class WatchDaemon {
             }
             guard let version = trained ?? newest else { return "nothing to promote: no new candidate" }
             return try pipelines.promote(version: version, policy: policy, actor: "rules")
+        case .mergeLabels(let file):
+            let result = try GroundTruth(root: root, index: pipelines.index).merge(labels: root.inbox + "/" + file)
+            return String(format: "merged labels %@: %d labelled image(s) of batch %@, accuracy %.4f%@", file, result.labelled, result.batch, result.accuracy,
+                          result.belowConstraint ? String(format: " below the constraint %.4f: quality flag raised", result.constraintAccuracy) : "")
         case .run(let command, let timeout):
             return try Self.runCommand(command, timeout: timeout, environment: environment(for: event))
         }

@@ -112,6 +112,8 @@ public enum Action: Sendable, Equatable {
     case promote(policy: String)
     /// Runs a shell command with the given timeout in seconds.
     case run(command: Template, timeout: Double)
+    /// Merges a labels file (ground truth) into the index; may raise a quality flag.
+    case mergeLabels
     /// Does nothing, and stops later rules from firing on this event.
     case ignore
 
@@ -121,6 +123,7 @@ public enum Action: Sendable, Equatable {
         case .train: "train"
         case .promote: "promote"
         case .run: "run"
+        case .mergeLabels: "merge_labels"
         case .ignore: "ignore"
         }
     }
@@ -134,6 +137,7 @@ public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
     case train(stage: String)
     case promote(policy: String)
     case run(command: String, timeout: Double)
+    case mergeLabels(file: String)
 
     public var description: String {
         switch self {
@@ -141,6 +145,7 @@ public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
         case .train(let stage): "train stage \(stage)"
         case .promote(let policy): "promote (policy \(policy))"
         case .run(let command, let timeout): "run `\(command)` (timeout \(Int(timeout)) s)"
+        case .mergeLabels(let file): "merge labels \(file)"
         }
     }
 }
@@ -314,11 +319,15 @@ public struct RuleSet: Sendable, Equatable {
                 timeout = t
             } else { timeout = 600 }
             return .run(command: try template("command"), timeout: timeout)
+        case "merge_labels":
+            try only([])
+            guard on == .labelsLanded else { throw RulesError(file: file, node: key, message: "rule '\(rule)': merge_labels only applies to labels_landed") }
+            return .mergeLabels
         case "ignore":
             try only([])
             return .ignore
         default:
-            throw RulesError(file: file, node: key, message: "rule '\(rule)': unknown action '\(name)'; use infer, train, promote, run or ignore")
+            throw RulesError(file: file, node: key, message: "rule '\(rule)': unknown action '\(name)'; use infer, train, promote, run, merge_labels or ignore")
         }
     }
 
@@ -353,6 +362,7 @@ public struct RuleSet: Sendable, Equatable {
             for action in rule.actions {
                 switch action {
                 case .infer: planned.append(.infer(batch: event.path))
+                case .mergeLabels: planned.append(.mergeLabels(file: event.path))
                 case .promote(let policy): planned.append(.promote(policy: policy))
                 case .ignore: stopped = rule.name
                 case .train(let stage):

@@ -41,6 +41,14 @@ rules:
       - promote:
           policy: default
 
+  # Ground truth for a served batch (inbox/labels/<batch>.csv, header image,class) is merged into the
+  # index: accuracy per batch, and a quality flag when it falls below the constraint.
+  - name: merge-labels
+    on: labels_landed
+    match: labels/{file}
+    do:
+      - merge_labels: {}
+
   # Ground truth showed the champion below its accuracy constraint on a labelled batch
   # (`dropline labels`): retrain on that batch's stage, as for drift.
   - name: retrain-on-quality

@@ -147,6 +147,15 @@ struct WatchDaemonTests {
         FileManager.default.createFile(atPath: b3 + "/_READY", contents: nil)
         #expect(try Self.eventually(60) { try Self.jobs(root).contains { $0.path == "production/original/b3" && $0.state == "succeeded" } }, "\(daemon.log)")
 
+        // 4b. Ground truth for b1 (moved in whole): merged, with the batch's accuracy in the index.
+        var csv = "image,class\n"
+        for i in 0..<9 { csv += "img-\(i).png,\(["red", "green", "blue"][i % 3])\n" }
+        try csv.write(toFile: root + "/inbox/labels/b1.csv.part", atomically: false, encoding: .utf8)
+        try FileManager.default.moveItem(atPath: root + "/inbox/labels/b1.csv.part", toPath: root + "/inbox/labels/b1.csv")
+        #expect(try Self.eventually(30) { try Self.jobs(root).contains { $0.path == "labels/b1.csv" && $0.state == "succeeded" } }, "\(daemon.log)")
+        let labelled = try DatabaseQueue(path: root + "/index.sqlite").read { db in try Int.fetchOne(db, sql: "SELECT sum(labelled) FROM quality") }
+        #expect(labelled == 9)
+
         // 5. SIGTERM: a clean stop, recorded.
         #expect(daemon.stop() == 0)
         let text = try Binary.run(["status", root]).stdout

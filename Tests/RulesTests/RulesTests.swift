@@ -68,7 +68,8 @@ struct RuleSetTests {
     @Test("the shipped default rules load and drive the cloud design's loop")
     func shipped() throws {
         let rules = try RuleSet.load(file: Self.shippedRules)
-        #expect(rules.rules.map(\.name) == ["infer-every-batch", "retrain-on-drift", "retrain-on-request", "retrain-on-quality"])
+        #expect(rules.rules.map(\.name) == ["infer-every-batch", "retrain-on-drift", "retrain-on-request", "merge-labels", "retrain-on-quality"])
+        #expect(rules.decide(Event(kind: .labelsLanded, path: "labels/b1.csv")).filter(\.fired).first?.actions == [.mergeLabels(file: "labels/b1.csv")])
 
         let batch = rules.decide(Event(kind: .batchLanded, path: "production/stage-2/batch-7"))
         #expect(batch.filter(\.fired).map(\.rule) == ["infer-every-batch"])
