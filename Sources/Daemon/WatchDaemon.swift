@@ -58,6 +58,8 @@ public final class WatchDaemon {
     let scanner: InboxScanner
     let startedAt = Index.now()
     var mode = "inotify"
+    /// The last minute (since the epoch) whose schedules were queued.
+    var scheduledThrough = Int(Date().timeIntervalSince1970 / 60)
 
     static let flagKinds = ["drift", "retrain", "quality"]
 
@@ -107,6 +109,7 @@ public final class WatchDaemon {
             try scanBatches()
             try scanLabels()
             try scanFlags()
+            try queueSchedules()
             while !stop.requested, let job = try pipelines.index.claimNextJob() {
                 try handle(job)
                 try scanFlags()  // a run may have raised a flag: queue it before waiting
@@ -165,6 +168,24 @@ public final class WatchDaemon {
             let relative = "labels/" + name
             if let job = try pipelines.index.enqueue(event: EventKind.labelsLanded.rawValue, path: relative, contentSha256: SHA256.hash(Array(data))) {
                 log.info("labels \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
+            }
+        }
+    }
+
+    /// Queues the schedule rules due in the minutes since the last check (local time, as cron). A
+    /// schedule that came due while the daemon was down is not caught up, as with cron.
+    func queueSchedules() throws {
+        let current = Int(Self.now() / 60)
+        guard current > scheduledThrough else { return }
+        defer { scheduledThrough = current }
+        let calendar = Calendar.current
+        for minute in max(scheduledThrough + 1, current - 59)...current {
+            let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: Date(timeIntervalSince1970: Double(minute * 60)))
+            for rule in rules.due(minute: c.minute!, hour: c.hour!, day: c.day!, month: c.month!, weekday: c.weekday! - 1) {
+                let path = "schedule/" + rule.name
+                if let job = try pipelines.index.enqueue(event: EventKind.schedule.rawValue, path: path, contentSha256: SHA256.hash(Array("\(path)@\(minute)".utf8))) {
+                    log.info("schedule of rule \(rule.name) (\(rule.cron!)) is due; queued job \(job.id)", ["job": "\(job.id)", "rule": rule.name])
+                }
             }
         }
     }
@@ -235,6 +256,8 @@ public final class WatchDaemon {
         case .flagCreated:
             guard let data = FileManager.default.contents(atPath: root.path + "/" + job.path) else { return nil }
             return try Event.flag(relativePath: job.path, json: Array(data))
+        case .schedule:
+            return Event(kind: .schedule, path: job.path)
         default:
             guard FileManager.default.fileExists(atPath: root.inbox + "/" + job.path) else { return nil }
             return Event(kind: kind, path: job.path)

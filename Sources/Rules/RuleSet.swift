@@ -12,6 +12,8 @@ public enum EventKind: String, Sendable, CaseIterable {
     case modelTrained = "model_trained"
     /// A labels file landed: path is `labels/<file>` relative to `inbox/`.
     case labelsLanded = "labels_landed"
+    /// A rule's cron schedule came due: path is `schedule/<rule name>`.
+    case schedule
 }
 
 /// One event: its kind, the path it concerns and the fields conditions and templates can use
@@ -157,6 +159,8 @@ public struct Rule: Sendable, Equatable {
     public var flagKind: String?
     public var match: MatchPattern?
     public var when: Condition?
+    /// For schedule rules: when they fire.
+    public var cron: CronSchedule?
     public var actions: [Action]
     /// The line of the rule in its file, 1-based, for messages.
     public var line: Int
@@ -225,7 +229,7 @@ public struct RuleSet: Sendable, Equatable {
 
     static func parseRule(_ node: Node, file: String) throws(RulesError) -> Rule {
         guard let mapping = node.mapping else { throw RulesError(file: file, node: node, message: "a rule is a mapping with name, on and do") }
-        var name: String?, on: EventKind?, kind: String?, match: MatchPattern?, when: Condition?, actions: [Action]?
+        var name: String?, on: EventKind?, kind: String?, match: MatchPattern?, when: Condition?, cron: CronSchedule?, actions: [Action]?
         var matchNode: Node?
         var actionsNode: Node?
         for (key, value) in mapping {
@@ -252,15 +256,23 @@ public struct RuleSet: Sendable, Equatable {
                 do { when = try Condition.parse(text) } catch {
                     throw RulesError(file: file, node: value, columnOffset: error.offset, message: "bad condition: \(error.message)")
                 }
+            case "cron":
+                guard let text = value.string else { throw RulesError(file: file, node: value, message: "cron must be a schedule such as \"0 3 * * *\"") }
+                do { cron = try CronSchedule(text) } catch {
+                    throw RulesError(file: file, node: value, columnOffset: error.offset, message: "bad cron schedule: \(error.message)")
+                }
             case "do":
                 actionsNode = value
             default:
-                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' in a rule (expected name, on, kind, match, when, do)")
+                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' in a rule (expected name, on, kind, match, when, cron, do)")
             }
         }
         guard let name else { throw RulesError(file: file, node: node, message: "the rule has no name") }
         guard let on else { throw RulesError(file: file, node: node, message: "rule '\(name)' has no `on:` event") }
         if kind != nil && on != .flagCreated { throw RulesError(file: file, node: node, message: "rule '\(name)': `kind:` only applies to flag_created") }
+        if (cron != nil) != (on == .schedule) {
+            throw RulesError(file: file, node: node, message: "rule '\(name)': `on: schedule` goes with `cron: \"<minute hour day month weekday>\"`, and cron with schedule only")
+        }
         _ = matchNode
         guard let actionsNode, let list = actionsNode.sequence, !list.isEmpty else {
             throw RulesError(file: file, node: actionsNode ?? node, message: "rule '\(name)' needs `do:`, a non-empty list of actions")
@@ -268,7 +280,7 @@ public struct RuleSet: Sendable, Equatable {
         var parsed: [Action] = []
         for item in list { parsed.append(try parseAction(item, file: file, rule: name, on: on, captures: match?.captureNames ?? [])) }
         actions = parsed
-        return Rule(name: name, on: on, flagKind: kind, match: match, when: when, actions: actions ?? [], line: (node.mark?.line ?? 0))
+        return Rule(name: name, on: on, flagKind: kind, match: match, when: when, cron: cron, actions: actions ?? [], line: (node.mark?.line ?? 0))
     }
 
     static func parseAction(_ node: Node, file: String, rule: String, on: EventKind, captures: [String]) throws(RulesError) -> Action {
@@ -333,6 +345,11 @@ public struct RuleSet: Sendable, Equatable {
 
     /// Decides, rule by rule in file order, what the event sets off. A rule whose action is
     /// `ignore` fires and stops the rules after it.
+    /// The schedule rules due in this minute (local time, as cron does).
+    public func due(minute: Int, hour: Int, day: Int, month: Int, weekday: Int) -> [Rule] {
+        rules.filter { $0.cron?.matches(minute: minute, hour: hour, day: day, month: month, weekday: weekday) == true }
+    }
+
     public func decide(_ event: Event) -> [RuleDecision] {
         var decisions: [RuleDecision] = []
         var stopped: String?
@@ -340,6 +357,7 @@ public struct RuleSet: Sendable, Equatable {
             func skip(_ reason: String) { decisions.append(RuleDecision(rule: rule.name, line: rule.line, fired: false, reason: reason, actions: [])) }
             if let stopped { skip("an earlier rule, '\(stopped)', ignored this event"); continue }
             guard rule.on == event.kind else { skip("it is for \(rule.on.rawValue), not \(event.kind.rawValue)"); continue }
+            if rule.on == .schedule && event.path != "schedule/" + rule.name { skip("it is another rule's schedule"); continue }
             if let kind = rule.flagKind {
                 let actual = event.fields["kind"]?.text ?? "?"
                 guard kind == actual else { skip("it is for \(kind) flags, this is a \(actual) flag"); continue }

@@ -179,7 +179,7 @@ enum Schema {
     static let v2 = """
     CREATE TABLE jobs (
         id INTEGER PRIMARY KEY,
-        event TEXT NOT NULL CHECK (event IN ('batch_landed', 'flag_created', 'model_trained', 'labels_landed')),
+        event TEXT NOT NULL CHECK (event IN ('batch_landed', 'flag_created', 'model_trained', 'labels_landed', 'schedule')),
         path TEXT NOT NULL,
         content_sha256 TEXT NOT NULL CHECK (length(content_sha256) = 64),
         state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'skipped')),

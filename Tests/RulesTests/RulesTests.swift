@@ -190,3 +190,65 @@ struct RuleSetTests {
         }
     }
 }
+
+@Suite("Cron schedules")
+struct CronTests {
+    @Test("fields, ranges, steps, lists, and cron's either-day rule")
+    func matching() throws {
+        let nightly = try CronSchedule("0 3 * * *")
+        #expect(nightly.matches(minute: 0, hour: 3, day: 14, month: 6, weekday: 2))
+        #expect(!nightly.matches(minute: 1, hour: 3, day: 14, month: 6, weekday: 2))
+        let quarter = try CronSchedule("*/15 8-18 * * 1-5")
+        #expect(quarter.matches(minute: 45, hour: 18, day: 1, month: 1, weekday: 5))
+        #expect(!quarter.matches(minute: 50, hour: 9, day: 1, month: 1, weekday: 3))
+        #expect(!quarter.matches(minute: 0, hour: 9, day: 1, month: 1, weekday: 0))
+        let sunday = try CronSchedule("30 2 * * 7")
+        #expect(sunday.matches(minute: 30, hour: 2, day: 5, month: 3, weekday: 0))
+        // both day fields restricted: either one matches
+        let either = try CronSchedule("0 0 1,15 * 1")
+        #expect(either.matches(minute: 0, hour: 0, day: 15, month: 2, weekday: 3))
+        #expect(either.matches(minute: 0, hour: 0, day: 9, month: 2, weekday: 1))
+        #expect(!either.matches(minute: 0, hour: 0, day: 9, month: 2, weekday: 2))
+    }
+
+    @Test("bad schedules say which field is wrong and where")
+    func errors() {
+        do { _ = try CronSchedule("0 3 * *"); Issue.record("accepted") } catch { #expect(error.message.contains("five fields")) }
+        do { _ = try CronSchedule("0 24 * * *"); Issue.record("accepted") } catch { #expect(error.message.contains("hour") && error.offset == 2) }
+        do { _ = try CronSchedule("*/0 * * * *"); Issue.record("accepted") } catch { #expect(error.message.contains("step")) }
+        do { _ = try CronSchedule("0 0 x * *"); Issue.record("accepted") } catch { #expect(error.message.contains("day of month") && error.offset == 4) }
+    }
+
+    @Test("a schedule rule fires only for its own schedule event, and cron goes with on: schedule only")
+    func rules() throws {
+        let yaml = """
+        version: 1
+        rules:
+          - name: nightly-retrain
+            on: schedule
+            cron: "0 3 * * *"
+            do:
+              - train: {stage: original}
+              - promote: {policy: default}
+          - name: hourly-report
+            on: schedule
+            cron: "0 * * * *"
+            do:
+              - run: {command: "echo report"}
+        """
+        let rules = try RuleSet.parse(yaml: yaml, file: "s.yaml")
+        #expect(rules.due(minute: 0, hour: 3, day: 1, month: 1, weekday: 1).map(\.name) == ["nightly-retrain", "hourly-report"])
+        #expect(rules.due(minute: 0, hour: 4, day: 1, month: 1, weekday: 1).map(\.name) == ["hourly-report"])
+        let fired = rules.decide(Event(kind: .schedule, path: "schedule/nightly-retrain")).filter(\.fired)
+        #expect(fired.map(\.rule) == ["nightly-retrain"])
+        #expect(fired.first?.actions == [.train(stage: "original"), .promote(policy: "default")])
+        do {
+            _ = try RuleSet.parse(yaml: "version: 1\nrules:\n  - name: a\n    on: schedule\n    do: [run: {command: x}]\n", file: "s.yaml")
+            Issue.record("accepted a schedule without cron")
+        } catch { #expect(error.description.hasPrefix("s.yaml:3") && error.message.contains("cron")) }
+        do {
+            _ = try RuleSet.parse(yaml: "version: 1\nrules:\n  - name: a\n    on: schedule\n    cron: \"0 25 * * *\"\n    do: [run: {command: x}]\n", file: "s.yaml")
+            Issue.record("accepted a bad cron")
+        } catch { #expect(error.description.hasPrefix("s.yaml:5:") && error.message.contains("hour")) }
+    }
+}
