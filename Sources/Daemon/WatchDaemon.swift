@@ -110,9 +110,11 @@ public final class WatchDaemon {
             try scanLabels()
             try scanFlags()
             try queueSchedules()
+            try queueTrainedModels()
             while !stop.requested, let job = try pipelines.index.claimNextJob() {
                 try handle(job)
-                try scanFlags()  // a run may have raised a flag: queue it before waiting
+                try scanFlags()  // a run may have raised a flag or trained a model: queue it before waiting
+                try queueTrainedModels()
             }
             try heartbeat(state: "running")
             if options.once && tracker.nextDeadline(now: Self.now()) == nil { break }
@@ -190,6 +192,19 @@ public final class WatchDaemon {
         }
     }
 
+    /// Every model version in the registry (trained by a rule or by `dropline train`) raises
+    /// model_trained once, keyed by its content hash.
+    func queueTrainedModels() throws {
+        let models = try pipelines.index.read { db in
+            try Row.fetchAll(db, sql: "SELECT folder, content_sha256 FROM models ORDER BY version").map { ($0["folder"] as String, $0["content_sha256"] as String) }
+        }
+        for (folder, hash) in models {
+            if let job = try pipelines.index.enqueue(event: EventKind.modelTrained.rawValue, path: folder, contentSha256: hash) {
+                log.info("model \(folder) is new; queued job \(job.id)", ["job": "\(job.id)"])
+            }
+        }
+    }
+
     func scanFlags() throws {
         for kind in Self.flagKinds {
             let folder = root.flags(kind)
@@ -258,6 +273,17 @@ public final class WatchDaemon {
             return try Event.flag(relativePath: job.path, json: Array(data))
         case .schedule:
             return Event(kind: .schedule, path: job.path)
+        case .modelTrained:
+            let row = try pipelines.index.read { db in
+                try Row.fetchOne(db, sql: "SELECT version, stage, validation_accuracy, state, train_run_id FROM models WHERE folder = ?", arguments: [job.path])
+            }
+            guard let row else { return nil }
+            let version: Int = row["version"], accuracy: Double = row["validation_accuracy"]
+            let stage: String = row["stage"], state: String = row["state"], run: String? = row["train_run_id"]
+            var fields: [String: Value] = ["model.version": .number(Double(version)), "model.stage": .string(stage),
+                                           "model.validation_accuracy": .number(accuracy), "model.state": .string(state)]
+            if let run { fields["model.run"] = .string(run) }
+            return Event(kind: .modelTrained, path: job.path, fields: fields)
         default:
             guard FileManager.default.fileExists(atPath: root.inbox + "/" + job.path) else { return nil }
             return Event(kind: kind, path: job.path)

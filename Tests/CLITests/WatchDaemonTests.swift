@@ -54,10 +54,11 @@ struct WatchDaemonTests {
         }
     }
 
+    /// The jobs of batches, flags and labels (model_trained jobs are checked on their own).
     static func jobs(_ root: String) throws -> [(path: String, state: String)] {
         let queue = try DatabaseQueue(path: root + "/index.sqlite")
         return try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT path, state FROM jobs ORDER BY id").map { ($0["path"], $0["state"]) }
+            try Row.fetchAll(db, sql: "SELECT path, state FROM jobs WHERE event != 'model_trained' ORDER BY id").map { ($0["path"], $0["state"]) }
         }
     }
 
@@ -88,6 +89,16 @@ struct WatchDaemonTests {
         let trained = try Binary.run(["train", root, "--stage", "original"] + training)
         try #require(trained.status == 0, "\(trained.stderr)")
 
+        // A model_trained rule (a user's own) that records each new model version.
+        let trainedLog = root + "/trained.txt"
+        try (try String(contentsOfFile: root + "/rules.yaml", encoding: .utf8) + """
+
+          - name: note-new-models
+            on: model_trained
+            do:
+              - run: {command: "echo v$DROPLINE_MODEL_VERSION $DROPLINE_MODEL_STATE >> \(trainedLog)"}
+
+        """).write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
         let daemon = try Daemon(root: root, arguments: ["--settle", "4"] + training)
         #expect(Self.eventually(20) { daemon.log.contains("watching") })
 
@@ -133,7 +144,10 @@ struct WatchDaemonTests {
         let firings = try DatabaseQueue(path: root + "/index.sqlite").read { db in
             try String.fetchAll(db, sql: "SELECT rule FROM rule_firings WHERE fired = 1 ORDER BY id")
         }
-        #expect(firings == ["infer-every-batch", "infer-every-batch", "infer-every-batch", "retrain-on-request"])
+        #expect(firings.filter { $0 != "note-new-models" } == ["infer-every-batch", "infer-every-batch", "infer-every-batch", "retrain-on-request"])
+        // model_trained: the model trained before the daemon started, and the one the flag trained.
+        #expect(Self.eventually(10) { ((try? String(contentsOfFile: trainedLog, encoding: .utf8)) ?? "").split(separator: "\n").count == 2 })
+        #expect(try String(contentsOfFile: trainedLog, encoding: .utf8) == "v1 champion\nv2 champion\n")
 
         // 4. A broken rules edit is reported; the previous rules stay in force.
         let rules = root + "/rules.yaml"
