@@ -61,7 +61,13 @@ public final class WatchDaemon {
     /// The last minute (since the epoch) whose schedules were queued.
     var scheduledThrough = Int(Date().timeIntervalSince1970 / 60)
 
-    static let flagKinds = ["drift", "retrain", "quality"]
+    /// The flag folders the daemon acts on.
+    public static let flagKinds = ["drift", "retrain", "quality"]
+    /// Files already offered to the queue, by path relative to the root, with the stamp they had:
+    /// unchanged files are not read, hashed and offered again on every wake-up.
+    var offered: [String: FileStamp] = [:]
+    /// Model folders already offered as model_trained.
+    var offeredModels: Set<String> = []
 
     public init(root: DroplineRoot, options: WatchOptions, log: DaemonLog) throws {
         self.root = root
@@ -75,7 +81,7 @@ public final class WatchDaemon {
         do { rules = try RuleSet.load(file: root.path + "/rules.yaml") } catch {
             throw DaemonError("the rules file is invalid, so the daemon does not start: \(error). Fix it (check with `dropline rules check \(root.path)`) and start again")
         }
-        rulesStamp = Self.stamp(root.path + "/rules.yaml")
+        rulesStamp = FileStamp(path: root.path + "/rules.yaml")
     }
 
     /// Runs until `stop` is requested (or, with `once`, until nothing is left to do).
@@ -164,14 +170,7 @@ public final class WatchDaemon {
     /// as they appear: write them under a temporary name (`*.part`, `*.tmp`) and rename. A partial file
     /// fails with the reason in its job, and the complete file is new content, so a new job.
     func scanLabels() throws {
-        for name in ((try? FileManager.default.contentsOfDirectory(atPath: root.labelsInbox)) ?? []).sorted()
-        where name.lowercased().hasSuffix(".csv") && !scanner.ignored(name) {
-            guard let data = FileManager.default.contents(atPath: root.labelsInbox + "/" + name) else { continue }
-            let relative = "labels/" + name
-            if let job = try pipelines.index.enqueue(event: EventKind.labelsLanded.rawValue, path: relative, contentSha256: SHA256.hash(Array(data))) {
-                log.info("labels \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
-            }
-        }
+        try offerFiles(in: root.labelsInbox, as: "labels", event: .labelsLanded) { $0.lowercased().hasSuffix(".csv") }
     }
 
     /// Queues the schedule rules due in the minutes since the last check (local time, as cron). A
@@ -198,7 +197,7 @@ public final class WatchDaemon {
         let models = try pipelines.index.read { db in
             try Row.fetchAll(db, sql: "SELECT folder, content_sha256 FROM models ORDER BY version").map { ($0["folder"] as String, $0["content_sha256"] as String) }
         }
-        for (folder, hash) in models {
+        for (folder, hash) in models where offeredModels.insert(folder).inserted {
             if let job = try pipelines.index.enqueue(event: EventKind.modelTrained.rawValue, path: folder, contentSha256: hash) {
                 log.info("model \(folder) is new; queued job \(job.id)", ["job": "\(job.id)"])
             }
@@ -207,15 +206,20 @@ public final class WatchDaemon {
 
     func scanFlags() throws {
         for kind in Self.flagKinds {
-            let folder = root.flags(kind)
-            for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
-            where name.hasSuffix(".json") && !scanner.ignored(name) {
-                let path = folder + "/" + name
-                guard let data = FileManager.default.contents(atPath: path) else { continue }
-                let relative = "flags/\(kind)/\(name)"
-                if let job = try pipelines.index.enqueue(event: EventKind.flagCreated.rawValue, path: relative, contentSha256: SHA256.hash(Array(data))) {
-                    log.info("flag \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
-                }
+            try offerFiles(in: root.flags(kind), as: "flags/" + kind, event: .flagCreated) { $0.hasSuffix(".json") }
+        }
+    }
+
+    /// Offers each file of `folder` whose name `accepts` to the queue as `event` with its content
+    /// hash (the queue drops content it has seen); files unchanged since the last offer are skipped.
+    func offerFiles(in folder: String, as prefix: String, event: EventKind, accepts: (String) -> Bool) throws {
+        for name in InboxScanner.entries(folder).sorted() where accepts(name) && !scanner.ignored(name) {
+            let path = folder + "/" + name, relative = prefix + "/" + name
+            guard let stamp = FileStamp(path: path), offered[relative] != stamp,
+                  let data = FileManager.default.contents(atPath: path) else { continue }
+            offered[relative] = stamp
+            if let job = try pipelines.index.enqueue(event: event.rawValue, path: relative, contentSha256: SHA256.hash(Array(data))) {
+                log.info("\(event == .flagCreated ? "flag" : "labels") \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
             }
         }
     }
@@ -395,7 +399,7 @@ public final class WatchDaemon {
 
     func reloadRulesIfChanged() {
         let file = root.path + "/rules.yaml"
-        let stamp = Self.stamp(file)
+        let stamp = FileStamp(path: file)
         guard stamp != rulesStamp else { return }
         rulesStamp = stamp
         do {
@@ -420,12 +424,6 @@ public final class WatchDaemon {
         var listing = ""
         for file in files { listing += "\(try SHA256.hash(file: folder + "/" + file))  \(file)\n" }
         return SHA256.hash(Array(listing.utf8))
-    }
-
-    static func stamp(_ path: String) -> FileStamp? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return FileStamp(size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
     }
 
     static func now() -> Double { Date().timeIntervalSince1970 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// # FolderWatch
 ///
 /// Noticing production batches landing in the inbox. File-system events (inotify, or polling where
@@ -24,6 +27,17 @@ public struct FileStamp: Sendable, Equatable, Hashable {
     public init(size: Int64, modified: Int64) {
         self.size = size
         self.modified = modified
+    }
+
+    init(_ info: stat) {
+        self.init(size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+    }
+
+    /// The size and modification time (ns) of the file at `path` (symbolic links followed), or nil.
+    public init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        self.init(info)
     }
 }
 

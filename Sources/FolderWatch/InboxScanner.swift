@@ -57,8 +57,7 @@ public struct InboxScanner: Sendable {
                 if (info.st_mode & S_IFMT) == S_IFDIR {
                     walk(full, rel)
                 } else if (info.st_mode & S_IFMT) == S_IFREG {
-                    files[rel] = FileStamp(size: Int64(info.st_size),
-                                           modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+                    files[rel] = FileStamp(info)
                 }
             }
         }
@@ -66,7 +65,7 @@ public struct InboxScanner: Sendable {
         return BatchSnapshot(files: files, hasMarker: hasMarker)
     }
 
-    static func entries(_ path: String) -> [String] {
+    public static func entries(_ path: String) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []

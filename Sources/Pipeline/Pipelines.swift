@@ -314,6 +314,14 @@ public final class Pipelines {
         }
     }
 
+    /// The stage of a batch at `inbox/production/<stage>/<batch>` (a path relative to the root), and
+    /// its path relative to inbox/: what flags carry so that rules retrain on the batch's stage.
+    static func productionStage(_ relativePath: String) -> (stage: String, batchPath: String)? {
+        let parts = relativePath.split(separator: "/").map(String.init)
+        guard parts.count == 4, parts[0] == "inbox", parts[1] == "production" else { return nil }
+        return (parts[2], parts[1...].joined(separator: "/"))
+    }
+
     /// flags/drift/<batch>.json, written atomically: what the rules act on. `stage` is the stage
     /// folder of a batch under inbox/production/<stage>/ (what the default rules retrain on); a batch
     /// served from elsewhere has no stage, and the retrain rule then says so instead of guessing.
@@ -333,12 +341,11 @@ public final class Pipelines {
                 """)
             return decisions.prefix { $0 == 1 }.count
         }
-        let absolute = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath()
-        let production = URL(fileURLWithPath: root.productionInbox).standardizedFileURL.resolvingSymlinksInPath()
-        if absolute.deletingLastPathComponent().deletingLastPathComponent().path == production.path {
-            let stage = absolute.deletingLastPathComponent().lastPathComponent
-            flag["stage"] = stage
-            flag["batch_path"] = "production/" + stage + "/" + absolute.lastPathComponent
+        let absolute = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
+        let rootPath = URL(fileURLWithPath: root.path).standardizedFileURL.resolvingSymlinksInPath().path
+        if absolute.hasPrefix(rootPath + "/"), let located = Self.productionStage(String(absolute.dropFirst(rootPath.count + 1))) {
+            flag["stage"] = located.stage
+            flag["batch_path"] = located.batchPath
         }
         let path = root.flags("drift") + "/" + Self.safe(batch) + ".json"
         try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: flag, options: [.prettyPrinted, .sortedKeys])), to: path)

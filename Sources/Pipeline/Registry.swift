@@ -174,12 +174,10 @@ public struct GroundTruth {
                 var flag: [String: Any] = ["kind": "quality", "batch": batch, "run": runID, "model_version": version,
                                            "accuracy": metrics.accuracy, "constraint_accuracy": constraint, "created_at": Index.now()]
                 // The stage of a batch served from inbox/production/<stage>/<batch>: what a rule retrains on.
-                if let input = try String.fetchOne(db, sql: "SELECT path FROM run_inputs WHERE run_id = ? AND role = 'processing/batch'", arguments: [runID]) {
-                    let parts = input.split(separator: "/").map(String.init)
-                    if parts.count == 4, parts[0] == "inbox", parts[1] == "production" {
-                        flag["stage"] = parts[2]
-                        flag["batch_path"] = parts[1...].joined(separator: "/")
-                    }
+                if let input = try String.fetchOne(db, sql: "SELECT path FROM run_inputs WHERE run_id = ? AND role = 'processing/batch'", arguments: [runID]),
+                   let located = Pipelines.productionStage(input) {
+                    flag["stage"] = located.stage
+                    flag["batch_path"] = located.batchPath
                 }
                 let path = root.flags("quality") + "/" + Pipelines.safe(batch) + ".json"
                 try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: flag, options: [.prettyPrinted, .sortedKeys])), to: path)

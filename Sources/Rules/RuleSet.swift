@@ -377,6 +377,12 @@ public struct RuleSet: Sendable, Equatable {
             }
             var planned: [PlannedAction] = []
             var failure: String?
+            func fill(_ template: Template) -> String? {
+                switch template.fill(values) {
+                case .success(let text): return text
+                case .failure(let missing): failure = "'{\(missing.name)}' has no value for this event"; return nil
+                }
+            }
             for action in rule.actions {
                 switch action {
                 case .infer: planned.append(.infer(batch: event.path))
@@ -384,15 +390,9 @@ public struct RuleSet: Sendable, Equatable {
                 case .promote(let policy): planned.append(.promote(policy: policy))
                 case .ignore: stopped = rule.name
                 case .train(let stage):
-                    switch stage.fill(values) {
-                    case .success(let s): planned.append(.train(stage: s))
-                    case .failure(let m): failure = "'{\(m.name)}' has no value for this event"
-                    }
+                    if let text = fill(stage) { planned.append(.train(stage: text)) }
                 case .run(let command, let timeout):
-                    switch command.fill(values) {
-                    case .success(let c): planned.append(.run(command: c, timeout: timeout))
-                    case .failure(let m): failure = "'{\(m.name)}' has no value for this event"
-                    }
+                    if let text = fill(command) { planned.append(.run(command: text, timeout: timeout)) }
                 }
                 if failure != nil { break }
             }

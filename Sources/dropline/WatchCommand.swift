@@ -104,7 +104,7 @@ struct StatusCommand: ParsableCommand {
         }
         let registry = Registry(index: index)
         var pending: [String] = []
-        for kind in ["drift", "retrain", "quality"] {
+        for kind in WatchDaemon.flagKinds {
             for name in ((try? FileManager.default.contentsOfDirectory(atPath: dropline.flags(kind))) ?? []).sorted() where name.hasSuffix(".json") {
                 pending.append("flags/\(kind)/\(name)")
             }

@@ -62,6 +62,26 @@ struct WatchDaemonTests {
         }
     }
 
+    /// Options of every training run in these tests: small and fast.
+    static let training = ["--arch", "small-cnn", "--image-size", "32", "--epochs", "2"]
+
+    /// A new root with stage "original" (3 colour classes of PNGs) and a first model trained on it.
+    static func trainedRoot(seed: UInt64) throws -> String {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-watch-\(UUID().uuidString)").path
+        guard try Binary.run(["init", root]).status == 0 else { throw CocoaError(.fileWriteUnknown) }
+        var g = SeededGenerator(seed: seed)
+        for (folder, count) in [("train", 20), ("validation", 8)] {
+            for (label, name) in ["red", "green", "blue"].enumerated() {
+                let path = root + "/inbox/training/original/\(folder)/\(name)"
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                for i in 0..<count { try ImageEncoder.write(image(label, &g), to: path + "/\(i).png") }
+            }
+        }
+        let trained = try Binary.run(["train", root, "--stage", "original"] + Self.training)
+        guard trained.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: trained.stderr]) }
+        return root
+    }
+
     /// Waits until `condition` holds (checked every 0.2 s), up to `seconds`.
     static func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -74,20 +94,8 @@ struct WatchDaemonTests {
 
     @Test("batches are processed once, after their marker or after the settle period; a dropped retrain flag trains and promotes; a broken rules edit keeps the previous rules; SIGTERM stops cleanly")
     func endToEnd() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-watch-\(UUID().uuidString)").path
+        let root = try Self.trainedRoot(seed: 5)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        #expect(try Binary.run(["init", root]).status == 0)
-        var g = SeededGenerator(seed: 5)
-        for (folder, count) in [("train", 20), ("validation", 8)] {
-            for (label, name) in ["red", "green", "blue"].enumerated() {
-                let path = root + "/inbox/training/original/\(folder)/\(name)"
-                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-                for i in 0..<count { try ImageEncoder.write(Self.image(label, &g), to: path + "/\(i).png") }
-            }
-        }
-        let training = ["--arch", "small-cnn", "--image-size", "32", "--epochs", "2"]
-        let trained = try Binary.run(["train", root, "--stage", "original"] + training)
-        try #require(trained.status == 0, "\(trained.stderr)")
 
         // A model_trained rule (a user's own) that records each new model version.
         let trainedLog = root + "/trained.txt"
@@ -99,7 +107,7 @@ struct WatchDaemonTests {
               - run: {command: "echo v$DROPLINE_MODEL_VERSION $DROPLINE_MODEL_STATE >> \(trainedLog)"}
 
         """).write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
-        let daemon = try Daemon(root: root, arguments: ["--settle", "4"] + training)
+        let daemon = try Daemon(root: root, arguments: ["--settle", "4"] + Self.training)
         #expect(Self.eventually(20) { daemon.log.contains("watching") })
 
         // 1. With a marker: nothing before the marker, then one job.
@@ -177,7 +185,7 @@ struct WatchDaemonTests {
 
         // 6. A restart does not process the same content again.
         try good.write(toFile: rules, atomically: true, encoding: .utf8)
-        let again = try Binary.run(["watch", root, "--once", "--settle", "0"] + training)
+        let again = try Binary.run(["watch", root, "--once", "--settle", "0"] + Self.training)
         #expect(again.status == 0, "\(again.stderr)")
         #expect(again.stderr.contains("already in the job queue"))
         #expect(try Self.jobs(root).filter { $0.path.hasPrefix("production/") }.count == 4)
@@ -185,29 +193,18 @@ struct WatchDaemonTests {
 
     @Test("a daemon killed in the middle of a job loses nothing and repeats nothing when it starts again")
     func killedMidJob() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-watch-kill-\(UUID().uuidString)").path
+        let root = try Self.trainedRoot(seed: 6)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        #expect(try Binary.run(["init", root]).status == 0)
-        var g = SeededGenerator(seed: 6)
-        for (folder, count) in [("train", 20), ("validation", 8)] {
-            for (label, name) in ["red", "green", "blue"].enumerated() {
-                let path = root + "/inbox/training/original/\(folder)/\(name)"
-                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-                for i in 0..<count { try ImageEncoder.write(Self.image(label, &g), to: path + "/\(i).png") }
-            }
-        }
-        let training = ["--arch", "small-cnn", "--image-size", "32", "--epochs", "2"]
-        try #require(try Binary.run(["train", root, "--stage", "original"] + training).status == 0)
         for name in ["b1", "b2"] {
             try Self.writeBatch(root + "/inbox/production/original/" + name, count: 6, seed: name == "b1" ? 21 : 22, pause: 0)
             FileManager.default.createFile(atPath: root + "/inbox/production/original/\(name)/_READY", contents: nil)
         }
         // Killed (SIGKILL, like a power cut) after b1's run folder is published, before the index knows.
-        let killed = try Binary.run(["watch", root, "--once"] + training, environment: ["DROPLINE_FAULT": "infer-after-run-published"])
+        let killed = try Binary.run(["watch", root, "--once"] + Self.training, environment: ["DROPLINE_FAULT": "infer-after-run-published"])
         #expect(killed.signal == SIGKILL)
         #expect(try Self.jobs(root).map(\.state) == ["running", "queued"])
 
-        let again = try Binary.run(["watch", root, "--once"] + training)
+        let again = try Binary.run(["watch", root, "--once"] + Self.training)
         #expect(again.status == 0, "\(again.stderr)")
         #expect(again.stderr.contains("requeued 1 job(s)"))
         #expect(again.stderr.contains("already done by run"), "\(again.stderr)")
