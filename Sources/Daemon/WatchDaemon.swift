@@ -27,6 +27,11 @@ public struct WatchOptions: Sendable {
     public var once = false
     /// Queue the failed jobs again at start-up.
     public var retryFailed = false
+    /// How many jobs run at once. 1 (the default) runs one pipeline at a time, in queue order. More
+    /// runs that many jobs side by side on worker threads (jobs on the same path still run in order;
+    /// model versions are allocated under a lock); on a 2-core machine it mainly lets quick jobs
+    /// (flags, labels, notifications) pass a long training run.
+    public var concurrentJobs = 1
 
     public init(training: TrainingConfiguration) { self.training = training }
 }
@@ -40,13 +45,18 @@ public final class StopRequest: Sendable {
 }
 
 /// The watch daemon: watches the inbox and the flags, queues what lands in the index's durable job
-/// queue, and runs one job at a time through the rules.
+/// queue, and runs its jobs through the rules, one at a time or `concurrentJobs` at once.
 ///
 /// It is a synchronous loop rather than a swift-service-lifecycle service: the pipelines it runs are
 /// synchronous and CPU-bound, and all graceful shutdown needs here is a stop flag checked between
 /// steps (a step is never interrupted half-way; the pipelines publish by rename, and a second signal
 /// exits at once, leaving `recover` to clean up on the next start).
-public final class WatchDaemon {
+///
+/// Unchecked Sendable: with `concurrentJobs` > 1, worker threads run `handle(_:rules:)`, which touches
+/// only immutable configuration, the index (a GRDB queue, serialized), the log (Sendable), the rules
+/// snapshot it is given, and `running` (a mutex). The scanning state (`tracker`, `offered`, `rules`)
+/// belongs to the loop's thread.
+public final class WatchDaemon: @unchecked Sendable {
     public let root: DroplineRoot
     let options: WatchOptions
     let pipelines: Pipelines
@@ -68,6 +78,8 @@ public final class WatchDaemon {
     var offered: [String: FileStamp] = [:]
     /// Model folders already offered as model_trained.
     var offeredModels: Set<String> = []
+    /// Jobs running on worker threads (with `concurrentJobs` > 1).
+    let running = Mutex<Set<Int64>>([])
 
     public init(root: DroplineRoot, options: WatchOptions, log: DaemonLog) throws {
         self.root = root
@@ -117,16 +129,25 @@ public final class WatchDaemon {
             try scanFlags()
             try queueSchedules()
             try queueTrainedModels()
-            while !stop.requested, let job = try pipelines.index.claimNextJob() {
-                try handle(job)
-                try scanFlags()  // a run may have raised a flag or trained a model: queue it before waiting
-                try queueTrainedModels()
+            if options.concurrentJobs <= 1 {
+                while !stop.requested, let job = try pipelines.index.claimNextJob() {
+                    try handle(job, rules: rules)
+                    try scanFlags()  // a run may have raised a flag or trained a model: queue it before waiting
+                    try queueTrainedModels()
+                }
+            } else {
+                try startWorkers(stop: stop)
             }
             try heartbeat(state: "running")
-            if options.once && tracker.nextDeadline(now: Self.now()) == nil { break }
+            let busy = !running.withLock { $0.isEmpty }
+            if options.once && !busy && tracker.nextDeadline(now: Self.now()) == nil {
+                if try pipelines.index.jobs(states: ["queued"], limit: 1).isEmpty { break }
+                continue
+            }
             // Wake up for changes, for the next settle deadline, or at least every few seconds (to
             // see flags, rules edits and stop requests).
             var timeout = pollSeconds ?? 2
+            if busy { timeout = min(timeout, 0.2) }  // a worker may finish and raise a flag
             if let deadline = tracker.nextDeadline(now: Self.now()) { timeout = max(0.05, min(timeout, deadline - Self.now())) }
             if let active = watcher {
                 do { _ = try active.wait(timeout: min(timeout, 1)) } catch {
@@ -140,8 +161,32 @@ public final class WatchDaemon {
                 Self.sleep(min(timeout, 0.5))
             }
         }
+        if !running.withLock({ $0.isEmpty }) {
+            log.info("waiting for the running jobs to finish their current step")
+            while !running.withLock({ $0.isEmpty }) { Self.sleep(0.1) }
+        }
         try heartbeat(state: "stopped")
         log.info("stopped")
+    }
+
+    /// Claims queued jobs while fewer than `concurrentJobs` run, each on its own thread with the
+    /// rules in force when it was claimed; a job's failure to record its end is logged, and the
+    /// job is requeued at the next start.
+    func startWorkers(stop: StopRequest) throws {
+        while !stop.requested, running.withLock({ $0.count }) < options.concurrentJobs, let job = try pipelines.index.claimNextJob() {
+            running.withLock { _ = $0.insert(job.id) }
+            let snapshot = rules
+            let thread = Thread { [self] in
+                do { try handle(job, rules: snapshot) } catch {
+                    log.error("job \(job.id) could not be recorded: \(error); it is queued again at the next start", ["job": "\(job.id)"])
+                }
+                running.withLock { _ = $0.remove(job.id) }
+            }
+            thread.name = "dropline-job-\(job.id)"
+            thread.start()
+        }
+        try scanFlags()
+        try queueTrainedModels()
     }
 
     // MARK: - Finding work
@@ -226,7 +271,7 @@ public final class WatchDaemon {
 
     // MARK: - Running a job
 
-    func handle(_ job: Job) throws {
+    func handle(_ job: Job, rules: RuleSet) throws {
         log.info("job \(job.id): \(job.event) \(job.path)", ["job": "\(job.id)"])
         let event: Event?
         do { event = try makeEvent(job) } catch {

@@ -92,14 +92,19 @@ public final class Pipelines {
             log("explaining a validation sample")
             let e = try ExplainabilityComponent().run(mode: .train, images: stageFolder + "/validation", model: staging + "/algorithm/model",
                                                       budget: .sample(8), output: staging + "/explainability")
-            let version = try nextVersion()
-            let manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
-                                       droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
-            try Self.writeManifest(manifest, to: staging)
-            try root.publish(staging: staging, as: root.runs + "/" + name)
-            FaultInjection.point("train-after-run-published")
-            try complete(manifest: manifest, folder: root.runs + "/" + name)
-            FaultInjection.point("train-after-index")
+            // From choosing the version number to indexing it, one training at a time (concurrent
+            // daemon jobs, or `dropline train` beside the daemon, would otherwise pick the same number).
+            let version = try root.withLock("models") {
+                let version = try nextVersion()
+                let manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
+                                           droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
+                try Self.writeManifest(manifest, to: staging)
+                try root.publish(staging: staging, as: root.runs + "/" + name)
+                FaultInjection.point("train-after-run-published")
+                try complete(manifest: manifest, folder: root.runs + "/" + name)
+                FaultInjection.point("train-after-index")
+                return version
+            }
             return (runID, version)
         } catch {
             try? index.failRun(id: runID, error: "\(error)")

@@ -44,10 +44,13 @@ extension Index {
     }
 
     /// Takes the oldest queued job and marks it running. A job queued again after an interruption
-    /// keeps the start time of its first attempt.
+    /// keeps the start time of its first attempt. Jobs on a path that is running (another version of
+    /// the same batch, flag or file) wait for it, so each path's jobs run in order.
     public func claimNextJob() throws -> Job? {
         try write { db in
-            guard let job = try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1") else { return nil }
+            guard let job = try Job.fetchOne(db, sql: """
+                SELECT * FROM jobs WHERE state = 'queued' AND path NOT IN (SELECT path FROM jobs WHERE state = 'running') ORDER BY id LIMIT 1
+                """) else { return nil }
             // started_at is the first attempt's start: a retried job looks for runs it finished since then
             try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
                            arguments: [Self.now(), job.id])

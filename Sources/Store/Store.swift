@@ -1,5 +1,8 @@
 import DroplineSupport
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 public import GRDB
 
 /// # Store
@@ -71,6 +74,18 @@ public struct DroplineRoot: Sendable {
             throw StoreError("'\(relative(destination))' is already published; published folders are never replaced")
         }
         try Syscall.retrying("rename", path: destination) { rename(folder, destination) }
+    }
+
+    /// Runs `body` holding an exclusive advisory lock (flock) on `outputs/.<name>.lock`, so that
+    /// concurrent jobs of one daemon, and other Dropline processes on the same root, take turns (for
+    /// example in allocating model version numbers). The kernel releases the lock if the process dies.
+    public func withLock<T>(_ name: String, _ body: () throws -> T) throws -> T {
+        let file = outputs + "/." + name + ".lock"
+        let descriptor = try Syscall.retrying("open", path: file) { open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        defer { close(descriptor) }
+        try Syscall.retrying("flock", path: file) { flock(descriptor, LOCK_EX) }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
     }
 
     /// Removes staging folders left by runs that died (their work was never published).

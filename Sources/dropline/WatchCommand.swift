@@ -18,7 +18,7 @@ struct WatchCommand: ParsableCommand {
         A production batch (a folder under inbox/production/, or inbox/production/<stage>/) is complete when \
         its marker file appears (default _READY, written last) or, without one, after --settle seconds with no \
         change. Each complete batch and each flag (flags/drift, flags/retrain, flags/quality) becomes a job in \
-        the index's durable queue, run one at a time through the rules; a handled flag moves to flags/done/. \
+        the index's durable queue, run through the rules one at a time (--jobs N: N at once); a handled flag moves to flags/done/. \
         The same batch content is processed once. Inotify on local disks; polling on NFS, SMB/CIFS and FUSE \
         mounts, or with --poll. SIGTERM or SIGINT stops it after the current step (a second one stops at once; \
         the next start cleans up). Logs go to standard error and <root>/logs/watch.log. A changed rules file is \
@@ -33,12 +33,14 @@ struct WatchCommand: ParsableCommand {
     @Option(help: "Architecture of retraining runs: scratch, small-cnn or backbone:<model.json>.") var arch = "scratch"
     @Option(help: "Square input size of retraining runs.") var imageSize: Int?
     @Option(help: "Maximum epochs of retraining runs.") var epochs: Int?
+    @Option(help: "How many jobs run at once (1: one pipeline at a time, in queue order).") var jobs = 1
     @Flag(help: "Queue the failed jobs again at start-up (after fixing their cause).") var retryFailed = false
     @Flag(help: "Handle what is queued and complete now, then exit (batches still settling are waited for).") var once = false
 
     func validate() throws {
         if let poll, poll <= 0 { throw ValidationError("--poll must be a positive number of seconds") }
         if settle < 0 { throw ValidationError("--settle must be zero or more seconds") }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
 
     func run() throws {
@@ -52,6 +54,7 @@ struct WatchCommand: ParsableCommand {
         options.pollSeconds = poll
         options.once = once
         options.retryFailed = retryFailed
+        options.concurrentJobs = jobs
         let log = DaemonLog(file: dropline.logs + "/watch.log")
         let daemon = try WatchDaemon(root: dropline, options: options, log: log)
         let stop = StopRequest()

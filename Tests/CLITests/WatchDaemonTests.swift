@@ -214,4 +214,36 @@ struct WatchDaemonTests {
         }
         #expect(serveRuns == ["b1", "b2"])
     }
+
+    @Test("with --jobs 2, jobs run side by side: two trainings at once get distinct model versions, and every job ends once")
+    func concurrentJobs() throws {
+        let root = try Self.trainedRoot(seed: 7)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.copyItem(atPath: root + "/inbox/training/original", toPath: root + "/inbox/training/second")
+        for name in ["b1", "b2"] {
+            try Self.writeBatch(root + "/inbox/production/original/" + name, count: 6, seed: name == "b1" ? 31 : 32, pause: 0)
+            FileManager.default.createFile(atPath: root + "/inbox/production/original/\(name)/_READY", contents: nil)
+        }
+        for stage in ["original", "second"] {
+            try Data("{}".utf8).write(to: URL(fileURLWithPath: root + "/flags/retrain/\(stage).json"))
+        }
+        let result = try Binary.run(["watch", root, "--once", "--jobs", "2"] + Self.training)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try Self.jobs(root).map(\.path) == ["production/original/b1", "production/original/b2", "flags/retrain/original.json", "flags/retrain/second.json"])
+        #expect(try Self.jobs(root).allSatisfy { $0.state == "succeeded" }, "\(result.stderr)")
+        let index = try DatabaseQueue(path: root + "/index.sqlite")
+        let (versions, folders, trainings) = try index.read { db in
+            (try Int.fetchAll(db, sql: "SELECT version FROM models ORDER BY version"),
+             try String.fetchAll(db, sql: "SELECT folder FROM models ORDER BY version"),
+             try Row.fetchAll(db, sql: "SELECT started_at, finished_at FROM jobs WHERE path LIKE 'flags/retrain/%'"))
+        }
+        #expect(versions == [1, 2, 3])
+        #expect(folders.allSatisfy { FileManager.default.fileExists(atPath: root + "/" + $0 + "/model/model.json") })
+        // the two trainings overlapped in time (ISO 8601 UTC strings compare in time order)
+        let (a, b) = (trainings[0], trainings[1])
+        #expect((a["started_at"] as String) < (b["finished_at"] as String) && (b["started_at"] as String) < (a["finished_at"] as String))
+        // every model version raised model_trained once
+        let trained = try index.read { db in try String.fetchAll(db, sql: "SELECT path FROM jobs WHERE event = 'model_trained' ORDER BY path") }
+        #expect(trained == ["outputs/models/v0001", "outputs/models/v0002", "outputs/models/v0003"])
+    }
 }
