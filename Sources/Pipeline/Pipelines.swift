@@ -19,11 +19,21 @@ public struct RunManifest: Codable, Sendable {
     public var startedAt: String
     public var finishedAt: String
     public var outcome: String
+    /// Training runs: the champion of the time evaluated on this run's validation set (what the
+    /// promotion policy compares the new model with).
+    public var baseline: Baseline? = nil
+
+    public struct Baseline: Codable, Sendable {
+        public var version: Int
+        public var accuracy: Double
+    }
 }
 
 /// The promotion policy: a candidate becomes champion automatically when there is no champion, or
-/// when its validation accuracy is at least the champion's minus `margin`; otherwise it waits for
-/// `dropline models promote`.
+/// when its validation accuracy is at least the champion's minus `margin`, both measured on the
+/// candidate's validation set (the champion was evaluated on it when the candidate was trained: a
+/// model retrained on drifted data is compared with the champion on that drifted data, not with the
+/// champion's score on its own, easier data); otherwise it waits for `dropline models promote`.
 public struct PromotionPolicy: Sendable, Equatable {
     public var margin: Double = 0.01
     /// Whether training applies the policy itself. The watch daemon turns this off and leaves
@@ -86,6 +96,7 @@ public final class Pipelines {
             var algorithm = AlgorithmComponent()
             algorithm.report = trainingReport
             let a = try algorithm.train(processed: staging + "/processing", configuration: configuration, output: staging + "/algorithm")
+            let baseline = championBaseline(validation: stageFolder + "/validation")
             log("fitting drift monitoring")
             let m = try MonitoringComponent().train(images: stageFolder + "/train", holdout: stageFolder + "/validation",
                                                     model: staging + "/algorithm/model", output: staging + "/monitoring")
@@ -97,7 +108,8 @@ public final class Pipelines {
             let version = try root.withLock("models") {
                 let version = try nextVersion()
                 let manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
-                                           droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
+                                           droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded",
+                                           baseline: baseline)
                 try Self.writeManifest(manifest, to: staging)
                 try root.publish(staging: staging, as: root.runs + "/" + name)
                 FaultInjection.point("train-after-run-published")
@@ -110,6 +122,21 @@ public final class Pipelines {
             try? index.failRun(id: runID, error: "\(error)")
             try? FileManager.default.removeItem(atPath: staging)
             throw error
+        }
+    }
+
+    /// The champion's accuracy on a new model's validation set, or nil when there is no champion or
+    /// it cannot be evaluated there (other classes): the policy then compares validation accuracies.
+    func championBaseline(validation: String) -> RunManifest.Baseline? {
+        guard let champion = try? champion() else { return nil }
+        do {
+            log("evaluating champion version \(champion.version) on the same validation set")
+            let classifier = try Classifier(model: root.path + "/" + champion.folder + "/model")
+            let dataset = try ImageFolderDataset(root: validation, preprocessing: classifier.preprocessing, classes: classifier.classes)
+            return RunManifest.Baseline(version: champion.version, accuracy: try classifier.evaluate(dataset).accuracy)
+        } catch {
+            log("champion version \(champion.version) cannot be evaluated on \(root.relative(validation)) (\(error)); the policy will compare validation accuracies")
+            return nil
         }
     }
 
@@ -183,7 +210,7 @@ public final class Pipelines {
                 }
             }
             if manifest.kind == "train", let version = manifest.modelVersion {
-                try self.registerModel(db, version: version, stage: manifest.subject, run: manifest.runId, folder: folder)
+                try self.registerModel(db, version: version, stage: manifest.subject, run: manifest.runId, folder: folder, baseline: manifest.baseline)
             } else {
                 try self.indexServe(db, manifest: manifest, folder: folder)
             }
@@ -203,7 +230,7 @@ public final class Pipelines {
         try root.publish(staging: staging, as: destination)
     }
 
-    func registerModel(_ db: Database, version: Int, stage: String, run: String, folder: String) throws {
+    func registerModel(_ db: Database, version: Int, stage: String, run: String, folder: String, baseline: RunManifest.Baseline?) throws {
         let modelFolder = Self.versionName(version)
         let hash = String(decoding: try AtomicFile.read(root.models + "/" + modelFolder + "/model/content.sha256"), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -211,9 +238,11 @@ public final class Pipelines {
         let accuracy = description.metrics.accuracy
         let parent = try Int.fetchOne(db, sql: "SELECT version FROM models WHERE state = 'champion'")
         try db.execute(sql: """
-            INSERT INTO models (version, folder, content_sha256, stage, parent_version, train_run_id, validation_accuracy, state, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, 'candidate', ?)
-            """, arguments: [version, "outputs/models/" + modelFolder, hash, stage, parent, run, accuracy, Index.now()])
+            INSERT INTO models (version, folder, content_sha256, stage, parent_version, train_run_id, validation_accuracy, state, created_at,
+                                baseline_version, baseline_accuracy)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 'candidate', ?, ?, ?)
+            """, arguments: [version, "outputs/models/" + modelFolder, hash, stage, parent, run, accuracy, Index.now(),
+                             baseline?.version, baseline.map { min(max($0.accuracy, 0), 1) }])
         try db.execute(sql: "UPDATE runs SET model_version = ? WHERE id = ?", arguments: [version, run])
         try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, NULL, 'candidate', ?, ?, 'pipeline')",
                        arguments: [version, Index.now(), "trained on stage \(stage) by run \(run)"])
@@ -221,18 +250,32 @@ public final class Pipelines {
     }
 
     /// Promotes `version` when the policy allows (no champion, or validation accuracy at least the
-    /// champion's minus the margin); returns what was decided, for logs and the index.
+    /// champion's minus the margin, on the candidate's validation set when the champion was evaluated
+    /// there); returns what was decided, for logs and the index.
     func applyPolicy(_ db: Database, version: Int, accuracy: Double, actor: String) throws -> String {
-        let championAccuracy = try Double.fetchOne(db, sql: "SELECT validation_accuracy FROM models WHERE state = 'champion'")
-        if championAccuracy == nil || accuracy >= championAccuracy! - policy.margin {
-            let reason = championAccuracy == nil
-                ? "first model: no champion"
-                : String(format: "validation accuracy %.4f >= champion's %.4f - margin %.2f", accuracy, championAccuracy!, policy.margin)
+        guard let champion = try Row.fetchOne(db, sql: "SELECT version, validation_accuracy FROM models WHERE state = 'champion'") else {
+            try Self.promote(db, version: version, reason: "first model: no champion", actor: actor)
+            return "promoted version \(version): first model: no champion"
+        }
+        let championVersion: Int = champion["version"]
+        let baseline = try Row.fetchOne(db, sql: "SELECT stage, baseline_version, baseline_accuracy FROM models WHERE version = ?", arguments: [version])
+        let comparison: String, championAccuracy: Double
+        if let baseline, let baselineVersion: Int = baseline["baseline_version"], baselineVersion == championVersion,
+           let baselineAccuracy: Double = baseline["baseline_accuracy"] {
+            championAccuracy = baselineAccuracy
+            comparison = "on stage \(baseline["stage"] as String)'s validation set"
+        } else {
+            championAccuracy = champion["validation_accuracy"]
+            comparison = "each on its own validation set"
+        }
+        let margin = String(format: "%.2f", policy.margin)
+        if accuracy >= championAccuracy - policy.margin {
+            let reason = String(format: "accuracy %.4f >= champion v%d's %.4f - margin %@, %@", accuracy, championVersion, championAccuracy, margin, comparison)
             try Self.promote(db, version: version, reason: reason, actor: actor)
             return "promoted version \(version): \(reason)"
         }
-        return String(format: "kept version %d as candidate: validation accuracy %.4f < champion's %.4f - margin %.2f",
-                      version, accuracy, championAccuracy!, policy.margin)
+        return String(format: "kept version %d as candidate: accuracy %.4f < champion v%d's %.4f - margin %@, %@",
+                      version, accuracy, championVersion, championAccuracy, margin, comparison)
     }
 
     /// The `promote` action of the rules: `default` applies the promotion policy to `version`,

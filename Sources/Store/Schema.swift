@@ -12,6 +12,9 @@ enum Schema {
         migrator.registerMigration("v2-daemon") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v3-baseline") { db in
+            try db.execute(sql: v3)
+        }
         return migrator
     }
 
@@ -213,5 +216,12 @@ enum Schema {
         rules_file TEXT NOT NULL,
         rules_error TEXT
     );
+    """
+
+    /// The promotion baseline: the champion of the time a model was trained, evaluated on the new
+    /// model's own validation set, so that the policy compares two models on the same images.
+    static let v3 = """
+    ALTER TABLE models ADD COLUMN baseline_version INTEGER REFERENCES models(version);
+    ALTER TABLE models ADD COLUMN baseline_accuracy REAL CHECK (baseline_accuracy BETWEEN 0 AND 1);
     """
 }

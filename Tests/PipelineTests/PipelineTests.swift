@@ -115,6 +115,18 @@ struct PipelineTests {
         #expect(second == 2)
         let states = try pipelines.index.read { db in try String.fetchAll(db, sql: "SELECT state FROM models ORDER BY version") }
         #expect(states == ["archived", "champion"] || states == ["champion", "candidate"])
+        // ... compared on the same images: the champion was evaluated on the second model's validation set
+        let row = try pipelines.index.read { db in
+            try Row.fetchOne(db, sql: "SELECT validation_accuracy, baseline_version, baseline_accuracy FROM models WHERE version = 2")!
+        }
+        #expect(row["baseline_version"] as Int? == 1)
+        let baseline: Double = try #require(row["baseline_accuracy"])
+        let accuracy: Double = row["validation_accuracy"]
+        #expect(states == (accuracy >= baseline - 0.01 ? ["archived", "champion"] : ["champion", "candidate"]))
+        let reason = try pipelines.index.read { db in
+            try String.fetchOne(db, sql: "SELECT reason FROM promotions WHERE version = 2 ORDER BY id DESC LIMIT 1")
+        }
+        if states.last == "champion" { #expect(reason?.contains("on stage original's validation set") == true, "\(reason ?? "")") }
     }
 
     @Test("recovery: an interrupted run is failed and its staging removed; one that died after publishing is completed")
