@@ -485,8 +485,11 @@ public struct DaemonError: Error, CustomStringConvertible, Sendable {
 /// `<root>/logs/watch.log`.
 public final class DaemonLog: Sendable {
     let file: FileHandle?
+    let echo: Bool
 
-    public init(file path: String?) {
+    /// `echo`: also to standard error (off when a caller such as `dropline simulate` prints its own progress).
+    public init(file path: String?, echo: Bool = true) {
+        self.echo = echo
         if let path {
             if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
             file = FileHandle(forWritingAtPath: path)
@@ -503,7 +506,7 @@ public final class DaemonLog: Sendable {
     func write(_ level: String, _ message: String, _ fields: [String: String]) {
         let extra = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
         let line = "\(Index.now()) \(level) \(message)\(extra)\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        if echo { FileHandle.standardError.write(Data(line.utf8)) }
         file?.write(Data(line.utf8))
     }
 }

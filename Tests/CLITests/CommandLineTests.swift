@@ -7,7 +7,7 @@ struct CommandLineTests {
     static let commands: [[String]] = [[], ["init"], ["train"], ["infer"], ["runs"], ["recover"], ["show"], ["models"], ["models", "list"], ["models", "show"],
                                        ["models", "promote"], ["models", "rollback"], ["models", "history"], ["labels"], ["component"], ["image"], ["image", "info"], ["model"], ["model", "train"], ["model", "eval"],
                                        ["model", "predict"], ["drift"], ["drift", "fit"], ["drift", "check"], ["drift", "evaluate"],
-                                       ["explain"], ["rules"], ["rules", "check"], ["rules", "explain"], ["watch"], ["status"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"]]
+                                       ["explain"], ["rules"], ["rules", "check"], ["rules", "explain"], ["watch"], ["status"], ["dataset"], ["dataset", "stages"], ["dataset", "fashion-mnist"], ["simulate"], ["demo"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"]]
 
     @Test("every command has --help", arguments: commands)
     func help(command: [String]) throws {

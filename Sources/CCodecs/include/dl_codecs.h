@@ -72,6 +72,11 @@ int dl_png_decode(const uint8_t *data, size_t size, int channels,
 int dl_png_encode_rgb(const uint8_t *rgb, int width, int height,
                       uint8_t **out, size_t *out_size, char error[DL_MESSAGE_CAPACITY]);
 
+/// Inflates a gzip (or zlib) stream with zlib into a malloc'd buffer (free with dl_free), refusing to
+/// grow past `limit` bytes. Returns 0, or -1 with the reason in `error`.
+int dl_gunzip(const uint8_t *data, size_t size, size_t limit,
+              uint8_t **out, size_t *out_size, char error[DL_MESSAGE_CAPACITY]);
+
 void dl_free(void *pointer);
 
 #endif

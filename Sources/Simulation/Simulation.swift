@@ -1,0 +1,327 @@
+public import Datasets
+import Daemon
+import DroplineSupport
+import Foundation
+import GRDB
+public import Imaging
+public import Modeling
+import Pipeline
+import Store
+import Synchronization
+
+/// How `dropline simulate` runs the study.
+public struct SimulationOptions: Sendable {
+    /// How many times the seven test sets are fed, in the study's order.
+    public var cycles = 1
+    /// Seeds the stage transforms (the training configuration has its own seed).
+    public var seed: UInt64 = 1
+    public var training: TrainingConfiguration
+    /// How long one step (a batch, and the retraining it starts) may take before the run gives up.
+    public var stepTimeout = 3 * 3600.0
+    /// The daemon's `concurrentJobs`.
+    public var concurrentJobs = 1
+
+    public init(training: TrainingConfiguration) { self.training = training }
+}
+
+/// One step of the study: a test set dropped as a production batch, and what followed.
+public struct StudyStep: Codable, Sendable {
+    public var step: Int
+    public var cycle: Int
+    /// The stage whose test set was dropped.
+    public var testSet: String
+    public var batch: String
+    /// The champion that served the batch, and the stage it (and its drift artifacts) was trained on.
+    public var servingModel: Int
+    public var driftArtifactsStage: String
+    public var drift: Bool
+    /// The smallest corrected KS p-value over all features and detectors, and the largest KS statistic.
+    public var minimumAdjustedPValue: Double?
+    public var maximumStatistic: Double?
+    public var driftReason: String
+    public var retrained: Bool
+    /// The model trained on the drift flag, its stage, and whether it became champion.
+    public var newModel: Int?
+    public var newModelStage: String?
+    public var promoted: Bool
+    public var promotion: String?
+    /// The serving model's accuracy on the batch, from the ground truth.
+    public var accuracy: Double
+    public var images: Int
+    public var seconds: Double
+}
+
+/// One model's accuracy and loss on every stage's test set.
+public struct ModelEvaluation: Codable, Sendable {
+    public struct Score: Codable, Sendable {
+        public var accuracy: Double
+        public var loss: Double
+    }
+    public var version: Int
+    public var trainedOn: String
+    public var scores: [String: Score]
+}
+
+/// Everything the study produced.
+public struct StudyResult: Codable, Sendable {
+    public var data: String
+    public var root: String
+    public var cycles: Int
+    public var seed: UInt64
+    public var architecture: String
+    public var imageSize: Int
+    public var stages: [String]
+    public var steps: [StudyStep]
+    public var models: [ModelEvaluation]
+    public var skippedImages: [StageGenerator.Skipped]
+    public var report: String
+    public var seconds: Double
+}
+
+/// The drift study of the cloud design, on one machine: seven versions of a labelled dataset with
+/// growing drift; a model trained on Original; the real watch daemon with the given rules; the
+/// test sets dropped as production batches in the study's cyclic order, each waited for (with any
+/// retraining its drift flag starts); then every model evaluated on every stage's test set.
+public struct Simulation {
+    public let data: String
+    public let rootPath: String
+    public let options: SimulationOptions
+    /// The rules file the root gets (the CLI passes the shipped default).
+    public let rules: String
+    /// Progress lines for a person (standard error in the CLI).
+    public var say: @Sendable (String) -> Void = { _ in }
+    /// Progress of the first training (on Original).
+    public var trainingReport: @Sendable (TrainingEvent) -> Void = { _ in }
+
+    public init(data: String, root: String, options: SimulationOptions, rules: String) {
+        self.data = data
+        rootPath = root
+        self.options = options
+        self.rules = rules
+    }
+
+    public static let stageOrder = DriftStage.allCases
+
+    public func run() throws -> StudyResult {
+        let started = Date()
+        let dataset = try LabelledDataset(root: data)
+        if FileManager.default.fileExists(atPath: rootPath), !((try? FileManager.default.contentsOfDirectory(atPath: rootPath)) ?? []).isEmpty {
+            throw SimulationError("'\(rootPath)' already exists and is not empty; the simulation creates its own root: give a new --root, or remove this one")
+        }
+        let root = try DroplineRoot.create(at: rootPath)
+        _ = try Index(path: root.index)
+        try AtomicFile.write(Array(rules.utf8), to: root.path + "/rules.yaml")
+        let simulation = root.path + "/simulation"
+
+        // 1. The seven stages: train and validation into the training inbox, test aside.
+        let total = Self.stageOrder.count * LabelledDataset.splits.reduce(0) { $0 + (dataset.files[$1]?.count ?? 0) }
+        say("generating the seven stages of \(data) (\(dataset.classes.count) classes, \(total) images to write)")
+        let testFolder = simulation + "/test"
+        let trainingInbox = root.trainingInbox
+        let skipped = try StageGenerator(seed: options.seed).generate(dataset, destination: { stage, split in
+            split == "test" ? testFolder + "/" + stage.rawValue : trainingInbox + "/" + stage.rawValue + "/" + split
+        }, progress: TerminalProgress("stages", total: total, unit: "images"))
+        for s in skipped { say("skipped \(s.path): \(s.reason)") }
+
+        // 2. The first model, on Original.
+        let pipelines = try Pipelines(root: root)
+        let sayLine = say
+        pipelines.log = { sayLine("  " + $0) }
+        say("training on original (\(options.training.architecture), \(options.training.imageSize) px, up to \(options.training.epochs) epochs)")
+        pipelines.trainingReport = trainingReport
+        let (_, first) = try pipelines.train(stage: DriftStage.original.rawValue, configuration: options.training)
+        say("model version \(first) is the champion")
+
+        // 3. The real daemon, in this process, on its own thread.
+        var watch = WatchOptions(training: options.training)
+        watch.settleSeconds = 24 * 3600  // batches complete by their marker only
+        watch.concurrentJobs = options.concurrentJobs
+        let log = DaemonLog(file: root.logs + "/watch.log", echo: false)
+        let daemon = try WatchDaemon(root: root, options: watch, log: log)
+        let stop = StopRequest()
+        let outcome = DaemonOutcome()
+        let finished = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            do { try daemon.run(stop: stop) } catch { outcome.set("\(error)") }
+            outcome.set("stopped")
+            finished.signal()
+        }
+        thread.name = "dropline-watch"
+        thread.start()
+        var joined = false
+        defer {
+            if !joined {  // an error on the way: stop the daemon before returning
+                stop.request()
+                finished.wait()
+            }
+        }
+        say("the watch daemon is running (log: \(root.relative(root.logs))/watch.log)")
+
+        // 4. The test sets as production batches, in the study's cyclic order.
+        var steps: [StudyStep] = []
+        let index = pipelines.index
+        let order = (1...max(1, options.cycles)).flatMap { cycle in Self.stageOrder.map { (cycle, $0) } }
+        for (number, (cycle, stage)) in order.enumerated() {
+            let stepStart = Date()
+            let batch = "\(stage.rawValue)-c\(cycle)"
+            let folder = root.productionInbox + "/" + stage.rawValue + "/" + batch
+            let truth = try Self.dropBatch(from: testFolder + "/" + stage.rawValue, to: folder, ground: simulation + "/ground-truth/" + batch + ".csv")
+            let before = try index.read { db in try Int.fetchOne(db, sql: "SELECT coalesce(max(version), 0) FROM models") ?? 0 }
+            say("step \(number + 1)/\(order.count): dropped \(root.relative(folder)) (\(truth.count) images)")
+            try waitUntilHandled(batch: "production/\(stage.rawValue)/\(batch)", root: root, index: index, daemon: outcome, since: stepStart)
+            steps.append(try Self.step(number: number + 1, cycle: cycle, stage: stage, batch: batch, truth: truth, index: index,
+                                       modelsBefore: before, seconds: Date().timeIntervalSince(stepStart)))
+            say("  " + Self.describe(steps.last!))
+        }
+        stop.request()
+        finished.wait()
+        joined = true
+        if let message = outcome.message, message != "stopped" { throw SimulationError("the watch daemon stopped with an error: \(message)") }
+
+        // 5. Every model on every stage's test set.
+        let models = try evaluateModels(root: root, index: index, testFolder: testFolder)
+        var result = StudyResult(data: data, root: root.path, cycles: max(1, options.cycles), seed: options.seed,
+                                 architecture: options.training.architecture, imageSize: options.training.imageSize,
+                                 stages: Self.stageOrder.map(\.rawValue), steps: steps, models: models, skippedImages: skipped,
+                                 report: simulation + "/report.md", seconds: Date().timeIntervalSince(started))
+        try AtomicFile.write(Array(StudyTables.markdown(result).utf8), to: result.report)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try AtomicFile.write(Array(try encoder.encode(result)), to: simulation + "/results.json")
+        result.seconds = Date().timeIntervalSince(started)
+        return result
+    }
+
+    /// Copies a stage's test set into a production batch, flat, with the marker written last, and
+    /// the ground truth beside the simulation (not in the batch). Returns file name -> class.
+    static func dropBatch(from test: String, to folder: String, ground: String) throws -> [String: String] {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: (ground as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var truth: [String: String] = [:]
+        var csv = "image,class\n"
+        var n = 0
+        for label in try fm.contentsOfDirectory(atPath: test).sorted() where !label.hasPrefix(".") {
+            for entry in ImageInspector.expand([test + "/" + label]) {
+                n += 1
+                let name = String(format: "%05d-", n) + (entry.relative as NSString).lastPathComponent
+                try fm.copyItem(atPath: entry.path, toPath: folder + "/" + name)
+                truth[name] = label
+                csv += "\(name),\(label)\n"
+            }
+        }
+        try AtomicFile.write(Array(csv.utf8), to: ground)
+        fm.createFile(atPath: folder + "/_READY", contents: nil)
+        return truth
+    }
+
+    /// Waits until the batch's job has ended and nothing it started is left: no queued or running
+    /// job, no unhandled flag.
+    func waitUntilHandled(batch path: String, root: DroplineRoot, index: Index, daemon: DaemonOutcome, since: Date) throws {
+        let deadline = since.addingTimeInterval(options.stepTimeout)
+        while true {
+            if let message = daemon.message { throw SimulationError("the watch daemon stopped: \(message); see \(root.logs)/watch.log") }
+            let (ended, busy) = try index.read { db in
+                (try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE path = ? AND state IN ('succeeded', 'failed', 'skipped')", arguments: [path]) ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") ?? 0)
+            }
+            let pendingFlags = WatchDaemon.flagKinds.contains { kind in
+                ((try? FileManager.default.contentsOfDirectory(atPath: root.flags(kind))) ?? []).contains { $0.hasSuffix(".json") }
+            }
+            if ended > 0 && busy == 0 && !pendingFlags { break }
+            guard Date() < deadline else {
+                throw SimulationError("\(path) was not handled within \(Int(options.stepTimeout)) s; see `dropline status \(root.path)` and \(root.logs)/watch.log")
+            }
+            usleep(200_000)
+        }
+        if let job = try index.read({ db in try Row.fetchOne(db, sql: "SELECT state, detail FROM jobs WHERE path = ? ORDER BY id DESC LIMIT 1", arguments: [path]) }),
+           (job["state"] as String) != "succeeded" {
+            throw SimulationError("the job for \(path) \(job["state"] as String): \(job["detail"] as String? ?? ""); see \(root.logs)/watch.log")
+        }
+    }
+
+    /// What the index says about one step.
+    static func step(number: Int, cycle: Int, stage: DriftStage, batch: String, truth: [String: String], index: Index,
+                     modelsBefore: Int, seconds: Double) throws -> StudyStep {
+        try index.read { db in
+            guard let run = try Row.fetchOne(db, sql: """
+                SELECT r.id, r.model_version, m.stage FROM runs r JOIN models m ON m.version = r.model_version
+                WHERE r.kind = 'serve' AND r.status = 'succeeded' AND r.subject = ? ORDER BY r.started_at DESC LIMIT 1
+                """, arguments: [batch]) else { throw SimulationError("no successful serve run for batch \(batch)") }
+            let runID: String = run["id"]
+            let decision = try Row.fetchOne(db, sql: "SELECT drift, reason FROM drift_decisions WHERE run_id = ?", arguments: [runID])
+            let extremes = try Row.fetchOne(db, sql: "SELECT min(adjusted_p_value) AS p, max(statistic) AS d FROM drift_results WHERE run_id = ?", arguments: [runID])
+            var correct = 0, counted = 0
+            for row in try Row.fetchAll(db, sql: "SELECT path, predicted FROM predictions WHERE run_id = ?", arguments: [runID]) {
+                let name = ((row["path"] as String) as NSString).lastPathComponent
+                guard let label = truth[name] else { continue }
+                counted += 1
+                if (row["predicted"] as String) == label { correct += 1 }
+            }
+            let new = try Row.fetchOne(db, sql: "SELECT version, stage, state FROM models WHERE version > ? ORDER BY version DESC LIMIT 1", arguments: [modelsBefore])
+            let newVersion: Int? = new?["version"]
+            let promotion = try newVersion.flatMap { v in
+                try String.fetchOne(db, sql: "SELECT reason FROM promotions WHERE version = ? AND to_state = 'champion' ORDER BY id DESC LIMIT 1", arguments: [v])
+            }
+            let kept = try newVersion.flatMap { v in
+                try String.fetchOne(db, sql: """
+                    SELECT f.outcome FROM rule_firings f JOIN jobs j ON j.id = f.job_id
+                    WHERE j.path = ? AND f.fired = 1 ORDER BY f.id DESC LIMIT 1
+                    """, arguments: ["flags/drift/\(batch).json"])
+            }
+            return StudyStep(step: number, cycle: cycle, testSet: stage.rawValue, batch: batch, servingModel: run["model_version"],
+                             driftArtifactsStage: run["stage"], drift: (decision?["drift"] as Int? ?? 0) == 1,
+                             minimumAdjustedPValue: extremes?["p"], maximumStatistic: extremes?["d"], driftReason: decision?["reason"] ?? "",
+                             retrained: newVersion != nil, newModel: newVersion, newModelStage: new?["stage"],
+                             promoted: (new?["state"] as String?) == "champion", promotion: promotion ?? kept,
+                             accuracy: counted == 0 ? 0 : Double(correct) / Double(counted), images: counted, seconds: seconds)
+        }
+    }
+
+    /// Every model version on every stage's test set.
+    func evaluateModels(root: DroplineRoot, index: Index, testFolder: String) throws -> [ModelEvaluation] {
+        let rows = try index.read { db in
+            try Row.fetchAll(db, sql: "SELECT version, stage, folder FROM models ORDER BY version").map { ($0["version"] as Int, $0["stage"] as String, $0["folder"] as String) }
+        }
+        say("evaluating \(rows.count) model(s) on the \(Self.stageOrder.count) test sets")
+        var cache: [String: ImageFolderDataset] = [:]
+        var result: [ModelEvaluation] = []
+        let progress = TerminalProgress("evaluating", total: rows.count * Self.stageOrder.count, unit: "test sets")
+        for (version, stage, folder) in rows {
+            let classifier = try Classifier(model: root.path + "/" + folder + "/model")
+            var scores: [String: ModelEvaluation.Score] = [:]
+            for test in Self.stageOrder {
+                let key = "\(classifier.preprocessing)|\(classifier.classes)|\(test.rawValue)"
+                if cache[key] == nil {
+                    cache[key] = try ImageFolderDataset(root: testFolder + "/" + test.rawValue, preprocessing: classifier.preprocessing, classes: classifier.classes)
+                }
+                let metrics = try classifier.evaluate(cache[key]!)
+                scores[test.rawValue] = .init(accuracy: metrics.accuracy, loss: metrics.loss)
+                progress.advance()
+            }
+            result.append(ModelEvaluation(version: version, trainedOn: stage, scores: scores))
+        }
+        progress.finish()
+        return result
+    }
+
+    static func describe(_ s: StudyStep) -> String {
+        var text = String(format: "served by v%d (%@); KS: %@", s.servingModel, s.driftArtifactsStage, s.drift ? "drift" : "no drift")
+        if let p = s.minimumAdjustedPValue { text += String(format: " (min corrected p %.2g, max D %.3f)", p, s.maximumStatistic ?? 0) }
+        if let v = s.newModel { text += "; retrained v\(v) on \(s.newModelStage ?? "?")" + (s.promoted ? ", now champion" : ", kept as candidate") }
+        return text + String(format: "; accuracy %.1f%% of %d; %.0f s", 100 * s.accuracy, s.images, s.seconds)
+    }
+}
+
+/// How the daemon's thread ended (nil while it runs); the first value set stays.
+final class DaemonOutcome: Sendable {
+    let value = Mutex<String?>(nil)
+    func set(_ message: String) { value.withLock { $0 = $0 ?? message } }
+    var message: String? { value.withLock { $0 } }
+}
+
+public struct SimulationError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
