@@ -352,7 +352,8 @@ public final class WatchDaemon: @unchecked Sendable {
                     ORDER BY r.started_at LIMIT 1
                     """, arguments: ["inbox/" + batch, since])
             }) {
-                return "inferred \(batch): already done by run \(run) before the restart"
+                let raised = try pipelines.raiseMissingDriftFlag(run: run)
+                return "inferred \(batch): already done by run \(run) before the restart" + (raised ? "; its drift flag, not written then, raised now" : "")
             }
             let (run, drift) = try pipelines.infer(batch: root.inbox + "/" + batch)
             return "inferred \(batch): run \(run), \(drift ? "drift: flag raised" : "no drift")"

@@ -64,6 +64,7 @@ public final class Pipelines {
             if let published, let manifest = try? Self.readManifest(root.runs + "/" + published), manifest.outcome == "succeeded" {
                 log("completing run \(run.id) from its published manifest")
                 try complete(manifest: manifest, folder: root.runs + "/" + published)
+                if manifest.kind == "serve", try raiseMissingDriftFlag(run: run.id) { log("run \(run.id) found drift: raised its flag") }
             } else {
                 log("run \(run.id) was interrupted; marking it failed")
                 try index.failRun(id: run.id, error: "interrupted: the process stopped before the run was published")
@@ -183,6 +184,31 @@ public final class Pipelines {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
         }
+    }
+
+    /// A serve run that found drift writes its flag after the run is indexed: a process that died in
+    /// between (or a run that `recover()` completed from its manifest) left none. Writes it now, unless
+    /// one was written since the run started. Returns whether it wrote one.
+    public func raiseMissingDriftFlag(run runID: String) throws -> Bool {
+        guard let row = try index.read({ db in
+            try Row.fetchOne(db, sql: """
+                SELECT r.folder, r.subject, r.model_version, r.started_at, d.drift, i.path FROM runs r
+                JOIN drift_decisions d ON d.run_id = r.id JOIN run_inputs i ON i.run_id = r.id AND i.role = 'processing/batch'
+                WHERE r.id = ? AND r.status = 'succeeded'
+                """, arguments: [runID])
+        }), (row["drift"] as Int) == 1 else { return false }
+        let batch: String = row["subject"], folder: String = row["folder"]
+        let flag = root.relative(root.flags("drift") + "/" + Self.safe(batch) + ".json")
+        let written = try index.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM flags WHERE kind = 'drift' AND path = ? AND created_at >= ?",
+                             arguments: [flag, row["started_at"] as String]) ?? 0
+        }
+        guard written == 0 else { return false }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let report = try decoder.decode(DriftReport.self, from: Data(try AtomicFile.read(root.path + "/" + folder + "/monitoring/drift.json")))
+        try writeDriftFlag(batch: batch, folder: root.path + "/" + (row["path"] as String), run: runID, version: row["model_version"], report: report)
+        return true
     }
 
     // MARK: - Index rows

@@ -215,6 +215,33 @@ struct WatchDaemonTests {
         #expect(serveRuns == ["b1", "b2"])
     }
 
+    @Test("a daemon killed after indexing a drifted batch but before writing its flag raises the flag when it starts again, and retrains")
+    func killedBeforeDriftFlag() throws {
+        let root = try Self.trainedRoot(seed: 8)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // a batch from elsewhere: dark, noisy images unlike the training colours
+        let batch = root + "/inbox/production/original/dark"
+        try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
+        var g = SeededGenerator(seed: 51)
+        for i in 0..<30 {
+            var image = RGBImage(width: 32, height: 32)
+            for y in 0..<32 { for x in 0..<32 { let v = UInt8(max(0, min(255, 20 + 15 * g.nextGaussian()))); image[x, y] = RGB(v, v, v) } }
+            try ImageEncoder.write(image, to: batch + "/\(i).png")
+        }
+        FileManager.default.createFile(atPath: batch + "/_READY", contents: nil)
+        let killed = try Binary.run(["watch", root, "--once"] + Self.training, environment: ["DROPLINE_FAULT": "infer-after-index"])
+        #expect(killed.signal == SIGKILL)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/flags/drift").isEmpty)
+
+        let again = try Binary.run(["watch", root, "--once"] + Self.training)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("its drift flag, not written then, raised now"), "\(again.stderr)")
+        #expect(try Self.jobs(root).map(\.path) == ["production/original/dark", "flags/drift/dark.json"])
+        #expect(try Self.jobs(root).allSatisfy { $0.state == "succeeded" }, "\(again.stderr)")
+        let versions = try DatabaseQueue(path: root + "/index.sqlite").read { db in try Int.fetchAll(db, sql: "SELECT version FROM models") }
+        #expect(versions == [1, 2])
+    }
+
     @Test("with --jobs 2, jobs run side by side: two trainings at once get distinct model versions, and every job ends once")
     func concurrentJobs() throws {
         let root = try Self.trainedRoot(seed: 7)
