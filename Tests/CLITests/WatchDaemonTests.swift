@@ -238,7 +238,7 @@ struct WatchDaemonTests {
         #expect(again.stderr.contains("its drift flag, not written then, raised now"), "\(again.stderr)")
         #expect(try Self.jobs(root).map(\.path) == ["production/original/dark", "flags/drift/dark.json"])
         #expect(try Self.jobs(root).allSatisfy { $0.state == "succeeded" }, "\(again.stderr)")
-        let versions = try DatabaseQueue(path: root + "/index.sqlite").read { db in try Int.fetchAll(db, sql: "SELECT version FROM models") }
+        let versions = try DatabaseQueue(path: root + "/index.sqlite").read { db in try Int.fetchAll(db, sql: "SELECT version FROM models ORDER BY version") }
         #expect(versions == [1, 2])
     }
 
