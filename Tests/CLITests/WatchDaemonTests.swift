@@ -242,21 +242,18 @@ struct WatchDaemonTests {
         #expect(versions == [1, 2])
     }
 
-    @Test("with --jobs 2, jobs run side by side: two trainings at once get distinct model versions, and every job ends once")
+    @Test("with --jobs 2, jobs run side by side: two trainings at once get distinct model versions, and each job ends once")
     func concurrentJobs() throws {
         let root = try Self.trainedRoot(seed: 7)
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.copyItem(atPath: root + "/inbox/training/original", toPath: root + "/inbox/training/second")
-        for name in ["b1", "b2"] {
-            try Self.writeBatch(root + "/inbox/production/original/" + name, count: 6, seed: name == "b1" ? 31 : 32, pause: 0)
-            FileManager.default.createFile(atPath: root + "/inbox/production/original/\(name)/_READY", contents: nil)
-        }
+        // two retrain flags only, so that both jobs are claimed at once and their overlap is certain
         for stage in ["original", "second"] {
             try Data("{}".utf8).write(to: URL(fileURLWithPath: root + "/flags/retrain/\(stage).json"))
         }
         let result = try Binary.run(["watch", root, "--once", "--jobs", "2"] + Self.training)
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(try Self.jobs(root).map(\.path) == ["production/original/b1", "production/original/b2", "flags/retrain/original.json", "flags/retrain/second.json"])
+        #expect(try Self.jobs(root).map(\.path) == ["flags/retrain/original.json", "flags/retrain/second.json"])
         #expect(try Self.jobs(root).allSatisfy { $0.state == "succeeded" }, "\(result.stderr)")
         let index = try DatabaseQueue(path: root + "/index.sqlite")
         let (versions, folders, trainings) = try index.read { db in
