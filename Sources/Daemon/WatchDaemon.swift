@@ -52,7 +52,7 @@ public final class StopRequest: Sendable {
 /// steps (a step is never interrupted half-way; the pipelines publish by rename, and a second signal
 /// exits at once, leaving `recover` to clean up on the next start).
 ///
-/// Unchecked Sendable: with `concurrentJobs` > 1, worker threads run `handle(_:rules:)`, which touches
+/// Unchecked Sendable: worker threads run `handle(_:rules:)`, which touches
 /// only immutable configuration, the index (a GRDB queue, serialized), the log (Sendable), the rules
 /// snapshot it is given, and `running` (a mutex). The scanning state (`tracker`, `offered`, `rules`)
 /// belongs to the loop's thread.
@@ -129,18 +129,13 @@ public final class WatchDaemon: @unchecked Sendable {
             try scanFlags()
             try queueSchedules()
             try queueTrainedModels()
-            if options.concurrentJobs <= 1 {
-                while !stop.requested, let job = try pipelines.index.claimNextJob() {
-                    try handle(job, rules: rules)
-                    try scanFlags()  // a run may have raised a flag or trained a model: queue it before waiting
-                    try queueTrainedModels()
-                }
-            } else {
-                try startWorkers(stop: stop)
-            }
+            try startWorkers(stop: stop)
             try heartbeat(state: "running")
             let busy = !running.withLock { $0.isEmpty }
             if options.once && !busy && tracker.nextDeadline(now: Self.now()) == nil {
+                // a job that ended since the last scan may have raised a flag or trained a model
+                try scanFlags()
+                try queueTrainedModels()
                 if try pipelines.index.jobs(states: ["queued"], limit: 1).isEmpty { break }
                 continue
             }
@@ -169,11 +164,11 @@ public final class WatchDaemon: @unchecked Sendable {
         log.info("stopped")
     }
 
-    /// Claims queued jobs while fewer than `concurrentJobs` run, each on its own thread with the
-    /// rules in force when it was claimed; a job's failure to record its end is logged, and the
-    /// job is requeued at the next start.
+    /// Claims queued jobs while fewer than `concurrentJobs` run (one by default), each on its own
+    /// thread with the rules in force when it was claimed; a job's failure to record its end is
+    /// logged, and the job is requeued at the next start.
     func startWorkers(stop: StopRequest) throws {
-        while !stop.requested, running.withLock({ $0.count }) < options.concurrentJobs, let job = try pipelines.index.claimNextJob() {
+        while !stop.requested, running.withLock({ $0.count }) < max(1, options.concurrentJobs), let job = try pipelines.index.claimNextJob() {
             running.withLock { _ = $0.insert(job.id) }
             let snapshot = rules
             let thread = Thread { [self] in
@@ -185,8 +180,6 @@ public final class WatchDaemon: @unchecked Sendable {
             thread.name = "dropline-job-\(job.id)"
             thread.start()
         }
-        try scanFlags()
-        try queueTrainedModels()
     }
 
     // MARK: - Finding work

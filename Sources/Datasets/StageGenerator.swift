@@ -16,13 +16,7 @@ public struct LabelledDataset: Sendable {
     /// Reads the layout; an error names the folder and says what is missing.
     public init(root: String) throws {
         let fm = FileManager.default
-        func folders(_ path: String) -> [String] {
-            ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { name in
-                var isDirectory: ObjCBool = false
-                return !name.hasPrefix(".") && DropFolderJunk.reason(for: name + "/x") == nil
-                    && fm.fileExists(atPath: path + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
-            }.sorted()
-        }
+        let folders = ImageInspector.classFolders(in:)
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DatasetFileError(path: root, reason: "is not a folder", remedy: "give a folder with train/, validation/ and test/, each with one sub-folder per class")
@@ -46,8 +40,7 @@ public struct LabelledDataset: Sendable {
             }
             var list: [(String, String)] = []
             for label in found {
-                for entry in ImageInspector.expand([root + "/" + split + "/" + label]) where DropFolderJunk.reason(for: entry.relative) == nil
-                    && !entry.relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
+                for entry in ImageInspector.expandSkippingJunk([root + "/" + split + "/" + label]) {
                     list.append((label, entry.relative))
                 }
             }

@@ -91,6 +91,24 @@ public enum ImageInspector {
         public let relative: String
     }
 
+    /// The files under `paths` a dataset or a batch uses: `expand` without drop-folder junk and
+    /// without hidden names at any depth.
+    public static func expandSkippingJunk(_ paths: [String]) -> [FileEntry] {
+        expand(paths).filter { entry in
+            DropFolderJunk.reason(for: entry.relative) == nil && !entry.relative.split(separator: "/").contains { $0.hasPrefix(".") }
+        }
+    }
+
+    /// The sub-folders of `folder` that can be class folders (not hidden, not junk), sorted.
+    public static func classFolders(in folder: String) -> [String] {
+        let fm = FileManager.default
+        return ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { name in
+            var isDirectory: ObjCBool = false
+            return !name.hasPrefix(".") && DropFolderJunk.reason(for: name + "/x") == nil
+                && fm.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
+        }.sorted()
+    }
+
     /// Regular files under `paths` (folders walked recursively, entries sorted by name).
     public static func expand(_ paths: [String]) -> [FileEntry] {
         var result: [FileEntry] = []

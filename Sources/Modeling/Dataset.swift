@@ -49,11 +49,7 @@ public struct ImageFolderDataset: Sendable {
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DatasetError(path: root, reason: "is not a folder", remedy: "give a folder with one sub-folder per class")
         }
-        let found = try fm.contentsOfDirectory(atPath: root).filter { name in
-            var dir: ObjCBool = false
-            return fm.fileExists(atPath: root + "/" + name, isDirectory: &dir) && dir.boolValue
-                && DropFolderJunk.reason(for: name + "/x") == nil && !name.hasPrefix(".")
-        }.sorted()
+        let found = ImageInspector.classFolders(in: root)
         let classes: [String]
         if let expected {
             let unknown = Set(found).subtracting(expected)
@@ -71,8 +67,7 @@ public struct ImageFolderDataset: Sendable {
         }
         var files: [(String, String, Int)] = []
         for (label, name) in classes.enumerated() where fm.fileExists(atPath: root + "/" + name) {
-            for entry in ImageInspector.expand([root + "/" + name]) where DropFolderJunk.reason(for: entry.relative) == nil
-                && !entry.relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
+            for entry in ImageInspector.expandSkippingJunk([root + "/" + name]) {
                 files.append((entry.path, name + "/" + entry.relative, label))
             }
         }

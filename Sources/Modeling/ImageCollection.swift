@@ -26,9 +26,7 @@ public struct ImageCollection: Sendable {
 
     /// Loads `paths`, preparing images to `side` x `side` (shorter side resized, centre crop).
     public init(paths: [String], side: Int, progress: TerminalProgress? = nil) {
-        let files = ImageInspector.expand(paths).filter { entry in
-            DropFolderJunk.reason(for: entry.relative) == nil && !entry.relative.split(separator: "/").contains { $0.hasPrefix(".") }
-        }
+        let files = ImageInspector.expandSkippingJunk(paths)
         let preprocessing = Preprocessing(imageSize: side, normalization: .unit)
         var loaded = [(Item, RGBImage)?](repeating: nil, count: files.count)
         var failures = [Rejection?](repeating: nil, count: files.count)

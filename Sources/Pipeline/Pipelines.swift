@@ -204,9 +204,7 @@ public final class Pipelines {
                              arguments: [flag, row["started_at"] as String]) ?? 0
         }
         guard written == 0 else { return false }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let report = try decoder.decode(DriftReport.self, from: Data(try AtomicFile.read(root.path + "/" + folder + "/monitoring/drift.json")))
+        let report = try Self.readDriftReport(run: root.path + "/" + folder)
         try writeDriftFlag(batch: batch, folder: root.path + "/" + (row["path"] as String), run: runID, version: row["model_version"], report: report)
         return true
     }
@@ -364,9 +362,7 @@ public final class Pipelines {
             try db.execute(sql: "INSERT INTO predictions (run_id, path, image_sha256, predicted, confidence, top3) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [manifest.runId, root.relative(row[0]), row[1], row[2], min(max(Double(row[3]) ?? 0, 0), 1), topJSON])
         }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let report = try decoder.decode(DriftReport.self, from: Data(try AtomicFile.read(folder + "/monitoring/drift.json")))
+        let report = try Self.readDriftReport(run: folder)
         try db.execute(sql: "INSERT INTO drift_decisions (run_id, drift, reason, artifacts_sha256, batch_size, reference_size) VALUES (?, ?, ?, ?, ?, ?)",
                        arguments: [manifest.runId, report.drift ? 1 : 0, report.reason, report.artifacts, report.batchSize, report.referenceSize])
         for detector in report.detectors {
@@ -378,6 +374,8 @@ public final class Pipelines {
             }
         }
         let explanationsFile = folder + "/explainability/explanations/explanations.json"
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         let explanations = try decoder.decode([Explanation].self, from: Data(try AtomicFile.read(explanationsFile)))
         for e in explanations {
             try db.execute(sql: """
@@ -461,6 +459,13 @@ public final class Pipelines {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         try AtomicFile.write(Array(try encoder.encode(manifest)), to: folder + "/manifest.json")
+    }
+
+    /// The drift decision of a published serve run folder.
+    static func readDriftReport(run folder: String) throws -> DriftReport {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(DriftReport.self, from: Data(try AtomicFile.read(folder + "/monitoring/drift.json")))
     }
 
     static func readManifest(_ folder: String) throws -> RunManifest {

@@ -1,10 +1,11 @@
 import Datasets
+public import DroplineSupport
 import Foundation
 
 /// The study's two tables, as text for a terminal and as Markdown for the report.
 public enum StudyTables {
     /// (a) One row per step.
-    public static func stepRows(_ r: StudyResult) -> (header: [String], rows: [[String]]) {
+    public static func stepRows(_ r: StudyResult) -> TextTable {
         let header = ["step", "input test set", "drift artifacts from", "KS drift", "min corrected p", "max D", "retraining", "serving accuracy"]
         let rows = r.steps.map { s -> [String] in
             let retraining: String
@@ -17,25 +18,25 @@ public enum StudyTables {
                     s.minimumAdjustedPValue.map { String(format: "%.2g", $0) } ?? "-", s.maximumStatistic.map { String(format: "%.3f", $0) } ?? "-",
                     retraining, String(format: "%.1f%%", 100 * s.accuracy)]
         }
-        return (header, rows)
+        return TextTable(header: header, rows: rows, rule: true)
     }
 
     /// (b) One row per model, accuracy and loss on each stage's test set.
-    public static func modelRows(_ r: StudyResult) -> (header: [String], rows: [[String]]) {
+    public static func modelRows(_ r: StudyResult) -> TextTable {
         let header = ["model"] + r.stages
         let rows = r.models.map { m in
             ["v\(m.version) (\(m.trainedOn))"] + r.stages.map { stage in
                 m.scores[stage].map { String(format: "%.1f%% / %.3f", 100 * $0.accuracy, $0.loss) } ?? "-"
             }
         }
-        return (header, rows)
+        return TextTable(header: header, rows: rows, rule: true)
     }
 
     public static func text(_ r: StudyResult) -> String {
         var out = "(a) batch inference, step by step\n"
-        out += aligned(stepRows(r))
+        out += stepRows(r).render() + "\n"
         out += "\n(b) accuracy / loss of each model on each stage's test set\n"
-        out += aligned(modelRows(r))
+        out += modelRows(r).render() + "\n"
         return out
     }
 
@@ -57,16 +58,7 @@ public enum StudyTables {
         return out
     }
 
-    static func aligned(_ t: (header: [String], rows: [[String]])) -> String {
-        let all = [t.header] + t.rows
-        let widths = t.header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
-        func line(_ cells: [String]) -> String {
-            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
-        }
-        return line(t.header) + line(widths.map { String(repeating: "-", count: $0) }) + t.rows.map(line).joined()
-    }
-
-    static func table(_ t: (header: [String], rows: [[String]])) -> String {
+    static func table(_ t: TextTable) -> String {
         func line(_ cells: [String]) -> String { "| " + cells.joined(separator: " | ") + " |\n" }
         return line(t.header) + line(t.header.map { _ in "---" }) + t.rows.map(line).joined()
     }

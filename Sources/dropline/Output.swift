@@ -26,24 +26,3 @@ enum Console {
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 }
-
-/// Fixed-width text tables for human output.
-struct TextTable {
-    var header: [String]
-    var rows: [[String]] = []
-
-    init(_ header: String...) { self.header = header }
-
-    mutating func add(_ row: [String]) { rows.append(row) }
-
-    func render() -> String {
-        var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, cell in
-                i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
-        }
-        return ([line(header)] + rows.map(line)).joined(separator: "\n")
-    }
-}

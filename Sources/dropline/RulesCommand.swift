@@ -1,4 +1,5 @@
 import ArgumentParser
+import DroplineSupport
 import Foundation
 import Rules
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Dispatch
+import DroplineSupport
 import Foundation
 import GRDB
 import Modeling
