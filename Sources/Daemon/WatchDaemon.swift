@@ -485,7 +485,7 @@ public final class DaemonLog: Sendable {
     public init(file path: String?, echo: Bool = true) {
         self.echo = echo
         if let path {
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             file = FileHandle(forWritingAtPath: path)
             _ = try? file?.seekToEnd()
         } else {

@@ -2,7 +2,7 @@ import DroplineSupport
 import Foundation
 public import Imaging
 public import Modeling
-public import NeuralNetwork
+import NeuralNetwork
 import Randomness
 
 /// What the path starts from.

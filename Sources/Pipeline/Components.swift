@@ -1,6 +1,6 @@
 import DroplineSupport
 import Foundation
-public import Imaging
+import Imaging
 public import Modeling
 import Randomness
 

@@ -212,7 +212,7 @@ public struct Simulation {
             }
         }
         try AtomicFile.write(Array(csv.utf8), to: ground)
-        fm.createFile(atPath: folder + "/_READY", contents: nil)
+        try AtomicFile.write([], to: folder + "/_READY")
         return truth
     }
 

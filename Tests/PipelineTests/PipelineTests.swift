@@ -33,7 +33,7 @@ enum Fixture {
         let batch = root.productionInbox + "/batch-1"
         try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
         for i in 0..<24 { try ImageEncoder.write(image(i % 3), to: batch + "/img \(i).png") }
-        FileManager.default.createFile(atPath: batch + "/broken.jpg", contents: Data("no".utf8))
+        _ = FileManager.default.createFile(atPath: batch + "/broken.jpg", contents: Data("no".utf8))
         return root
     }
 
