@@ -93,10 +93,7 @@ public final class Explainer {
             target: prediction.label, baseline: baseline, method: attribution.method, steps: attribution.steps,
             outputAtInput: attribution.outputAtInput, outputAtBaseline: attribution.outputAtBaseline, attributionSum: attribution.sum,
             delta: attribution.delta, relativeDelta: attribution.relativeDelta, topRegions: regions)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try AtomicFile.write(Array(try encoder.encode(explanation)), to: folder + "/" + stem + ".json")
+        try SnakeCaseJSON.write(explanation, to: folder + "/" + stem + ".json")
         return explanation
     }
 

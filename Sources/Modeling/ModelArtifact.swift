@@ -85,7 +85,7 @@ public enum ModelArtifact {
             try AtomicFile.write(weights, to: staging + "/" + weightsFile)
             var described = description
             described.weightsSha256 = SHA256.hash(weights)
-            let json = try encoder().encode(described)
+            let json = try SnakeCaseJSON.encoder().encode(described)
             try AtomicFile.write(Array(json), to: staging + "/" + descriptionFile)
             let hash = SHA256.hash(Array(json))
             try AtomicFile.write(Array((hash + "\n").utf8), to: staging + "/" + hashFile)
@@ -111,7 +111,7 @@ public enum ModelArtifact {
             throw ArtifactError(folder: folder, reason: "model.json does not match content.sha256 (it was changed after training)", remedy: "restore the original model folder")
         }
         let description: ModelDescription
-        do { description = try decoder().decode(ModelDescription.self, from: Data(json)) } catch {
+        do { description = try SnakeCaseJSON.decoder().decode(ModelDescription.self, from: Data(json)) } catch {
             throw ArtifactError(folder: folder, reason: "has a model.json Dropline cannot read (\(error))", remedy: "retrain the model with this version of Dropline")
         }
         guard description.formatVersion <= ModelDescription.currentFormat else {
@@ -135,19 +135,6 @@ public enum ModelArtifact {
             throw ArtifactError(folder: folder, reason: "weights.safetensors has parameter '\(extra)', which the network does not use", remedy: "restore the original model folder")
         }
         return (description, parameters, hash)
-    }
-
-    static func decoder() -> JSONDecoder {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return d
-    }
-
-    static func encoder() -> JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        e.keyEncodingStrategy = .convertToSnakeCase
-        return e
     }
 }
 

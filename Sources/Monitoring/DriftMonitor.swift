@@ -220,7 +220,7 @@ public final class DriftMonitor {
         do {
             try AtomicFile.write(try SafeTensors.encode(matrices, doubles: tables, metadata: ["producer": "dropline \(DroplineVersion.current)"]),
                                  to: staging + "/" + referenceFile)
-            let json = try jsonEncoder().encode(description)
+            let json = try SnakeCaseJSON.encoder().encode(description)
             try AtomicFile.write(Array(json), to: staging + "/" + descriptionFile)
             let content = contentHash(json: Array(json), reference: try AtomicFile.read(staging + "/" + referenceFile))
             try AtomicFile.write(Array((content + "\n").utf8), to: staging + "/" + hashFile)
@@ -229,13 +229,6 @@ public final class DriftMonitor {
         } catch {
             try? fm.removeItem(atPath: staging)
             throw error
-        }
-
-        func jsonEncoder() -> JSONEncoder {
-            let e = JSONEncoder()
-            e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            e.keyEncodingStrategy = .convertToSnakeCase
-            return e
         }
     }
 
@@ -263,9 +256,7 @@ public final class DriftMonitor {
         guard contentHash == recorded else {
             throw MonitoringError(reason: "drift artifacts '\(folder)' do not match their content.sha256 (changed after fitting); fit them again")
         }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        description = try decoder.decode(DriftArtifactsDescription.self, from: Data(json))
+        description = try SnakeCaseJSON.decoder().decode(DriftArtifactsDescription.self, from: Data(json))
         let (parameters, hash) = try description.encoder.parameters()
         guard hash == description.encoderSha256 else {
             throw MonitoringError(reason: "this Dropline generates different encoder weights from seed \(description.encoder.seed) than the one that fitted '\(folder)'; fit the artifacts again")

@@ -44,16 +44,11 @@ public struct ComponentManifest: Codable, Sendable {
     public static let fileName = "manifest.json"
 
     func write(to folder: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try AtomicFile.write(Array(try encoder.encode(self)), to: folder + "/" + Self.fileName)
+        try SnakeCaseJSON.write(self, to: folder + "/" + Self.fileName)
     }
 
     public static func read(from folder: String) throws -> ComponentManifest {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(ComponentManifest.self, from: Data(AtomicFile.read(folder + "/" + fileName)))
+        try SnakeCaseJSON.read(ComponentManifest.self, from: folder + "/" + fileName)
     }
 }
 

@@ -20,10 +20,7 @@ public struct AlgorithmComponent {
         let validation = try ImageFolderDataset(root: processed + "/validation", preprocessing: preprocessing, classes: train.classes)
         let result = try Trainer(configuration: configuration, report: report).train(train: train, validation: validation)
         let hash = try ModelArtifact.save(result.description, parameters: result.parameters, to: output + "/model")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try AtomicFile.write(Array(try encoder.encode(result.description.metrics)), to: output + "/metrics.json")
+        try SnakeCaseJSON.write(result.description.metrics, to: output + "/metrics.json")
         let manifest = ComponentManifest(
             component: .algorithm, mode: .train,
             inputs: [.init(role: "train", path: processed + "/train", files: train.items.count, sha256: train.contentHash),
@@ -128,10 +125,7 @@ public struct MonitoringComponent {
         let monitor = try DriftMonitor(artifacts: artifacts, model: classifier)
         let collection = ImageCollection(paths: [batch], side: max(64, classifier?.preprocessing.imageSize ?? 64))
         let report = try monitor.check(collection, name: (batch as NSString).lastPathComponent)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try AtomicFile.write(Array(try encoder.encode(report)), to: output + "/drift.json")
+        try SnakeCaseJSON.write(report, to: output + "/drift.json")
         let manifest = ComponentManifest(
             component: .monitoring, mode: .serve,
             inputs: [.init(role: "batch", path: batch, files: collection.items.count, sha256: collection.contentHash)],
@@ -171,10 +165,7 @@ public struct ExplainabilityComponent {
             explanations.append(try explainer.explain(collection.images[index], path: item.path, sha256: item.sha256, stem: stem,
                                                       folder: output + "/explanations", seed: seed &+ UInt64(index)))
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try AtomicFile.write(Array(try encoder.encode(explanations)), to: output + "/explanations/explanations.json")
+        try SnakeCaseJSON.write(explanations, to: output + "/explanations/explanations.json")
         let manifest = ComponentManifest(
             component: .explainability, mode: mode,
             inputs: [.init(role: mode == .train ? "validation" : "batch", path: images, files: collection.items.count, sha256: collection.contentHash)],

@@ -374,9 +374,7 @@ public final class Pipelines {
             }
         }
         let explanationsFile = folder + "/explainability/explanations/explanations.json"
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let explanations = try decoder.decode([Explanation].self, from: Data(try AtomicFile.read(explanationsFile)))
+        let explanations = try SnakeCaseJSON.read([Explanation].self, from: explanationsFile)
         for e in explanations {
             try db.execute(sql: """
                 INSERT INTO explanations (run_id, path, image_sha256, heatmap, predicted, steps, delta, relative_delta)
@@ -455,22 +453,15 @@ public final class Pipelines {
     }
 
     static func writeManifest(_ manifest: RunManifest, to folder: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try AtomicFile.write(Array(try encoder.encode(manifest)), to: folder + "/manifest.json")
+        try SnakeCaseJSON.write(manifest, to: folder + "/manifest.json")
     }
 
     /// The drift decision of a published serve run folder.
     static func readDriftReport(run folder: String) throws -> DriftReport {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(DriftReport.self, from: Data(try AtomicFile.read(folder + "/monitoring/drift.json")))
+        try SnakeCaseJSON.read(DriftReport.self, from: folder + "/monitoring/drift.json")
     }
 
     static func readManifest(_ folder: String) throws -> RunManifest {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(RunManifest.self, from: Data(try AtomicFile.read(folder + "/manifest.json")))
+        try SnakeCaseJSON.read(RunManifest.self, from: folder + "/manifest.json")
     }
 }

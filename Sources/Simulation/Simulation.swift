@@ -185,10 +185,7 @@ public struct Simulation {
                                  stages: Self.stageOrder.map(\.rawValue), steps: steps, models: models, skippedImages: skipped,
                                  report: simulation + "/report.md", seconds: Date().timeIntervalSince(started))
         try AtomicFile.write(Array(StudyTables.markdown(result).utf8), to: result.report)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        try AtomicFile.write(Array(try encoder.encode(result)), to: simulation + "/results.json")
+        try SnakeCaseJSON.write(result, to: simulation + "/results.json")
         result.seconds = Date().timeIntervalSince(started)
         return result
     }
