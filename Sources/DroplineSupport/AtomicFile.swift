@@ -19,7 +19,7 @@ public enum AtomicFile {
         let fd = try template.withUnsafeMutableBufferPointer { buffer in
             try Syscall.retrying("mkstemp", path: path) { mkstemp(buffer.baseAddress!) }
         }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var published = false
         defer {
             if !published { unlink(temporary) }

@@ -1,7 +1,7 @@
-public import DroplineSupport
+import DroplineSupport
 import Foundation
 public import NeuralNetwork
-public import Tensor
+import Tensor
 
 /// Where a pretrained base came from.
 public struct BackboneOrigin: Codable, Sendable, Equatable {

@@ -1,5 +1,5 @@
 public import Imaging
-public import NeuralNetwork
+import NeuralNetwork
 
 /// How an image becomes a network input; stored with every model so that serving prepares images
 /// exactly as training did.

@@ -1,6 +1,6 @@
-public import DroplineSupport
+import DroplineSupport
 import Foundation
-public import Imaging
+import Imaging
 public import NeuralNetwork
 import Randomness
 import Tensor

@@ -1,7 +1,7 @@
 public import DriftStatistics
-public import DroplineSupport
+import DroplineSupport
 import Foundation
-public import Imaging
+import Imaging
 public import Modeling
 public import NeuralNetwork
 import Tensor

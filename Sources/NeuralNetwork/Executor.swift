@@ -566,7 +566,6 @@ public final class Executor {
 
     private func compilePooling(_ node: Node, algorithm: dnnl_alg_kind_t, kernel: [Int], stride: [Int], padding: Padding,
                                 block: inout [() -> Void]) throws(NetworkError) {
-        let layer = node.layer
         let source = input(node)
         let (pt, pb) = padding.amounts(input: source.dims[2], kernel: kernel[0], stride: stride[0], axis: 0)
         let (pl, pr) = padding.amounts(input: source.dims[3], kernel: kernel[1], stride: stride[1], axis: 1)

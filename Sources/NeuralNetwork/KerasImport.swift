@@ -1,5 +1,5 @@
 import Foundation
-public import Tensor
+import Tensor
 
 /// A network imported from Keras' TensorFlow.js layers format, with its weights.
 public struct ImportedModel: Sendable {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import Randomness
+import Randomness
 public import Tensor
 
 /// A float buffer at a fixed address, so oneDNN memories can borrow it for the life of an executor.

@@ -87,7 +87,7 @@ struct CommandLineTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        FileManager.default.createFile(atPath: folder + "/empty.jpg", contents: Data())
+        _ = FileManager.default.createFile(atPath: folder + "/empty.jpg", contents: Data())
         let result = try Binary.run(["image", "info", "--strict", folder])
         #expect(result.status == 1)
         #expect(result.stdout.contains("empty"))

@@ -53,7 +53,7 @@ struct ModelCommandTests {
         #expect(metrics?["count"] as? Int == 18)
         #expect((metrics?["confusion"] as? [[Int]])?.count == 3)
 
-        FileManager.default.createFile(atPath: root + "/test/red/broken.jpg", contents: Data("not an image".utf8))
+        _ = FileManager.default.createFile(atPath: root + "/test/red/broken.jpg", contents: Data("not an image".utf8))
         let predict = try Binary.run(["model", "predict", "--model", model, root + "/test/red", "--json"])
         #expect(predict.status == 0, "\(predict.stderr)")
         let records = try JSONSerialization.jsonObject(with: Data(predict.stdout.utf8)) as? [[String: Any]] ?? []

@@ -115,7 +115,7 @@ struct WatchDaemonTests {
         try Self.writeBatch(b1, count: 9, seed: 11)
         usleep(1_500_000)
         #expect(try Self.jobs(root).isEmpty, "a batch without its marker was queued before the settle period")
-        FileManager.default.createFile(atPath: b1 + "/_READY", contents: nil)
+        _ = FileManager.default.createFile(atPath: b1 + "/_READY", contents: nil)
         #expect(try Self.eventually(60) { try Self.jobs(root).contains { $0.path == "production/original/b1" && $0.state == "succeeded" } }, "\(daemon.log)")
         #expect(daemon.log.contains("batch production/original/b1 landed (marker, 9 file(s))"))
 
@@ -166,7 +166,7 @@ struct WatchDaemonTests {
         #expect(status.stdout.contains("batch_arived"))
         let b3 = root + "/inbox/production/original/b3"
         try Self.writeBatch(b3, count: 3, seed: 13, pause: 0)
-        FileManager.default.createFile(atPath: b3 + "/_READY", contents: nil)
+        _ = FileManager.default.createFile(atPath: b3 + "/_READY", contents: nil)
         #expect(try Self.eventually(60) { try Self.jobs(root).contains { $0.path == "production/original/b3" && $0.state == "succeeded" } }, "\(daemon.log)")
 
         // 4b. Ground truth for b1 (moved in whole): merged, with the batch's accuracy in the index.
@@ -197,7 +197,7 @@ struct WatchDaemonTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         for name in ["b1", "b2"] {
             try Self.writeBatch(root + "/inbox/production/original/" + name, count: 6, seed: name == "b1" ? 21 : 22, pause: 0)
-            FileManager.default.createFile(atPath: root + "/inbox/production/original/\(name)/_READY", contents: nil)
+            _ = FileManager.default.createFile(atPath: root + "/inbox/production/original/\(name)/_READY", contents: nil)
         }
         // Killed (SIGKILL, like a power cut) after b1's run folder is published, before the index knows.
         let killed = try Binary.run(["watch", root, "--once"] + Self.training, environment: ["DROPLINE_FAULT": "infer-after-run-published"])
@@ -228,7 +228,7 @@ struct WatchDaemonTests {
             for y in 0..<32 { for x in 0..<32 { let v = UInt8(max(0, min(255, 20 + 15 * g.nextGaussian()))); image[x, y] = RGB(v, v, v) } }
             try ImageEncoder.write(image, to: batch + "/\(i).png")
         }
-        FileManager.default.createFile(atPath: batch + "/_READY", contents: nil)
+        _ = FileManager.default.createFile(atPath: batch + "/_READY", contents: nil)
         let killed = try Binary.run(["watch", root, "--once"] + Self.training, environment: ["DROPLINE_FAULT": "infer-after-index"])
         #expect(killed.signal == SIGKILL)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/flags/drift").isEmpty)

@@ -12,9 +12,9 @@ struct DatasetTests {
         let root = try SyntheticData.write(perClass: ["train": 4])
         defer { try? FileManager.default.removeItem(atPath: root) }
         let train = root + "/train"
-        FileManager.default.createFile(atPath: train + "/red/.DS_Store", contents: Data([0, 0, 0, 1]))
-        FileManager.default.createFile(atPath: train + "/red/._000.png", contents: Data([0, 5, 22, 7]))
-        FileManager.default.createFile(atPath: train + "/blue/cut.png", contents: Data(try ImageEncoder.png(RGBImage(width: 40, height: 40)).prefix(50)))
+        _ = FileManager.default.createFile(atPath: train + "/red/.DS_Store", contents: Data([0, 0, 0, 1]))
+        _ = FileManager.default.createFile(atPath: train + "/red/._000.png", contents: Data([0, 5, 22, 7]))
+        _ = FileManager.default.createFile(atPath: train + "/blue/cut.png", contents: Data(try ImageEncoder.png(RGBImage(width: 40, height: 40)).prefix(50)))
         try FileManager.default.createDirectory(atPath: train + "/@eaDir", withIntermediateDirectories: true)
         let d = try ImageFolderDataset(root: train, preprocessing: Preprocessing(imageSize: 16, normalization: .unit))
         #expect(d.classes == ["blue", "green", "red"])

@@ -106,7 +106,7 @@ struct RootTests {
         defer { try? FileManager.default.removeItem(atPath: root.path) }
         let staging = root.staging + "/run-a"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: staging + "/manifest.json", contents: Data("{}".utf8))
+        _ = FileManager.default.createFile(atPath: staging + "/manifest.json", contents: Data("{}".utf8))
         try root.publish(staging: staging, as: root.runs + "/run-a")
         #expect(FileManager.default.fileExists(atPath: root.runs + "/run-a/manifest.json"))
         #expect(!FileManager.default.fileExists(atPath: staging))
