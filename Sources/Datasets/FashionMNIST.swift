@@ -1,7 +1,6 @@
 public import DroplineSupport
 import Foundation
 import Imaging
-import Synchronization
 
 /// Fashion-MNIST (Zalando Research, MIT licence) as Debian's `dataset-fashion-mnist` installs it,
 /// written out as a labelled image-folder dataset: `<out>/{train,validation,test}/<class>/*.png`.
@@ -65,8 +64,7 @@ public enum FashionMNIST {
             for name in classes { try FileManager.default.createDirectory(atPath: "\(out)/\(split)/\(name)", withIntermediateDirectories: true) }
         }
         let work = plan
-        let failure = Mutex<(any Error)?>(nil)
-        DispatchQueue.concurrentPerform(iterations: work.count) { n in
+        try concurrentForEach(work.count) { n in
             let item = work[n]
             let path = String(format: "%@/%@/%@/%@-%05d.png", out, item.split, classes[item.label], item.split == "test" ? "t10k" : "train", item.index)
             if !FileManager.default.fileExists(atPath: path) {
@@ -77,13 +75,10 @@ public enum FashionMNIST {
                     let v = item.source.values[start + p]
                     pixels[3 * p] = v; pixels[3 * p + 1] = v; pixels[3 * p + 2] = v
                 }
-                do { try ImageEncoder.write(RGBImage(width: width, height: height, pixels: pixels), to: path) } catch {
-                    failure.withLock { $0 = $0 ?? error }
-                }
+                try ImageEncoder.write(RGBImage(width: width, height: height, pixels: pixels), to: path)
             }
             progress?.advance()
         }
-        if let error = failure.withLock({ $0 }) { throw error }
         progress?.finish()
         return Dictionary(grouping: plan, by: \.split).mapValues(\.count)
     }

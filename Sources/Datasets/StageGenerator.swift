@@ -95,37 +95,31 @@ public struct StageGenerator: Sendable {
         }
         let items = work
         let skipped = Mutex<[String: String]>([:])
-        let failure = Mutex<(any Error)?>(nil)
-        DispatchQueue.concurrentPerform(iterations: items.count) { n in
+        defer { progress?.finish() }
+        try concurrentForEach(items.count) { n in
             let item = items[n]
             defer { progress?.advance() }
             let source = dataset.path(split: item.split, label: item.label, relative: item.relative)
-            if skipped.withLock({ $0[source] != nil }) || failure.withLock({ $0 != nil }) { return }
+            if skipped.withLock({ $0[source] != nil }) { return }
             let folder = destination(item.stage, item.split) + "/" + item.label
-            do {
-                if item.stage == .original {
-                    let target = folder + "/" + item.relative
-                    guard !FileManager.default.fileExists(atPath: target) else { return }
-                    try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                    try AtomicFile.write(try AtomicFile.read(source), to: target)
-                    return
-                }
-                let target = folder + "/" + (item.relative as NSString).deletingPathExtension + ".png"
+            if item.stage == .original {
+                let target = folder + "/" + item.relative
                 guard !FileManager.default.fileExists(atPath: target) else { return }
-                let image: RGBImage
-                do { image = try ImageDecoder.decode(file: source).image } catch let error as ImagingError {
-                    skipped.withLock { $0[source] = "\(error.kind.rawValue): \(error.reason)" }
-                    return
-                }
-                var generator = SeededGenerator(seed: Self.seed(seed, item.stage, item.split, item.label, item.relative))
                 try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try ImageEncoder.write(item.stage.apply(image, using: &generator), to: target, format: .png)
-            } catch {
-                failure.withLock { $0 = $0 ?? error }
+                try AtomicFile.write(try AtomicFile.read(source), to: target)
+                return
             }
+            let target = folder + "/" + (item.relative as NSString).deletingPathExtension + ".png"
+            guard !FileManager.default.fileExists(atPath: target) else { return }
+            let image: RGBImage
+            do { image = try ImageDecoder.decode(file: source).image } catch let error as ImagingError {
+                skipped.withLock { $0[source] = "\(error.kind.rawValue): \(error.reason)" }
+                return
+            }
+            var generator = SeededGenerator(seed: Self.seed(seed, item.stage, item.split, item.label, item.relative))
+            try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try ImageEncoder.write(item.stage.apply(image, using: &generator), to: target, format: .png)
         }
-        progress?.finish()
-        if let error = failure.withLock({ $0 }) { throw error }
         let bad = skipped.withLock { $0 }
         // an image skipped for one stage is removed from the others (copied originals included), so
         // that every stage holds the same images
