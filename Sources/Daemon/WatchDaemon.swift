@@ -73,6 +73,14 @@ public final class WatchDaemon: @unchecked Sendable {
 
     /// The flag folders the daemon acts on.
     public static let flagKinds = ["drift", "retrain", "quality"]
+
+    /// Flag files not handled yet (still in their folder), as `flags/<kind>/<name>.json`, sorted per kind.
+    public static func pendingFlags(in root: DroplineRoot) -> [String] {
+        flagKinds.flatMap { kind in
+            ((try? FileManager.default.contentsOfDirectory(atPath: root.flags(kind))) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+                .map { "flags/\(kind)/\($0)" }
+        }
+    }
     /// Files already offered to the queue, by path relative to the root, with the stamp they had:
     /// unchanged files are not read, hashed and offered again on every wake-up.
     var offered: [String: FileStamp] = [:]

@@ -20,6 +20,9 @@ public enum FashionMNIST {
             self.validation = validation
             self.test = test
         }
+
+        /// Images over all splits and classes.
+        public var imageCount: Int { classes.count * (train + validation + test) }
     }
 
     /// Writes the subset: train and validation are the first `train` and the next `validation`

@@ -55,6 +55,9 @@ public struct LabelledDataset: Sendable {
     }
 
     public func path(split: String, label: String, relative: String) -> String { "\(root)/\(split)/\(label)/\(relative)" }
+
+    /// Images over all splits: what each stage holds.
+    public var imageCount: Int { Self.splits.reduce(0) { $0 + (files[$1]?.count ?? 0) } }
 }
 
 /// Writes the seven drift stages of a labelled dataset (`DriftStage`: original, stage-1 ... stage-5,

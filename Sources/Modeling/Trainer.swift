@@ -70,6 +70,14 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         return defaults(architecture: arch)
     }
 
+    /// `defaults(forArch:)` with the command line's optional input size and epochs.
+    public static func defaults(forArch arch: String, imageSize: Int?, epochs: Int?) throws -> TrainingConfiguration {
+        var c = try defaults(forArch: arch)
+        if let imageSize { c.imageSize = imageSize }
+        if let epochs { c.epochs = epochs }
+        return c
+    }
+
     /// The preprocessing this configuration implies.
     public var preprocessing: Preprocessing {
         // MobileNet-style backbones (Keras Applications, Teachable Machine) take [-1, 1]; networks

@@ -114,7 +114,7 @@ public struct Simulation {
         let simulation = root.path + "/simulation"
 
         // 1. The seven stages: train and validation into the training inbox, test aside.
-        let total = Self.stageOrder.count * LabelledDataset.splits.reduce(0) { $0 + (dataset.files[$1]?.count ?? 0) }
+        let total = Self.stageOrder.count * dataset.imageCount
         say("generating the seven stages of \(data) (\(dataset.classes.count) classes, \(total) images to write)")
         let testFolder = simulation + "/test"
         let trainingInbox = root.trainingInbox
@@ -199,8 +199,8 @@ public struct Simulation {
         var truth: [String: String] = [:]
         var csv = "image,class\n"
         var n = 0
-        for label in try fm.contentsOfDirectory(atPath: test).sorted() where !label.hasPrefix(".") {
-            for entry in ImageInspector.expand([test + "/" + label]) {
+        for label in ImageInspector.classFolders(in: test) {
+            for entry in ImageInspector.expandSkippingJunk([test + "/" + label]) {
                 n += 1
                 let name = String(format: "%05d-", n) + (entry.relative as NSString).lastPathComponent
                 try fm.copyItem(atPath: entry.path, toPath: folder + "/" + name)
@@ -223,10 +223,7 @@ public struct Simulation {
                 (try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE path = ? AND state IN ('succeeded', 'failed', 'skipped')", arguments: [path]) ?? 0,
                  try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") ?? 0)
             }
-            let pendingFlags = WatchDaemon.flagKinds.contains { kind in
-                ((try? FileManager.default.contentsOfDirectory(atPath: root.flags(kind))) ?? []).contains { $0.hasSuffix(".json") }
-            }
-            if ended > 0 && busy == 0 && !pendingFlags { break }
+            if ended > 0 && busy == 0 && WatchDaemon.pendingFlags(in: root).isEmpty { break }
             guard Date() < deadline else {
                 throw SimulationError("\(path) was not handled within \(Int(options.stepTimeout)) s; see `dropline status \(root.path)` and \(root.logs)/watch.log")
             }

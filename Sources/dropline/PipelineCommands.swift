@@ -51,9 +51,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let pipelines = try root.pipelines()
-        var c = try TrainingConfiguration.defaults(forArch: arch)
-        if let imageSize { c.imageSize = imageSize }
-        if let epochs { c.epochs = epochs }
+        var c = try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs)
         c.seed = seed
         pipelines.trainingReport = TrainingDisplay(quiet: false).handle
         let (run, version) = try pipelines.train(stage: stage, configuration: c)

@@ -35,7 +35,7 @@ struct DatasetCommand: ParsableCommand {
 
         func run() throws {
             let dataset = try LabelledDataset(root: data)
-            let total = DriftStage.allCases.count * LabelledDataset.splits.reduce(0) { $0 + (dataset.files[$1]?.count ?? 0) }
+            let total = DriftStage.allCases.count * dataset.imageCount
             let out = self.out
             let skipped = try StageGenerator(seed: seed).generate(dataset, destination: { "\(out)/\($0.rawValue)/\($1)" },
                                                                  progress: TerminalProgress("stages", total: total, unit: "images"))
@@ -75,7 +75,7 @@ struct DatasetCommand: ParsableCommand {
         func run() throws {
             let subset = FashionMNIST.Subset(train: train, validation: validation, test: test)
             let counts = try FashionMNIST.export(from: from, to: out, subset: subset,
-                                                 progress: TerminalProgress("fashion-mnist", total: 10 * (train + validation + test), unit: "images"))
+                                                 progress: TerminalProgress("fashion-mnist", total: subset.imageCount, unit: "images"))
             print("\(out): " + LabelledDataset.splits.map { "\(counts[$0] ?? 0) \($0)" }.joined(separator: ", ") + " images in 10 classes")
         }
     }
@@ -153,10 +153,7 @@ struct SimulateCommand: ParsableCommand {
     @OptionGroup var study: StudyOptions
 
     func run() throws {
-        var training = try TrainingConfiguration.defaults(forArch: arch)
-        if let imageSize { training.imageSize = imageSize }
-        if let epochs { training.epochs = epochs }
-        _ = try study.run(data: data, root: root, training: training)
+        _ = try study.run(data: data, root: root, training: try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs))
     }
 }
 
@@ -194,7 +191,7 @@ struct DemoCommand: ParsableCommand {
         Console.note("writing a Fashion-MNIST subset to \(data)")
         let subset = FashionMNIST.Subset(train: perClass, validation: perClass / 4, test: perClass / 4)
         try FashionMNIST.export(from: from, to: data, subset: subset,
-                                progress: TerminalProgress("fashion-mnist", total: 10 * (subset.train + subset.validation + subset.test), unit: "images"))
+                                progress: TerminalProgress("fashion-mnist", total: subset.imageCount, unit: "images"))
         var training = TrainingConfiguration.defaults(architecture: "small-cnn")
         training.imageSize = 32
         training.epochs = epochs

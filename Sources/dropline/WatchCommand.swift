@@ -46,10 +46,7 @@ struct WatchCommand: ParsableCommand {
 
     func run() throws {
         let dropline = try DroplineRoot(existing: root.root)
-        var training = try TrainingConfiguration.defaults(forArch: arch)
-        if let imageSize { training.imageSize = imageSize }
-        if let epochs { training.epochs = epochs }
-        var options = WatchOptions(training: training)
+        var options = WatchOptions(training: try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs))
         options.marker = marker
         options.settleSeconds = settle
         options.pollSeconds = poll
@@ -107,12 +104,7 @@ struct StatusCommand: ParsableCommand {
                           startedAt: row["started_at"], heartbeatAt: row["heartbeat_at"], rulesError: row["rules_error"])
         }
         let registry = Registry(index: index)
-        var pending: [String] = []
-        for kind in WatchDaemon.flagKinds {
-            for name in ((try? FileManager.default.contentsOfDirectory(atPath: dropline.flags(kind))) ?? []).sorted() where name.hasSuffix(".json") {
-                pending.append("flags/\(kind)/\(name)")
-            }
-        }
+        let pending = WatchDaemon.pendingFlags(in: dropline)
         let output = Output(daemon: daemon, queued: try index.jobs(states: ["queued"]).reversed(), running: try index.jobs(states: ["running"]),
                             recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == "champion" },
                             recentRuns: try index.runs(limit: limit), pendingFlags: pending)
