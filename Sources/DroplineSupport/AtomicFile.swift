@@ -34,13 +34,14 @@ public enum AtomicFile {
         published = true
     }
 
-    /// Reads a whole regular file. Refuses files larger than `limit` bytes.
-    public static func read(_ path: String, limit: Int = 1 << 30) throws -> [UInt8] {
-        let fd = try Syscall.retrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+    /// Reads a whole regular file. Refuses files larger than `limit` bytes, and anything but a
+    /// regular file (a FIFO or device is refused without blocking: `FileSystem.openForReading`);
+    /// with `links: .refuse` a symbolic link too (inbox content).
+    public static func read(_ path: String, limit: Int = 1 << 30, links: FileSystem.Links = .follow) throws -> [UInt8] {
+        let fd = try FileSystem.openForReading(path, links: links)
         defer { close(fd) }
         var info = stat()
         try Syscall.retrying("fstat", path: path) { fstat(fd, &info) }
-        if (info.st_mode & S_IFMT) == S_IFDIR { throw SystemError(call: "read", path: path, errno: EISDIR) }
         let size = Int(info.st_size)
         if size > limit { throw SystemError(call: "read", path: path, errno: EFBIG) }
         var bytes = [UInt8](repeating: 0, count: size)

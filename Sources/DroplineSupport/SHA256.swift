@@ -50,9 +50,10 @@ public struct SHA256: ~Copyable {
         return h.finalize()
     }
 
-    /// The hash of a file's content, read in 1 MiB pieces.
-    public static func hash(file path: String) throws -> String {
-        let fd = try Syscall.retrying("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+    /// The hash of a regular file's content, read in 1 MiB pieces (a FIFO or device is refused
+    /// without blocking; with `links: .refuse`, a symbolic link too).
+    public static func hash(file path: String, links: FileSystem.Links = .follow) throws -> String {
+        let fd = try FileSystem.openForReading(path, links: links)
         defer { close(fd) }
         var h = SHA256()
         var buffer = [UInt8](repeating: 0, count: 1 << 20)

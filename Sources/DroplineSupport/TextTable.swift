@@ -19,7 +19,11 @@ public struct TextTable: Sendable {
     public mutating func add(_ row: [String]) { rows.append(row) }
 
     /// The table, lines joined by newlines (no newline after the last).
+    /// Cells are printed with control characters escaped (`DisplayText`): a name from outside
+    /// cannot break a row.
     public func render() -> String {
+        let header = self.header.map(DisplayText.escaped)
+        let rows = self.rows.map { $0.map(DisplayText.escaped) }
         var widths = header.map(\.count)
         for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
         func line(_ cells: [String]) -> String {

@@ -1,5 +1,5 @@
 import CCodecs
-import DroplineSupport
+public import DroplineSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -87,9 +87,14 @@ public enum ImageDecoder {
         }
     }
 
-    static func read(_ path: String, options: DecodeOptions) throws(ImagingError) -> [UInt8] {
+    /// The bytes of an image file: a regular file only, never through a symbolic link, never
+    /// blocking on a FIFO or device (images come from shared folders other people write to).
+    /// `links: .follow` only for folders a user names as their own dataset (`model train`).
+    public static func read(_ path: String, options: DecodeOptions = DecodeOptions(), links: FileSystem.Links = .refuse) throws(ImagingError) -> [UInt8] {
         do {
-            return try AtomicFile.read(path, limit: options.maxFileBytes)
+            return try AtomicFile.read(path, limit: options.maxFileBytes, links: links)
+        } catch let error as NotRegularFile {
+            throw ImagingError(.notRegular, format: nil, reason: error.reason, file: path)
         } catch let error as SystemError {
             if error.errno == EFBIG {
                 throw ImagingError(.tooLarge, format: nil,

@@ -99,38 +99,32 @@ public enum ImageInspector {
         }
     }
 
-    /// The sub-folders of `folder` that can be class folders (not hidden, not junk), sorted.
+    /// The sub-folders of `folder` that can be class folders (real folders, not links; not hidden,
+    /// not junk), sorted.
     public static func classFolders(in folder: String) -> [String] {
-        let fm = FileManager.default
-        return ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).filter { name in
-            var isDirectory: ObjCBool = false
-            return !name.hasPrefix(".") && DropFolderJunk.reason(for: name + "/x") == nil
-                && fm.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
-        }.sorted()
+        FileSystem.names(in: folder).filter { name in
+            !name.hasPrefix(".") && DropFolderJunk.reason(for: name + "/x") == nil && FileSystem.isRealDirectory(folder + "/" + name)
+        }
     }
 
-    /// Regular files under `paths` (folders walked recursively, entries sorted by name).
+    /// Every entry under `paths` except folders (folders walked recursively, entries sorted by name):
+    /// regular files, and also links, FIFOs, sockets and devices, which reading then refuses with
+    /// their reason (`ImagingError.Kind.notRegular`), so they are reported rather than silently
+    /// missing. Nothing inside a folder is followed through a link (`FileSystem.walk`); a folder named
+    /// here may itself be a link (the user chose it).
     public static func expand(_ paths: [String]) -> [FileEntry] {
         var result: [FileEntry] = []
-        let fm = FileManager.default
         for path in paths {
-            var isDirectory: ObjCBool = false
-            guard fm.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            let type = FileSystem.entryType(path)
+            var isFolder = type == .directory
+            if case .symbolicLink = type, let target = FileSystem.resolved(path) { isFolder = FileSystem.isRealDirectory(target) }
+            guard isFolder else {
                 result.append(FileEntry(path: path, relative: (path as NSString).lastPathComponent))
                 continue
             }
-            let base = path.hasSuffix("/") ? String(path.dropLast()) : path
-            var found: [String] = []
-            if let walker = fm.enumerator(atPath: base) {
-                while let relative = walker.nextObject() as? String {
-                    var sub: ObjCBool = false
-                    if fm.fileExists(atPath: base + "/" + relative, isDirectory: &sub), !sub.boolValue {
-                        found.append(relative)
-                    }
-                }
-            }
-            for relative in found.sorted() {
-                result.append(FileEntry(path: base + "/" + relative, relative: relative))
+            let base = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+            for entry in FileSystem.walk(base) {
+                result.append(FileEntry(path: base + "/" + entry.relative, relative: entry.relative))
             }
         }
         return result

@@ -1,3 +1,5 @@
+import DroplineSupport
+
 /// Why an image could not be used: the kind, the file, the decoder's own words, and a remedy.
 public struct ImagingError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The kind of failure; its raw value is the outcome name in `dropline image info`.
@@ -14,6 +16,8 @@ public struct ImagingError: Error, CustomStringConvertible, Sendable, Equatable 
         case tooLarge = "too_large"
         /// The file could not be read (permissions, a folder, an I/O error).
         case unreadable
+        /// Not a regular file: a symbolic link, a FIFO, a socket or a device, never opened.
+        case notRegular = "not_regular"
     }
 
     public let kind: Kind
@@ -43,11 +47,12 @@ public struct ImagingError: Error, CustomStringConvertible, Sendable, Equatable 
                 : "convert it to JPEG or PNG (for example `convert in.\(format?.rawValue ?? "img") out.png`)"
         case .tooLarge: "downscale the image, or raise the pixel limit (--max-megapixels) if it is genuine"
         case .unreadable: "check that the file exists and is readable by the user running Dropline"
+        case .notRegular: NotRegularFile.remedy
         }
     }
 
     public var description: String {
-        let subject = file.map { "'\($0)': " } ?? ""
+        let subject = file.map { "'\(DisplayText.escaped($0))': " } ?? ""
         return "\(subject)\(kind.rawValue): \(reason) (remedy: \(remedy))"
     }
 }

@@ -42,8 +42,11 @@ public struct ImageFolderDataset: Sendable {
 
     /// Loads `root`. With `classes`, that list (in its order) is used and other folders are an error;
     /// otherwise the sub-folders define it.
+    /// Files inside are read without following links (`links: .refuse`, as for everything in the
+    /// inbox) unless the caller says the folder is the user's own (`.follow`: `model train` and
+    /// `model eval`, where a dataset made of links is a normal way to take a subset).
     public init(root: String, preprocessing: Preprocessing, classes expected: [String]? = nil,
-                progress: TerminalProgress? = nil) throws {
+                progress: TerminalProgress? = nil, links: FileSystem.Links = .refuse) throws {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -83,7 +86,7 @@ public struct ImageFolderDataset: Sendable {
                         let files = work
                         let (path, relative, label) = files[i]
                         do {
-                            let bytes = try AtomicFile.read(path)
+                            let bytes = try ImageDecoder.read(path, links: links)
                             let image = try ImageDecoder.decode(bytes, options: options).image
                             out[i] = (LabelledImage(path: path, relativePath: relative, label: label, sha256: SHA256.hash(bytes)),
                                       preprocessing.prepare(image))

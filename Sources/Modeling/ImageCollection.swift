@@ -36,7 +36,7 @@ public struct ImageCollection: Sendable {
                 DispatchQueue.concurrentPerform(iterations: files.count) { i in
                     let file = files[i]
                     do {
-                        let bytes = try AtomicFile.read(file.path)
+                        let bytes = try ImageDecoder.read(file.path)
                         let image = try ImageDecoder.decode(bytes, options: preprocessing.decodeOptions).image
                         out[i] = (Item(path: file.path, relativePath: file.relative, sha256: SHA256.hash(bytes)), preprocessing.prepare(image))
                     } catch let error as ImagingError {

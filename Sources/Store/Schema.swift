@@ -15,6 +15,9 @@ enum Schema {
         migrator.registerMigration("v3-baseline") { db in
             try db.execute(sql: v3)
         }
+        migrator.registerMigration("v4-not-regular") { db in
+            try db.execute(sql: v4)
+        }
         return migrator
     }
 
@@ -223,5 +226,24 @@ enum Schema {
     static let v3 = """
     ALTER TABLE models ADD COLUMN baseline_version INTEGER REFERENCES models(version);
     ALTER TABLE models ADD COLUMN baseline_accuracy REAL CHECK (baseline_accuracy BETWEEN 0 AND 1);
+    """
+
+    /// A refused image may also be `not_regular`: a symbolic link, FIFO, socket or device in a batch,
+    /// never opened (SQLite cannot change a CHECK in place: the table is rebuilt, rows kept).
+    static let v4 = """
+    CREATE TABLE images_v4 (
+        id INTEGER PRIMARY KEY,
+        batch_id INTEGER REFERENCES batches(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+        bytes INTEGER NOT NULL CHECK (bytes >= 0),
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'junk', 'empty', 'truncated', 'corrupt', 'unsupported', 'too_large', 'unreadable', 'not_regular')),
+        reason TEXT,
+        UNIQUE (batch_id, path)
+    );
+    INSERT INTO images_v4 SELECT id, batch_id, path, sha256, bytes, outcome, reason FROM images;
+    DROP TABLE images;
+    ALTER TABLE images_v4 RENAME TO images;
+    CREATE INDEX images_by_hash ON images(sha256);
     """
 }

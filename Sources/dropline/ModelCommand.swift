@@ -221,7 +221,8 @@ struct EvalSummary: Encodable {
 enum Loading {
     static func dataset(_ folder: String, preprocessing: Preprocessing, classes: [String]? = nil) throws -> ImageFolderDataset {
         let progress = TerminalProgress("loading \(folder)", total: ImageFolderDataset.fileCount(folder), unit: "images")
-        let dataset = try ImageFolderDataset(root: folder, preprocessing: preprocessing, classes: classes, progress: progress)
+        // the user's own dataset folder: links inside are followed (the inbox never is)
+        let dataset = try ImageFolderDataset(root: folder, preprocessing: preprocessing, classes: classes, progress: progress, links: .follow)
         progress.finish()
         for r in dataset.rejected { Console.note("skipped \(r.path): \(r.outcome): \(r.reason)") }
         return dataset

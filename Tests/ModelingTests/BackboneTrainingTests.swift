@@ -31,8 +31,10 @@ struct BackboneTrainingTests {
         c.epochs = 4
         c.batchSize = 10
         c.fineTuneConvolutions = fineTune
-        let train = try ImageFolderDataset(root: root + "/train", preprocessing: c.preprocessing)
-        let validation = try ImageFolderDataset(root: root + "/validation", preprocessing: c.preprocessing, classes: train.classes)
+        // the subset is made of links: a dataset of one's own may be, and says so
+        #expect(throws: DatasetError.self) { try ImageFolderDataset(root: root + "/train", preprocessing: c.preprocessing) }
+        let train = try ImageFolderDataset(root: root + "/train", preprocessing: c.preprocessing, links: .follow)
+        let validation = try ImageFolderDataset(root: root + "/validation", preprocessing: c.preprocessing, classes: train.classes, links: .follow)
         let result = try Trainer(configuration: c).train(train: train, validation: validation)
         let d = result.description
         #expect(d.metrics.accuracy >= 0.8, "validation accuracy \(d.metrics.accuracy)")
