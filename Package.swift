@@ -47,8 +47,8 @@ let package = Package(
         .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "DroplineSupport"], swiftSettings: strictness),
         // L1: noticing batches landing (scans, inotify, polling).
-        .target(name: "FolderWatch", swiftSettings: strictness),
-        .target(name: "Rules", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strictness),
+        .target(name: "FolderWatch", dependencies: ["DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Rules", dependencies: ["DroplineSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictness),
         .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport",
                                                .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         // L1: the root folder, the versioned output tree and the SQLite index.
@@ -100,7 +100,8 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch"], swiftSettings: strictness),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon"], swiftSettings: strictness),
+        .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch", "DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["DroplineSupport", "Imaging", "Randomness", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),

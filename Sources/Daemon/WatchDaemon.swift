@@ -88,6 +88,10 @@ public final class WatchDaemon: @unchecked Sendable {
     var offeredModels: Set<String> = []
     /// Jobs running on worker threads (with `concurrentJobs` > 1).
     let running = Mutex<Set<Int64>>([])
+    /// Runs the rules' `run` actions, bounded.
+    let commands = CommandRunner()
+    /// The stop request of `run(stop:)`, which running commands watch too.
+    var stopRequest: StopRequest?
 
     public init(root: DroplineRoot, options: WatchOptions, log: DaemonLog) throws {
         self.root = root
@@ -106,6 +110,7 @@ public final class WatchDaemon: @unchecked Sendable {
 
     /// Runs until `stop` is requested (or, with `once`, until nothing is left to do).
     public func run(stop: StopRequest) throws {
+        stopRequest = stop
         try pipelines.recover()
         let requeued = try pipelines.index.requeueInterruptedJobs()
         if requeued > 0 { log.info("requeued \(requeued) job(s) the previous daemon left running", ["jobs": "\(requeued)"]) }
@@ -128,6 +133,9 @@ public final class WatchDaemon: @unchecked Sendable {
         }
         mode = pollSeconds.map { "polling every \($0) s" } ?? "inotify"
         log.info("watching \(root.path) (\(mode)); \(rules.rules.count) rule(s); marker \(options.marker), settle \(options.settleSeconds) s")
+        for layout in rules.servedLayouts() where !layout.served {
+            log.warning("the rules serve no batch in inbox/\(layout.layout)/ (\(layout.reason ?? "")); such batches are recorded as not served")
+        }
         try heartbeat(state: "running")
 
         while !stop.requested {
@@ -193,12 +201,14 @@ public final class WatchDaemon: @unchecked Sendable {
     // MARK: - Finding work
 
     func scanBatches() throws {
-        let snapshots = scanner.scan(root.productionInbox)
+        let scan = scanner.scan(root.productionInbox)
+        try report(scan.refused.map { ("inbox/production/" + $0.path, $0.reason) }, area: "inbox/production/")
+        let snapshots = scan.batches
         for ready in tracker.update(snapshots, now: Self.now()) {
             guard let snapshot = snapshots[ready.name] else { continue }
             let folder = root.productionInbox + "/" + ready.name
             let hash: String
-            do { hash = try Self.contentHash(folder: folder, files: snapshot.files.keys.sorted()) } catch {
+            do { hash = try Self.contentHash(folder: folder, snapshot: snapshot) } catch {
                 log.warning("cannot read batch \(ready.name) yet (\(error)); will look again")
                 continue
             }
@@ -256,18 +266,54 @@ public final class WatchDaemon: @unchecked Sendable {
         }
     }
 
+    /// The largest flag or labels file read (a flag is a small JSON object; labels a CSV of names).
+    static let maximumRequestBytes = 16 << 20
+
     /// Offers each file of `folder` whose name `accepts` to the queue as `event` with its content
     /// hash (the queue drops content it has seen); files unchanged since the last offer are skipped.
+    /// Only regular files with safe names are read (links, FIFOs and the like are refused with their
+    /// reason, never opened).
     func offerFiles(in folder: String, as prefix: String, event: EventKind, accepts: (String) -> Bool) throws {
-        for name in InboxScanner.entries(folder).sorted() where accepts(name) && !scanner.ignored(name) {
+        var refused: [(String, String)] = []
+        for name in InboxScanner.entries(folder) where accepts(name) && !scanner.ignored(name) {
             let path = folder + "/" + name, relative = prefix + "/" + name
-            guard let stamp = FileStamp(path: path), offered[relative] != stamp,
-                  let data = FileManager.default.contents(atPath: path) else { continue }
+            let stem = String(name.prefix(upTo: name.lastIndex(of: ".") ?? name.endIndex))
+            if let problem = SafeName.problem(stem, what: "file name") {
+                refused.append((root.relative(path), "\(problem); \(SafeName.remedy)"))
+                continue
+            }
+            guard let type = FileSystem.entryType(path) else { continue }
+            guard type == .regular else {
+                refused.append((root.relative(path), NotRegularFile(path: path, type: type).reason))
+                continue
+            }
+            guard let stamp = FileStamp(regularFile: path), offered[relative] != stamp else { continue }
+            let data: [UInt8]
+            do { data = try AtomicFile.read(path, limit: Self.maximumRequestBytes, links: .refuse) } catch {
+                refused.append((root.relative(path), "cannot be read: \(error)"))
+                continue
+            }
             offered[relative] = stamp
-            if let job = try pipelines.index.enqueue(event: event.rawValue, path: relative, contentSha256: SHA256.hash(Array(data))) {
+            if let job = try pipelines.index.enqueue(event: event.rawValue, path: relative, contentSha256: SHA256.hash(data)) {
                 log.info("\(event == .flagCreated ? "flag" : "labels") \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
             }
         }
+        try report(refused, area: prefix + "/")
+    }
+
+    /// Refusals already recorded, by area (a folder the daemon scans) -> path -> reason: each is
+    /// logged and indexed once while it stands, and again if it comes back after being fixed.
+    var refusals: [String: [String: String]] = [:]
+
+    /// Logs and indexes the refusals a scan of one area found that were not already recorded.
+    func report(_ found: [(path: String, reason: String)], area: String) throws {
+        var current: [String: String] = [:]
+        for (path, reason) in found { current[path] = reason }
+        for (path, reason) in current.sorted(by: { $0.key < $1.key }) where refusals[area]?[path] != reason {
+            log.warning("refused \(path): \(reason)", ["path": path])
+            try pipelines.index.recordRefusal(path: path, reason: reason)
+        }
+        refusals[area] = current
     }
 
     // MARK: - Running a job
@@ -312,15 +358,27 @@ public final class WatchDaemon: @unchecked Sendable {
             outcomes.append("\(decision.rule): \(outcome.isEmpty ? "ignored" : outcome)")
         }
         let state = failed != nil ? "failed" : (outcomes.isEmpty ? "skipped" : "succeeded")
-        try finish(job, state: state, detail: outcomes.isEmpty ? "no rule fired" : outcomes.joined(separator: " | "))
+        var detail = outcomes.joined(separator: " | ")
+        if outcomes.isEmpty {
+            // say why, with the reasons of the rules that are for this event
+            let relevant = zip(decisions, rules.rules).filter { $1.on == event.kind }.map { "\($0.0.rule): \($0.0.reason)" }
+            detail = (event.kind == .batchLanded ? "no rule serves this batch" : "no rule fired") + (relevant.isEmpty ? "" : " (" + relevant.joined(separator: "; ") + ")")
+            if event.kind == .batchLanded {
+                // a batch nobody serves should not go unnoticed
+                log.warning("batch \(job.path) is not served: \(detail); see `dropline rules explain \(root.path) --event batch_landed --path \(job.path)`",
+                            ["job": "\(job.id)"])
+            }
+        }
+        try finish(job, state: state, detail: detail)
     }
 
     func makeEvent(_ job: Job) throws -> Event? {
         guard let kind = EventKind(rawValue: job.event) else { throw DaemonError("unknown event \(job.event)") }
         switch kind {
         case .flagCreated:
-            guard let data = FileManager.default.contents(atPath: root.path + "/" + job.path) else { return nil }
-            return try Event.flag(relativePath: job.path, json: Array(data))
+            let path = root.path + "/" + job.path
+            guard FileSystem.entryType(path) != nil else { return nil }
+            return try Event.flag(relativePath: job.path, json: try AtomicFile.read(path, limit: Self.maximumRequestBytes, links: .refuse))
         case .schedule:
             return Event(kind: .schedule, path: job.path)
         case .modelTrained:
@@ -356,7 +414,13 @@ public final class WatchDaemon: @unchecked Sendable {
                 let raised = try pipelines.raiseMissingDriftFlag(run: run)
                 return "inferred \(batch): already done by run \(run) before the restart" + (raised ? "; its drift flag, not written then, raised now" : "")
             }
-            let (run, drift) = try pipelines.infer(batch: root.inbox + "/" + batch)
+            // the path was built from names the scanner checked; it must still be a real folder inside
+            // the production inbox now (a producer may have swapped it for a link since)
+            let folder = root.inbox + "/" + batch
+            guard FileSystem.isRealDirectory(folder), FileSystem.isInside(folder, root.productionInbox) else {
+                throw DaemonError("\(DisplayText.escaped(batch)) is no longer a folder inside inbox/production/ (it was removed or replaced by a link); not served")
+            }
+            let (run, drift) = try pipelines.infer(batch: folder)
             return "inferred \(batch): run \(run), \(drift ? "drift: flag raised" : "no drift")"
         case .train(let stage):
             if let since, let row = try pipelines.index.read({ db in
@@ -382,42 +446,31 @@ public final class WatchDaemon: @unchecked Sendable {
             let result = try GroundTruth(root: root, index: pipelines.index).merge(labels: root.inbox + "/" + file)
             return String(format: "merged labels %@: %d labelled image(s) of batch %@, accuracy %.4f%@", file, result.labelled, result.batch, result.accuracy,
                           result.belowConstraint ? String(format: " below the constraint %.4f: quality flag raised", result.constraintAccuracy) : "")
-        case .run(let command, let timeout):
-            return try Self.runCommand(command, timeout: timeout, environment: environment(for: event))
+        case .run(let arguments, let timeout):
+            let result = commands.run(arguments, environment: environment(for: event), timeout: timeout, stop: stopRequest)
+            let shown = PlannedAction.commandLine(arguments)
+            let output = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard result.succeeded else {
+                let timing = result.ending == .timedOut ? " after \(Int(timeout)) s (SIGTERM, then SIGKILL after \(Int(commands.grace)) s)" : ""
+                throw DaemonError("`\(shown)` \(result.ending)\(timing)" + (output.isEmpty ? "" : ": \(DisplayText.escaped(output))"))
+            }
+            return "ran `\(shown)` in \(String(format: "%.1f", result.seconds)) s" + (output.isEmpty ? "" : ": \(DisplayText.escaped(output))")
         }
     }
 
+    /// The event for a `run` action's program: DROPLINE_ROOT, DROPLINE_EVENT, DROPLINE_PATH, and each
+    /// field upper-cased with `_` for anything but ASCII letters and digits (`flag.stage` ->
+    /// DROPLINE_FLAG_STAGE). Fields never overwrite the three fixed names.
     func environment(for event: Event) -> [String: String] {
-        var environment = ["DROPLINE_ROOT": root.path, "DROPLINE_EVENT": event.kind.rawValue, "DROPLINE_PATH": event.path]
-        for (key, value) in event.fields {
-            let name = "DROPLINE_" + key.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+        var environment: [String: String] = [:]
+        for (key, value) in event.fields.sorted(by: { $0.key < $1.key }).prefix(200) {
+            let name = "DROPLINE_" + String(key.prefix(100)).uppercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? String($0) : "_" }.joined()
             environment[name] = value.text
         }
+        environment["DROPLINE_ROOT"] = root.path
+        environment["DROPLINE_EVENT"] = event.kind.rawValue
+        environment["DROPLINE_PATH"] = event.path
         return environment
-    }
-
-    /// Runs `/bin/sh -c command` with the event in environment variables; kills it after `timeout`.
-    static func runCommand(_ command: String, timeout: Double, environment: [String: String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = now() + timeout
-        while process.isRunning && now() < deadline { sleep(0.05) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            throw DaemonError("`\(command)` did not finish within \(Int(timeout)) s and was stopped")
-        }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus == 0 else {
-            throw DaemonError("`\(command)` exited with status \(process.terminationStatus): \(text.suffix(500))")
-        }
-        return "ran `\(command)`" + (text.isEmpty ? "" : ": \(text.suffix(200))")
     }
 
     /// Ends a job; a flag job's file moves to flags/done/ and its outcome goes into the flags table.
@@ -467,9 +520,17 @@ public final class WatchDaemon: @unchecked Sendable {
 
     // MARK: - Helpers
 
-    static func contentHash(folder: String, files: [String]) throws -> String {
+    /// SHA-256 over the batch's "hash  relative path" lines; a link or special file is never
+    /// opened: its line says what it is instead.
+    static func contentHash(folder: String, snapshot: BatchSnapshot) throws -> String {
         var listing = ""
-        for file in files { listing += "\(try SHA256.hash(file: folder + "/" + file))  \(file)\n" }
+        for file in snapshot.files.keys.sorted() {
+            if let special = snapshot.special[file] {
+                listing += "\(SHA256.hash(Array(special.utf8)))  \(file) (special)\n"
+            } else {
+                listing += "\(try SHA256.hash(file: folder + "/" + file, links: .refuse))  \(file)\n"
+            }
+        }
         return SHA256.hash(Array(listing.utf8))
     }
 
@@ -506,8 +567,9 @@ public final class DaemonLog: Sendable {
     public func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
 
     func write(_ level: String, _ message: String, _ fields: [String: String]) {
-        let extra = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
-        let line = "\(Index.now()) \(level) \(message)\(extra)\n"
+        // one event, one line: names from outside cannot start a forged line (DisplayText)
+        let extra = fields.sorted { $0.key < $1.key }.map { " \($0.key)=\(DisplayText.escaped($0.value))" }.joined()
+        let line = "\(Index.now()) \(level) \(DisplayText.escaped(message))\(extra)\n"
         if echo { FileHandle.standardError.write(Data(line.utf8)) }
         file?.write(Data(line.utf8))
     }

@@ -14,10 +14,14 @@ public struct BatchSnapshot: Sendable, Equatable {
     /// Relative path -> (size, modification time in nanoseconds), for the files that count.
     public var files: [String: FileStamp]
     public var hasMarker: Bool
+    /// The entries of `files` that are not regular files (links, FIFOs, sockets, devices), with what
+    /// they are: never opened, refused when the batch is served.
+    public var special: [String: String]
 
-    public init(files: [String: FileStamp], hasMarker: Bool) {
+    public init(files: [String: FileStamp], hasMarker: Bool, special: [String: String] = [:]) {
         self.files = files
         self.hasMarker = hasMarker
+        self.special = special
     }
 }
 
@@ -37,6 +41,13 @@ public struct FileStamp: Sendable, Equatable, Hashable {
     public init?(path: String) {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
+        self.init(info)
+    }
+
+    /// The same for a regular file only, links not followed: nil for anything else.
+    public init?(regularFile path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         self.init(info)
     }
 }

@@ -1,8 +1,7 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import DroplineSupport
 
-/// Scans the production inbox: one snapshot per batch folder, counting only finished files.
+/// Scans the production inbox: one snapshot per batch folder, counting only finished files, and
+/// the entries that cannot be batches, each with its reason. Nothing is followed through a link.
 public struct InboxScanner: Sendable {
     /// The marker file a producer writes last (default `_READY`).
     public var marker: String
@@ -20,64 +19,89 @@ public struct InboxScanner: Sendable {
     /// Folder names whose whole content is metadata.
     static let junkFolders: Set<String> = ["@eadir", "#recycle", "#snapshot", "@recycle", "lost+found", "$recycle.bin"]
 
-    /// Batch name -> snapshot for every sub-folder of `inbox` (batches may also sit one level down,
-    /// `<stage>/<batch>`, named `<stage>/<batch>`).
-    public func scan(_ inbox: String) -> [String: BatchSnapshot] {
-        var result: [String: BatchSnapshot] = [:]
-        for name in Self.entries(inbox) where Self.isDirectory(inbox + "/" + name) && !ignored(name) && !Self.junkFolders.contains(name.lowercased()) {
-            let folder = inbox + "/" + name
-            let children = Self.entries(folder)
-            let hasImages = children.contains { !Self.isDirectory(folder + "/" + $0) && !ignored($0) && $0 != marker }
-            let subfolders = children.filter { Self.isDirectory(folder + "/" + $0) && !ignored($0) && !Self.junkFolders.contains($0.lowercased()) }
-            if !hasImages && !subfolders.isEmpty && !children.contains(marker) {
+    /// An inbox entry that is not served, and why (a link, a special file, a file outside any batch
+    /// folder, or a name Dropline will not build paths from).
+    public struct Refusal: Sendable, Equatable, Hashable {
+        /// The entry's path below the scanned folder ("b1", "stage-2/b1").
+        public var path: String
+        public var reason: String
+    }
+
+    /// One scan of the production inbox.
+    public struct Scan: Sendable, Equatable {
+        /// Batch name ("b1", or "stage-2/b1" one level down) -> snapshot.
+        public var batches: [String: BatchSnapshot]
+        public var refused: [Refusal]
+    }
+
+    /// Every batch folder of `inbox`: its real sub-folders, or one level down (`<stage>/<batch>`) for
+    /// a stage folder that holds batch folders and no files of its own. Links, special files, loose
+    /// files and unsafe names (`SafeName`) are refused, never followed.
+    public func scan(_ inbox: String) -> Scan {
+        var result = Scan(batches: [:], refused: [])
+        for (name, type) in children(of: inbox) {
+            guard let folder = checkedFolder(inbox, name, name, type, &result.refused) else { continue }
+            let inside = children(of: folder)
+            // links are neither: a link in a stage folder is refused, one in a batch is an entry serving refuses
+            let hasFiles = inside.contains { $0.type != .directory && !isLink($0.type) && $0.name != marker }
+            let subfolders = inside.filter { $0.type == .directory || isLink($0.type) }
+            if !hasFiles && !subfolders.isEmpty && !inside.contains(where: { $0.name == marker }) {
                 // a stage folder holding batches
-                for sub in subfolders { result[name + "/" + sub] = snapshot(folder + "/" + sub) }
+                for (sub, subType) in subfolders {
+                    let relative = name + "/" + sub
+                    if let batch = checkedFolder(folder, sub, relative, subType, &result.refused) { result.batches[relative] = snapshot(batch) }
+                }
             } else {
-                result[name] = snapshot(folder)
+                result.batches[name] = snapshot(folder)
             }
         }
         return result
     }
 
-    /// The finished files of one batch folder (recursively), and whether its marker is there.
+    /// The entries of `folder` that count (not ignored, not junk), with their types.
+    func children(of folder: String) -> [(name: String, type: EntryType)] {
+        FileSystem.names(in: folder).compactMap { name in
+            guard !ignored(name), !Self.junkFolders.contains(name.lowercased()), let type = FileSystem.entryType(folder + "/" + name) else { return nil }
+            return (name, type)
+        }
+    }
+
+    func isLink(_ type: EntryType) -> Bool { if case .symbolicLink = type { true } else { false } }
+
+    /// The path of a batch (or stage) folder, or nil with a refusal recorded when it cannot be one.
+    func checkedFolder(_ parent: String, _ name: String, _ relative: String, _ type: EntryType, _ refused: inout [Refusal]) -> String? {
+        guard type == .directory else {
+            let why = type == .regular
+                ? "a file outside any batch folder; put images in a batch folder (production/<batch>/ or production/<stage>/<batch>/)"
+                : "\(type); batches must be real folders inside the inbox, and links are never followed"
+            refused.append(Refusal(path: relative, reason: why))
+            return nil
+        }
+        if let problem = SafeName.problem(name, what: "folder name") {
+            refused.append(Refusal(path: relative, reason: "\(problem); \(SafeName.remedy)"))
+            return nil
+        }
+        return parent + "/" + name
+    }
+
+    /// The finished files of one batch folder (recursively, without following links), and whether
+    /// its marker is there. Links and special files inside count as entries (`special`): they are
+    /// part of what the producer dropped, and serving refuses each with its reason.
     public func snapshot(_ folder: String) -> BatchSnapshot {
-        var files: [String: FileStamp] = [:]
         var hasMarker = false
-        func walk(_ path: String, _ relative: String) {
-            for name in Self.entries(path) {
-                let full = path + "/" + name
-                var info = stat()
-                guard lstat(full, &info) == 0 else { continue }
-                if relative.isEmpty && name == marker {
-                    hasMarker = true
-                    continue
-                }
-                if ignored(name) || Self.junkFolders.contains(name.lowercased()) { continue }
-                let rel = relative.isEmpty ? name : relative + "/" + name
-                if (info.st_mode & S_IFMT) == S_IFDIR {
-                    walk(full, rel)
-                } else if (info.st_mode & S_IFMT) == S_IFREG {
-                    files[rel] = FileStamp(info)
-                }
-            }
+        let entries = FileSystem.walk(folder) { relative, _ in
+            let name = relative.split(separator: "/").last.map(String.init) ?? relative
+            if relative == marker { hasMarker = true; return true }
+            return ignored(name) || Self.junkFolders.contains(name.lowercased())
         }
-        walk(folder, "")
-        return BatchSnapshot(files: files, hasMarker: hasMarker)
+        var files: [String: FileStamp] = [:], special: [String: String] = [:]
+        for entry in entries {
+            files[entry.relative] = FileStamp(size: entry.size, modified: entry.modified)
+            if entry.type != .regular { special[entry.relative] = entry.type.description }
+        }
+        return BatchSnapshot(files: files, hasMarker: hasMarker, special: special)
     }
 
-    public static func entries(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
-
-    static func isDirectory(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
-    }
+    /// The names in a folder, sorted.
+    public static func entries(_ path: String) -> [String] { FileSystem.names(in: path) }
 }

@@ -1,3 +1,4 @@
+import DroplineSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,7 @@ public final class InotifyWatcher {
 
     private let fd: Int32
     private var watches: [Int32: String] = [:]
+    private var depths: [Int32: Int] = [:]
     private let mask: UInt32
 
     public init(root: String) throws {
@@ -42,15 +44,24 @@ public final class InotifyWatcher {
     /// Directories watched.
     public var watchCount: Int { watches.count }
 
-    func addRecursively(_ path: String) throws {
-        let wd = inotify_add_watch(fd, path, mask)
+    /// The deepest folder watched below the root; deeper ones are still found by the scans.
+    public static let maximumDepth = 32
+
+    /// Watches `path` and the real folders below it. Links are never followed (IN_DONT_FOLLOW,
+    /// IN_ONLYDIR, and lstat when listing), and a folder already watched (the same device and inode,
+    /// e.g. through a bind mount) is not walked again, so a link loop cannot trap the set-up.
+    func addRecursively(_ path: String, depth: Int = 0) throws {
+        guard depth <= Self.maximumDepth, FileSystem.isRealDirectory(path) else { return }
+        let wd = inotify_add_watch(fd, path, mask | UInt32(IN_DONT_FOLLOW) | UInt32(IN_ONLYDIR))
         if wd < 0 {
             if errno == ENOSPC { throw Failure.outOfWatches(path) }
             return  // vanished or unreadable: the next scan reports it
         }
+        if watches[wd] != nil { return }  // the kernel gives the same descriptor for the same inode: already walked
         watches[wd] = path
-        for name in InboxScanner.entries(path) where InboxScanner.isDirectory(path + "/" + name) {
-            try addRecursively(path + "/" + name)
+        depths[wd] = depth
+        for name in FileSystem.names(in: path) where FileSystem.isRealDirectory(path + "/" + name) {
+            try addRecursively(path + "/" + name, depth: depth + 1)
         }
     }
 
@@ -77,9 +88,9 @@ public final class InotifyWatcher {
                 offset += 16 + length
                 changed = true
                 if eventMask & UInt32(IN_Q_OVERFLOW) != 0 { continue }  // wd -1: rescan, which the caller does anyway
-                if eventMask & UInt32(IN_IGNORED) != 0 { watches[wd] = nil; continue }
+                if eventMask & UInt32(IN_IGNORED) != 0 { watches[wd] = nil; depths[wd] = nil; continue }
                 if eventMask & UInt32(IN_ISDIR) != 0 && eventMask & UInt32(IN_CREATE | IN_MOVED_TO) != 0, let parent = watches[wd] {
-                    try addRecursively(parent + "/" + name)
+                    try addRecursively(parent + "/" + name, depth: (depths[wd] ?? 0) + 1)
                 }
             }
         }

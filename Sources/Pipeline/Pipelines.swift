@@ -78,10 +78,7 @@ public final class Pipelines {
     /// Trains on `inbox/training/<stage>` and publishes a new model version. Returns the run id and version.
     @discardableResult
     public func train(stage: String, configuration: TrainingConfiguration) throws -> (run: String, version: Int) {
-        let stageFolder = root.trainingInbox + "/" + stage
-        guard FileManager.default.fileExists(atPath: stageFolder + "/train"), FileManager.default.fileExists(atPath: stageFolder + "/validation") else {
-            throw ComponentError("stage '\(stage)' needs \(root.relative(stageFolder))/train/<class>/ and validation/<class>/")
-        }
+        let stageFolder = try checkedStageFolder(stage)
         let runID = Index.newRunID()
         let name = "\(runID)-train-\(Self.safe(stage))"
         let staging = root.staging + "/" + name
@@ -124,6 +121,34 @@ public final class Pipelines {
             try? FileManager.default.removeItem(atPath: staging)
             throw error
         }
+    }
+
+    /// `inbox/training/<stage>`, after checking that the stage is a safe name (a flag's `stage` is
+    /// whatever the flag's writer put there) and that the folder, its train/ and validation/ and
+    /// their class folders are real folders inside the training inbox once every link is resolved.
+    func checkedStageFolder(_ stage: String) throws -> String {
+        do { try SafeName.check(stage, what: "stage") } catch { throw ComponentError("\(error); no training folder is built from it") }
+        let stageFolder = root.trainingInbox + "/" + stage
+        for folder in [stageFolder, stageFolder + "/train", stageFolder + "/validation"] {
+            guard FileSystem.entryType(folder) != nil else {
+                throw ComponentError("stage '\(stage)' needs \(root.relative(stageFolder))/train/<class>/ and validation/<class>/")
+            }
+            guard FileSystem.isRealDirectory(folder), FileSystem.isInside(folder, root.trainingInbox) else {
+                throw ComponentError("\(root.relative(folder)) is not a real folder inside inbox/training/ (a link, or a special file); links are never followed there")
+            }
+        }
+        for split in ["train", "validation"] {
+            for entry in FileSystem.names(in: stageFolder + "/" + split) where !entry.hasPrefix(".") {
+                let path = stageFolder + "/" + split + "/" + entry
+                if case .symbolicLink = FileSystem.entryType(path) {
+                    throw ComponentError("\(root.relative(path)) is a link; class folders must be real folders inside the stage (links are never followed)")
+                }
+                if FileSystem.isRealDirectory(path), DropFolderJunk.reason(for: entry + "/x") == nil, let problem = SafeName.problem(entry, what: "class folder") {
+                    throw ComponentError("\(root.relative(path)): \(problem); \(SafeName.remedy)")
+                }
+            }
+        }
+        return stageFolder
     }
 
     /// The champion's accuracy on a new model's validation set, or nil when there is no champion or
@@ -349,9 +374,12 @@ public final class Pipelines {
                            arguments: [batchID, root.relative(entry.original), entry.sha256, size])
         }
         for r in processing.rejected {
+            // a refused link or special file is never opened: no hash (zeros), its own size
+            let regular = FileSystem.entryType(r.path) == .regular
             try db.execute(sql: "INSERT OR IGNORE INTO images (batch_id, path, sha256, bytes, outcome, reason) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [batchID, root.relative(r.path), (try? SHA256.hash(file: r.path)) ?? String(repeating: "0", count: 64),
-                                       (try? FileManager.default.attributesOfItem(atPath: r.path)[.size] as? Int) ?? 0, r.outcome, r.reason])
+                           arguments: [batchID, root.relative(r.path),
+                                       (regular ? try? SHA256.hash(file: r.path, links: .refuse) : nil) ?? String(repeating: "0", count: 64),
+                                       regular ? (FileSystem.size(r.path) ?? 0) : 0, r.outcome, r.reason])
         }
         let rows = CSV.parse(String(decoding: try AtomicFile.read(folder + "/algorithm/predictions.csv"), as: UTF8.self)).dropFirst()
         for row in rows where row.count == 10 {
@@ -413,9 +441,14 @@ public final class Pipelines {
         }
         let absolute = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
         let rootPath = URL(fileURLWithPath: root.path).standardizedFileURL.resolvingSymlinksInPath().path
-        if absolute.hasPrefix(rootPath + "/"), let located = Self.productionStage(String(absolute.dropFirst(rootPath.count + 1))) {
-            flag["stage"] = located.stage
-            flag["batch_path"] = located.batchPath
+        if absolute.hasPrefix(rootPath + "/") {
+            let relative = String(absolute.dropFirst(rootPath.count + 1))
+            if let located = Self.productionStage(relative) {
+                flag["stage"] = located.stage
+                flag["batch_path"] = located.batchPath
+            } else if relative.hasPrefix("inbox/production/") {
+                flag["batch_path"] = String(relative.dropFirst("inbox/".count))  // a batch without a stage folder
+            }
         }
         let path = root.flags("drift") + "/" + Self.safe(batch) + ".json"
         try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: flag, options: [.prettyPrinted, .sortedKeys])), to: path)

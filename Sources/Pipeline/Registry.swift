@@ -122,7 +122,8 @@ public struct GroundTruth {
     /// Reads `<batch>.csv` (header `image,class`; image = path relative to the batch folder, or SHA-256).
     public func merge(labels file: String) throws -> Result {
         let batch = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-        let rows = CSV.parse(String(decoding: try AtomicFile.read(file), as: UTF8.self))
+        do { try SafeName.check(batch, what: "batch name of the labels file") } catch { throw StoreError("'\(DisplayText.escaped(file))': \(error)") }
+        let rows = CSV.parse(String(decoding: try AtomicFile.read(file, limit: 64 << 20, links: .refuse), as: UTF8.self))
         guard let header = rows.first, header.count >= 2, header[0].lowercased() == "image", header[1].lowercased() == "class" else {
             throw StoreError("'\(file)' must start with the header line image,class")
         }

@@ -121,9 +121,20 @@ public indirect enum Condition: Sendable, Equatable {
         return tokens
     }
 
+    /// How deep parentheses and `not` may nest (the parser and the evaluator recurse that deep).
+    public static let maximumDepth = 32
+
     struct Parser {
         var tokens: [Token]
         var position = 0
+        var depth = 0
+
+        mutating func deeper(at offset: Int) throws(ConditionError) {
+            depth += 1
+            if depth > Condition.maximumDepth {
+                throw ConditionError(message: "parentheses and 'not' nested more than \(Condition.maximumDepth) deep", offset: offset)
+            }
+        }
         var peek: Token? { position < tokens.count ? tokens[position] : nil }
 
         mutating func take() -> Token? {
@@ -144,13 +155,20 @@ public indirect enum Condition: Sendable, Equatable {
         }
 
         mutating func not() throws(ConditionError) -> Condition {
-            if peek?.text == "not", peek?.isString == false { _ = take(); return .not(try not()) }
+            if peek?.text == "not", peek?.isString == false {
+                let token = take()!
+                try deeper(at: token.offset)
+                defer { depth -= 1 }
+                return .not(try not())
+            }
             return try comparison()
         }
 
         mutating func comparison() throws(ConditionError) -> Condition {
             if peek?.text == "(", peek?.isString == false {
                 let open = take()!
+                try deeper(at: open.offset)
+                defer { depth -= 1 }
                 let inner = try or()
                 guard peek?.text == ")" else { throw ConditionError(message: "'(' is not closed", offset: open.offset) }
                 _ = take()

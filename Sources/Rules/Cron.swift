@@ -27,7 +27,18 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         weekdays = Set(try Self.field(fields[4], 0...7, "day of week", offsets[4]).map { $0 % 7 })
         anyDay = fields[2] == "*"
         anyWeekday = fields[4] == "*"
+        // Against the real calendar: with only the day of month restricted, some chosen day must
+        // exist in some chosen month (29 February counts: it comes every leap year).
+        if !anyDay && anyWeekday, !months.contains(where: { month in days.contains { $0 <= Self.longestMonth[month - 1] } }) {
+            let monthNames = months.sorted().map { Self.monthNames[$0 - 1] }.joined(separator: ", ")
+            throw PatternError(message: "this schedule never fires: day \(days.sorted().map(String.init).joined(separator: ",")) does not exist in \(monthNames)",
+                               offset: offsets[2])
+        }
     }
+
+    /// The longest each month can be (February in a leap year).
+    static let longestMonth = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    static let monthNames = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 
     static func field(_ text: String, _ range: ClosedRange<Int>, _ name: String, _ offset: Int) throws(PatternError) -> Set<Int> {
         var values = Set<Int>()

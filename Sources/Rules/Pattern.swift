@@ -13,12 +13,17 @@ public struct MatchPattern: Sendable, Equatable, CustomStringConvertible {
     let segments: [Segment]
     public let description: String
 
+    /// The most segments a pattern may have.
+    public static let maximumSegments = 64
+
     /// Parses a pattern; the error message says what is wrong and where (0-based character offset).
     public init(_ text: String) throws(PatternError) {
         description = text
         var segments: [Segment] = []
         var offset = 0
-        for part in text.split(separator: "/", omittingEmptySubsequences: false).map(String.init) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if parts.count > Self.maximumSegments { throw PatternError(message: "more than \(Self.maximumSegments) path segments", offset: 0) }
+        for part in parts {
             defer { offset += part.count + 1 }
             if part.isEmpty { throw PatternError(message: "empty path segment", offset: offset) }
             if part == "*" { segments.append(.any); continue }
@@ -46,30 +51,53 @@ public struct MatchPattern: Sendable, Equatable, CustomStringConvertible {
 
     /// The captures when `path` matches, else nil.
     public func match(_ path: String) -> [String: String]? {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        return Self.match(segments[...], parts[...], [:])
+        var steps = 0
+        return match(path, steps: &steps)
     }
 
-    static func match(_ segments: ArraySlice<Segment>, _ parts: ArraySlice<String>, _ captures: [String: String]) -> [String: String]? {
-        guard let first = segments.first else { return parts.isEmpty ? captures : nil }
-        switch first {
-        case .anyDepth:
-            for skip in 0...parts.count {
-                if let found = match(segments.dropFirst(), parts.dropFirst(skip), captures) { return found }
+    /// Matching by dynamic programming over (segment, path part) pairs: `matches[i][j]` says whether
+    /// segments i... match parts j...; each cell is computed once, so the time is proportional to
+    /// segments x parts whatever the number of `**` (a backtracking matcher is exponential in
+    /// them). The captures are then read off the table from the left, each `**` taking as few parts
+    /// as it can. `steps` counts the cells and moves, for the tests.
+    public func match(_ path: String, steps: inout Int) -> [String: String]? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let s = segments.count, p = parts.count
+        var matches = [[Bool]](repeating: [Bool](repeating: false, count: p + 1), count: s + 1)
+        matches[s][p] = true
+        for i in stride(from: s - 1, through: 0, by: -1) {
+            for j in stride(from: p, through: 0, by: -1) {
+                steps += 1
+                switch segments[i] {
+                case .anyDepth: matches[i][j] = matches[i + 1][j] || (j < p && matches[i][j + 1])
+                default: matches[i][j] = j < p && Self.accepts(segments[i], parts[j]) && matches[i + 1][j + 1]
+                }
             }
-            return nil
-        case .literal(let text):
-            guard parts.first == text else { return nil }
-            return match(segments.dropFirst(), parts.dropFirst(), captures)
-        case .any:
-            guard !parts.isEmpty else { return nil }
-            return match(segments.dropFirst(), parts.dropFirst(), captures)
-        case .capture(let name, let prefix, let suffix):
-            guard let part = parts.first, part.count > prefix.count + suffix.count, part.hasPrefix(prefix), part.hasSuffix(suffix) else { return nil }
-            let value = String(part.dropFirst(prefix.count).dropLast(suffix.count))
-            var next = captures
-            next[name] = value
-            return match(segments.dropFirst(), parts.dropFirst(), next)
+        }
+        guard matches[0][0] else { return nil }
+        var captures: [String: String] = [:]
+        var j = 0
+        for i in 0..<s {
+            steps += 1
+            switch segments[i] {
+            case .anyDepth:
+                while !matches[i + 1][j] { j += 1; steps += 1 }
+            case .capture(let name, let prefix, let suffix):
+                captures[name] = String(parts[j].dropFirst(prefix.count).dropLast(suffix.count))
+                j += 1
+            default:
+                j += 1
+            }
+        }
+        return captures
+    }
+
+    /// Whether one segment (not `**`) accepts one path part.
+    static func accepts(_ segment: Segment, _ part: String) -> Bool {
+        switch segment {
+        case .anyDepth, .any: true
+        case .literal(let text): part == text
+        case .capture(_, let prefix, let suffix): part.count > prefix.count + suffix.count && part.hasPrefix(prefix) && part.hasSuffix(suffix)
         }
     }
 

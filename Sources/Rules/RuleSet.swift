@@ -1,5 +1,9 @@
+import DroplineSupport
 import Foundation
 import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What happened in the Dropline root that rules may act on.
 public enum EventKind: String, Sendable, CaseIterable {
@@ -47,7 +51,8 @@ public struct Event: Sendable, Equatable {
             case .other: continue
             }
         }
-        if let kind = fields["flag.kind"] { fields["kind"] = kind }
+        // `kind` is the folder the flag was dropped in, whatever its JSON claims (a file in
+        // flags/drift/ cannot pass for a retrain request): the claim stays `flag.kind`
         return Event(kind: .flagCreated, path: relativePath, fields: fields)
     }
 }
@@ -72,6 +77,12 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     public let description: String
     let placeholders: [String]
 
+    /// A text taken as it is, without placeholders (the arguments of a shell or interpreter).
+    init(literal text: String) {
+        description = text
+        placeholders = []
+    }
+
     init(_ text: String) throws(PatternError) {
         description = text
         var names: [String] = []
@@ -90,15 +101,24 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         placeholders = names
     }
 
-    /// The filled-in text, or the name of the first placeholder without a value.
+    /// The filled-in text, or the name of the first placeholder without a value. One pass from left
+    /// to right: a value that itself contains `{name}` is pasted as it is, never filled again.
     func fill(_ values: [String: Value]) -> Result<String, MissingPlaceholder> {
-        var text = description
-        for name in placeholders {
+        if placeholders.isEmpty { return .success(description) }  // literal, braces and all
+        var text = ""
+        var rest = Substring(description)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            let name = String(rest[rest.index(after: open)..<close])
             guard let value = values[name] else { return .failure(MissingPlaceholder(name: name)) }
-            text = text.replacingOccurrences(of: "{\(name)}", with: value.text)
+            text += rest[..<open]
+            text += value.text
+            rest = rest[rest.index(after: close)...]
         }
-        return .success(text)
+        return .success(text + rest)
     }
+
+    /// Whether the text starts with a placeholder (a value there could begin an option: `-x`).
+    var startsWithPlaceholder: Bool { description.hasPrefix("{") }
 
     struct MissingPlaceholder: Error { var name: String }
 }
@@ -112,8 +132,8 @@ public enum Action: Sendable, Equatable {
     /// Promotes the newest model if the policy allows (`default`: validation accuracy at least the
     /// champion's minus 0.01; `always`; `never`).
     case promote(policy: String)
-    /// Runs a shell command with the given timeout in seconds.
-    case run(command: Template, timeout: Double)
+    /// Runs a program with arguments (no shell), with the given timeout in seconds.
+    case run(arguments: [Template], timeout: Double)
     /// Merges a labels file (ground truth) into the index; may raise a quality flag.
     case mergeLabels
     /// Does nothing, and stops later rules from firing on this event.
@@ -138,17 +158,28 @@ public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
     case infer(batch: String)
     case train(stage: String)
     case promote(policy: String)
-    case run(command: String, timeout: Double)
+    /// A program and its arguments, run without a shell.
+    case run(arguments: [String], timeout: Double)
     case mergeLabels(file: String)
 
     public var description: String {
         switch self {
-        case .infer(let batch): "infer \(batch)"
-        case .train(let stage): "train stage \(stage)"
+        case .infer(let batch): "infer \(DisplayText.escaped(batch))"
+        case .train(let stage): "train stage \(DisplayText.escaped(stage))"
         case .promote(let policy): "promote (policy \(policy))"
-        case .run(let command, let timeout): "run `\(command)` (timeout \(Int(timeout)) s)"
-        case .mergeLabels(let file): "merge labels \(file)"
+        case .run(let arguments, let timeout): "run `\(Self.commandLine(arguments))` (timeout \(Int(timeout)) s)"
+        case .mergeLabels(let file): "merge labels \(DisplayText.escaped(file))"
         }
+    }
+
+    /// An argument vector as a person would type it: arguments with spaces or quotes in single
+    /// quotes, control characters escaped (for messages only; nothing is ever given to a shell).
+    public static func commandLine(_ arguments: [String]) -> String {
+        arguments.map { argument in
+            let shown = DisplayText.escaped(argument)
+            let plain = !shown.isEmpty && shown.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+            return plain ? shown : "'" + shown.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
     }
 }
 
@@ -175,23 +206,56 @@ public struct RuleDecision: Sendable, Equatable {
     public var actions: [PlannedAction]
 }
 
+/// Whether a documented inbox layout is served by the rules.
+public struct ServedLayout: Sendable, Equatable, Codable {
+    public var layout: String
+    public var served: Bool
+    public var rule: String?
+    public var reason: String?
+}
+
 /// A rules file, parsed and checked: every problem is reported with its file, line and column.
 public struct RuleSet: Sendable, Equatable {
     public var rules: [Rule]
 
     public static let knownVersion = 1
 
+    /// Reads and checks a rules file: a regular file (a FIFO or device is refused without blocking)
+    /// of at most `Limits.fileBytes`, UTF-8.
     public static func load(file: String) throws(RulesError) -> RuleSet {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw RulesError(file: file, message: "cannot read the rules file; check that it exists and is readable")
+        let bytes: [UInt8]
+        do { bytes = try AtomicFile.read(file, limit: Limits.fileBytes) } catch let error as SystemError where error.errno == EFBIG {
+            throw RulesError(file: file, line: 1, column: 1, message: "the rules file is larger than \(Limits.fileBytes / 1024) KiB; a rules file is a short list of rules")
+        } catch {
+            throw RulesError(file: file, message: "cannot read the rules file (\(error)); check that it is a regular, readable file")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
             throw RulesError(file: file, message: "the rules file is not UTF-8 text")
         }
         return try parse(yaml: text, file: file)
     }
 
+    /// What a rules file may hold at most: past any limit the file is refused with its place, so a
+    /// hostile or broken file cannot exhaust the daemon's memory, stack or time.
+    public enum Limits {
+        public static let fileBytes = 256 * 1024
+        public static let rules = 1000
+        /// Nesting of YAML collections (the format itself needs four).
+        public static let yamlDepth = 16
+        public static let patternLength = 512
+        public static let patternSegments = 64
+        public static let conditionLength = 2000
+        /// Parentheses and `not` inside one another in a condition.
+        public static let conditionDepth = 32
+        public static let templateLength = 2000
+        public static let arguments = 64
+    }
+
     public static func parse(yaml text: String, file: String) throws(RulesError) -> RuleSet {
+        if text.utf8.count > Limits.fileBytes {
+            throw RulesError(file: file, line: 1, column: 1, message: "the rules file is larger than \(Limits.fileBytes / 1024) KiB; a rules file is a short list of rules")
+        }
+        try checkFlowDepth(text, file: file)
         let root: Node?
         do { root = try Yams.compose(yaml: text) } catch {
             throw RulesError(file: file, message: "not valid YAML: \(error)")
@@ -213,8 +277,12 @@ public struct RuleSet: Sendable, Equatable {
             }
         }
         guard version != nil else { throw RulesError(file: file, node: root, message: "missing `version: 1`") }
+        try checkDepth(root, file: file, depth: 1)
         guard let rulesNode, let list = rulesNode.sequence else {
             throw RulesError(file: file, node: rulesNode ?? root, message: "`rules:` must be a list of rules")
+        }
+        if list.count > Limits.rules {
+            throw RulesError(file: file, node: list[Limits.rules], message: "more than \(Limits.rules) rules; merge rules with `match` patterns and conditions")
         }
         var rules: [Rule] = []
         for node in list {
@@ -247,12 +315,18 @@ public struct RuleSet: Sendable, Equatable {
                 kind = text
             case "match":
                 guard let text = value.string else { throw RulesError(file: file, node: value, message: "match must be a path pattern such as production/{stage}/{batch}") }
+                if text.count > Limits.patternLength {
+                    throw RulesError(file: file, node: value, message: "the match pattern is longer than \(Limits.patternLength) characters")
+                }
                 do { match = try MatchPattern(text) } catch {
                     throw RulesError(file: file, node: value, columnOffset: error.offset, message: "bad match pattern: \(error.message)")
                 }
                 matchNode = value
             case "when":
                 guard let text = value.string else { throw RulesError(file: file, node: value, message: "when must be a condition such as flag.drift == true") }
+                if text.count > Limits.conditionLength {
+                    throw RulesError(file: file, node: value, message: "the condition is longer than \(Limits.conditionLength) characters; split it over several rules")
+                }
                 do { when = try Condition.parse(text) } catch {
                     throw RulesError(file: file, node: value, columnOffset: error.offset, message: "bad condition: \(error.message)")
                 }
@@ -301,6 +375,12 @@ public struct RuleSet: Sendable, Equatable {
             guard let node = option(key), let text = node.string, !text.isEmpty else {
                 throw RulesError(file: file, node: value, message: "rule '\(rule)': '\(name)' needs \(key)")
             }
+            return try templateText(text, node: node)
+        }
+        func templateText(_ text: String, node: Node) throws(RulesError) -> Template {
+            if text.count > Limits.templateLength {
+                throw RulesError(file: file, node: node, message: "rule '\(rule)': a template is longer than \(Limits.templateLength) characters")
+            }
             let t: Template
             do { t = try Template(text) } catch { throw RulesError(file: file, node: node, columnOffset: error.offset, message: "rule '\(rule)': \(error.message)") }
             for placeholder in t.placeholders where !placeholder.contains(".") && !captures.contains(placeholder) && placeholder != "path" && placeholder != "kind" {
@@ -327,10 +407,12 @@ public struct RuleSet: Sendable, Equatable {
             try only(["command", "timeout"])
             let timeout: Double
             if let node = option("timeout") {
-                guard let t = node.float, t > 0 else { throw RulesError(file: file, node: node, message: "rule '\(rule)': timeout is a positive number of seconds") }
+                guard let t = node.float, t > 0, t <= 86_400 else {
+                    throw RulesError(file: file, node: node, message: "rule '\(rule)': timeout is a positive number of seconds, at most 86400 (a day)")
+                }
                 timeout = t
             } else { timeout = 600 }
-            return .run(command: try template("command"), timeout: timeout)
+            return .run(arguments: try runArguments(option("command"), in: value), timeout: timeout)
         case "merge_labels":
             try only([])
             guard on == .labelsLanded else { throw RulesError(file: file, node: key, message: "rule '\(rule)': merge_labels only applies to labels_landed") }
@@ -341,6 +423,105 @@ public struct RuleSet: Sendable, Equatable {
         default:
             throw RulesError(file: file, node: key, message: "rule '\(rule)': unknown action '\(name)'; use infer, train, promote, run, merge_labels or ignore")
         }
+
+        /// `command: [program, argument, ...]`: run without a shell. The program is literal; a shell
+        /// or interpreter gets no placeholders (its script would be pasted together from event
+        /// fields): it reads the event from the DROPLINE_* environment variables instead.
+        func runArguments(_ node: Node?, in parent: Node) throws(RulesError) -> [Template] {
+            guard let node else { throw RulesError(file: file, node: parent, message: "rule '\(rule)': 'run' needs command, a list: [program, argument, ...]") }
+            guard let list = node.sequence else {
+                let line = node.string.map { " (for a shell line: command: [\"sh\", \"-c\", \"\(DisplayText.escaped($0).replacingOccurrences(of: "\"", with: "\\\""))\"])" } ?? ""
+                throw RulesError(file: file, node: node, message: """
+                    rule '\(rule)': command is a list of arguments, run without a shell, such as [notify-send, "drift on {flag.batch}"]\(line); \
+                    a shell reads the event from $DROPLINE_* variables, never from pasted-in names
+                    """)
+            }
+            guard !list.isEmpty, list.count <= Limits.arguments else {
+                throw RulesError(file: file, node: node, message: "rule '\(rule)': command has 1 to \(Limits.arguments) arguments, the program first")
+            }
+            var texts: [String] = []
+            for item in list {
+                guard let text = item.string, item.mapping == nil, item.sequence == nil else {
+                    throw RulesError(file: file, node: item, message: "rule '\(rule)': each argument of command is a text")
+                }
+                texts.append(text)
+            }
+            let program = texts[0]
+            guard !program.isEmpty else { throw RulesError(file: file, node: list[0], message: "rule '\(rule)': the program (the first argument) is empty") }
+            if program.contains("{") {
+                throw RulesError(file: file, node: list[0], message: "rule '\(rule)': the program (the first argument) cannot hold placeholders; name it literally")
+            }
+            let base = program.split(separator: "/").last.map(String.init) ?? program
+            guard Self.interpreters.contains(where: { base == $0 || (base.hasPrefix($0) && base.dropFirst($0.count).allSatisfy { $0.isNumber || $0 == "." }) }) else {
+                var arguments = [Template(literal: program)]
+                for (text, item) in zip(texts, list).dropFirst() { arguments.append(try templateText(text, node: item)) }
+                return arguments
+            }
+            // A shell or interpreter: its arguments are code, taken literally (`${X:-none}` is the
+            // shell's); a Dropline placeholder there would paste event fields into code, so it is refused.
+            for (text, item) in zip(texts, list).dropFirst() {
+                if let name = Self.droplinePlaceholder(in: text, captures: captures) {
+                    throw RulesError(file: file, node: item, message: """
+                        rule '\(rule)': \(base) would run code pasted together from event fields ({\(name)}); \
+                        read them from the environment instead (e.g. "$DROPLINE_FLAG_BATCH" for {flag.batch}, "$DROPLINE_PATH" for {path})
+                        """)
+                }
+            }
+            return texts.map(Template.init(literal:))
+        }
+    }
+
+    /// The first `{name}` in `text` that is a Dropline placeholder (a capture, path, kind or a
+    /// dotted field) and not shell syntax (`${name}`), or nil.
+    static func droplinePlaceholder(in text: String, captures: [String]) -> String? {
+        var rest = Substring(text)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            let name = String(rest[rest.index(after: open)..<close])
+            let shellSyntax = open > text.startIndex && text[text.index(before: open)] == "$"
+            let looksLikeOurs = !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }
+                && (name.contains(".") || captures.contains(name) || name == "path" || name == "kind")
+            if !shellSyntax && looksLikeOurs { return name }
+            rest = rest[rest.index(after: open)...]
+        }
+        return nil
+    }
+
+    /// Programs that run their arguments as code: no placeholders in their arguments.
+    static let interpreters = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "env", "xargs", "python",
+                               "perl", "ruby", "node", "php", "lua", "awk", "gawk", "mawk", "sed", "tclsh", "osascript", "pwsh", "eval", "sudo", "su"]
+
+    /// Refuses collections nested deeper than `Limits.yamlDepth` before the YAML parser builds them
+    /// (flow style `[[[[...]]]]` costs the parser its stack long before any rule is read).
+    static func checkFlowDepth(_ text: String, file: String) throws(RulesError) {
+        var depth = 0, line = 1, column = 0
+        var quote: Character?
+        var comment = false
+        for c in text {
+            column += 1
+            if c == "\n" { line += 1; column = 0; comment = false; continue }
+            if comment { continue }
+            if let q = quote { if c == q { quote = nil }; continue }
+            switch c {
+            case "\"", "'": quote = c
+            case "#": comment = true
+            case "[", "{":
+                depth += 1
+                if depth > Limits.yamlDepth {
+                    throw RulesError(file: file, line: line, column: column, message: "collections nested more than \(Limits.yamlDepth) deep; a rules file needs four")
+                }
+            case "]", "}": depth = max(0, depth - 1)
+            default: break
+            }
+        }
+    }
+
+    /// Refuses documents nested deeper than `Limits.yamlDepth` (block style).
+    static func checkDepth(_ node: Node, file: String, depth: Int) throws(RulesError) {
+        if depth > Limits.yamlDepth {
+            throw RulesError(file: file, node: node, message: "collections nested more than \(Limits.yamlDepth) deep; a rules file needs four")
+        }
+        if let mapping = node.mapping { for (_, value) in mapping { try checkDepth(value, file: file, depth: depth + 1) } }
+        if let sequence = node.sequence { for item in sequence { try checkDepth(item, file: file, depth: depth + 1) } }
     }
 
     /// Decides, rule by rule in file order, what the event sets off. A rule whose action is
@@ -348,6 +529,20 @@ public struct RuleSet: Sendable, Equatable {
     /// The schedule rules due in this minute (local time, as cron does).
     public func due(minute: Int, hour: Int, day: Int, month: Int, weekday: Int) -> [Rule] {
         rules.filter { $0.cron?.matches(minute: minute, hour: hour, day: day, month: month, weekday: weekday) == true }
+    }
+
+    /// Whether the rules serve (infer) each documented inbox layout: `production/<stage>/<batch>`
+    /// and `production/<batch>`, tried with an example path; `rule` is the rule that infers it, or
+    /// nil with the reason why none does. For `rules check` and the daemon's start-up log.
+    public func servedLayouts() -> [ServedLayout] {
+        [("production/<stage>/<batch>", "production/example-stage/example-batch"), ("production/<batch>", "production/example-batch")].map { layout, path in
+            let decisions = decide(Event(kind: .batchLanded, path: path))
+            if let serving = decisions.first(where: { $0.fired && $0.actions.contains { if case .infer = $0 { true } else { false } } }) {
+                return ServedLayout(layout: layout, served: true, rule: serving.rule, reason: nil)
+            }
+            let why = decisions.isEmpty ? "no rule is for batch_landed" : decisions.map { "\($0.rule): \($0.fired ? "fires without infer" : $0.reason)" }.joined(separator: "; ")
+            return ServedLayout(layout: layout, served: false, rule: nil, reason: why)
+        }
     }
 
     public func decide(_ event: Event) -> [RuleDecision] {
@@ -380,7 +575,11 @@ public struct RuleSet: Sendable, Equatable {
             func fill(_ template: Template) -> String? {
                 switch template.fill(values) {
                 case .success(let text): return text
-                case .failure(let missing): failure = "'{\(missing.name)}' has no value for this event"; return nil
+                case .failure(let missing):
+                    failure = missing.name == "flag.stage"
+                        ? "'{flag.stage}' has no value for this event: the flag names no stage (its batch was not under production/<stage>/), so there is no stage to retrain on"
+                        : "'{\(missing.name)}' has no value for this event"
+                    return nil
                 }
             }
             for action in rule.actions {
@@ -390,9 +589,27 @@ public struct RuleSet: Sendable, Equatable {
                 case .promote(let policy): planned.append(.promote(policy: policy))
                 case .ignore: stopped = rule.name
                 case .train(let stage):
-                    if let text = fill(stage) { planned.append(.train(stage: text)) }
-                case .run(let command, let timeout):
-                    if let text = fill(command) { planned.append(.run(command: text, timeout: timeout)) }
+                    if let text = fill(stage) {
+                        // the stage names a folder under inbox/training/: only a safe name builds it
+                        if let problem = SafeName.problem(text, what: "stage") { failure = "\(problem): no training folder is built from it" } else {
+                            planned.append(.train(stage: text))
+                        }
+                    }
+                case .run(let templates, let timeout):
+                    var arguments: [String] = []
+                    for template in templates {
+                        guard let text = fill(template) else { break }
+                        if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                            failure = "argument \(arguments.count + 1) of the command would hold a control character from the event; not run"
+                            break
+                        }
+                        if template.startsWithPlaceholder && text.hasPrefix("-") {
+                            failure = "argument \(arguments.count + 1) of the command would start with '-' from the event ('\(DisplayText.escaped(text))'), which the program could take for an option; not run"
+                            break
+                        }
+                        arguments.append(text)
+                    }
+                    if failure == nil { planned.append(.run(arguments: arguments, timeout: timeout)) }
                 }
                 if failure != nil { break }
             }

@@ -18,6 +18,15 @@ rules:
     do:
       - infer: {}
 
+  # A batch straight under production/ (no stage folder) is served too. Its drift flag names no stage,
+  # so the drift rule below does not retrain on it and says why (put batches under
+  # production/<stage>/ to have drift retrain on that stage).
+  - name: infer-unstaged-batch
+    on: batch_landed
+    match: production/{batch}
+    do:
+      - infer: {}
+
   # A drift flag retrains on the train and validation data of the stage the drifted batch belongs to,
   # then promotes the new model if the promotion policy allows (validation accuracy at least the
   # champion's minus 0.01).

@@ -31,11 +31,11 @@ struct RulesCommand: ParsableCommand {
             }
             if json {
                 struct Summary: Encodable { var name: String; var line: Int; var on: String; var kind: String?; var match: String?; var when: String?; var actions: [String] }
-                struct Output: Encodable { var file: String; var valid: Bool; var rules: [Summary] }
+                struct Output: Encodable { var file: String; var valid: Bool; var rules: [Summary]; var serves: [ServedLayout] }
                 return try JSONOutput.print(Output(file: file, valid: true, rules: rules.rules.map {
                     Summary(name: $0.name, line: $0.line, on: $0.on.rawValue, kind: $0.flagKind, match: $0.match?.description,
                             when: $0.when?.description, actions: $0.actions.map(\.name))
-                }))
+                }, serves: rules.servedLayouts()))
             }
             print("\(file): \(rules.rules.count) rule(s), valid")
             var table = TextTable("LINE", "NAME", "ON", "MATCH", "WHEN", "DO")
@@ -44,6 +44,10 @@ struct RulesCommand: ParsableCommand {
                 table.add([String(r.line), r.name, on, r.match?.description ?? "-", r.when?.description ?? "-", r.actions.map(\.name).joined(separator: ", ")])
             }
             print(table.render())
+            print("")
+            for layout in rules.servedLayouts() {
+                print("batches in inbox/\(layout.layout)/: " + (layout.served ? "served (rule \(layout.rule!))" : "NOT served (\(layout.reason ?? ""))"))
+            }
         }
     }
 
@@ -67,7 +71,10 @@ struct RulesCommand: ParsableCommand {
             let rules = try RuleSet.load(file: file)
             let theEvent: Event
             if let flag {
-                guard let data = FileManager.default.contents(atPath: flag) else { throw ValidationError("cannot read the flag file \(flag)") }
+                let data: [UInt8]
+                do { data = try AtomicFile.read(flag, limit: 16 << 20, links: .refuse) } catch {
+                    throw ValidationError("cannot read the flag file: \(error)")
+                }
                 let components = URL(fileURLWithPath: flag).standardizedFileURL.pathComponents
                 guard let at = components.lastIndex(of: "flags"), components.count - at >= 3 else {
                     throw ValidationError("\(flag): a flag file lives at <root>/flags/<kind>/<name>.json")

@@ -93,6 +93,10 @@ struct StatusCommand: ParsableCommand {
         var champion: Registry.Model?
         var recentRuns: [RunRecord]
         var pendingFlags: [String]
+        /// Batches that landed and that no rule served, newest first.
+        var unservedBatches: [Job]
+        /// Inbox entries refused (links, special files, unsafe names), newest first.
+        var refused: [Refusal]
     }
 
     func run() throws {
@@ -107,7 +111,9 @@ struct StatusCommand: ParsableCommand {
         let pending = WatchDaemon.pendingFlags(in: dropline)
         let output = Output(daemon: daemon, queued: try index.jobs(states: ["queued"]).reversed(), running: try index.jobs(states: ["running"]),
                             recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == "champion" },
-                            recentRuns: try index.runs(limit: limit), pendingFlags: pending)
+                            recentRuns: try index.runs(limit: limit), pendingFlags: pending,
+                            unservedBatches: try index.jobs(states: ["skipped"], limit: 200).filter { $0.event == "batch_landed" }.prefix(limit).map { $0 },
+                            refused: try index.refusals(limit: limit))
         if json { return try JSONOutput.printSnakeCase(output) }
         if let d = output.daemon {
             let liveness = d.state == "running" ? (d.alive ? "running (pid \(d.pid))" : "not running (pid \(d.pid) is gone; it did not stop cleanly)") : "stopped"
@@ -118,7 +124,19 @@ struct StatusCommand: ParsableCommand {
         }
         print("champion: " + (output.champion.map { "v\($0.version) (stage \($0.stage), validation accuracy \(String(format: "%.4f", $0.validationAccuracy)))" } ?? "none"))
         print("queue:    \(output.queued.count) queued, \(output.running.count) running" + (output.running.first.map { " (job \($0.id): \($0.event) \($0.path))" } ?? ""))
-        if !pending.isEmpty { print("flags not yet handled: " + pending.joined(separator: ", ")) }
+        if !pending.isEmpty { print("flags not yet handled: " + pending.map(DisplayText.escaped).joined(separator: ", ")) }
+        if !output.unservedBatches.isEmpty {
+            print("\nbatches no rule served (edit rules.yaml; `dropline rules check \(root.root)` says which layouts are served):")
+            var table = TextTable("JOB", "BATCH", "FINISHED", "WHY")
+            for j in output.unservedBatches { table.add(["\(j.id)", j.path, j.finishedAt ?? "-", String((j.detail ?? "").prefix(160))]) }
+            print(table.render())
+        }
+        if !output.refused.isEmpty {
+            print("\nrefused in the inbox (never read):")
+            var table = TextTable("AT", "PATH", "REASON")
+            for r in output.refused { table.add([r.at, r.path, r.reason]) }
+            print(table.render())
+        }
         if !output.recentJobs.isEmpty {
             print("\nrecent jobs:")
             var table = TextTable("JOB", "STATE", "EVENT", "PATH", "FINISHED", "DETAIL")

@@ -104,7 +104,7 @@ struct WatchDaemonTests {
           - name: note-new-models
             on: model_trained
             do:
-              - run: {command: "echo v$DROPLINE_MODEL_VERSION $DROPLINE_MODEL_STATE >> \(trainedLog)"}
+              - run: {command: [sh, -c, 'echo v$DROPLINE_MODEL_VERSION $DROPLINE_MODEL_STATE >> "$0"', "\(trainedLog)"]}
 
         """).write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
         let daemon = try Daemon(root: root, arguments: ["--settle", "4"] + Self.training)

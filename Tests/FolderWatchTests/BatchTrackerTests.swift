@@ -60,12 +60,12 @@ struct InboxScannerTests {
             _ = fm.createFile(atPath: inbox + "/" + name, contents: Data(repeating: 1, count: 10))
         }
         let scanner = InboxScanner()
-        var scan = scanner.scan(inbox)
+        var scan = scanner.scan(inbox).batches
         #expect(Set(scan.keys) == ["b1", "stage-2/b7"])
         #expect(Set(scan["b1"]!.files.keys) == ["a.jpg", "sub/b.png"])
         #expect(scan["b1"]!.hasMarker == false)
         _ = fm.createFile(atPath: inbox + "/b1/_READY", contents: Data())
-        scan = scanner.scan(inbox)
+        scan = scanner.scan(inbox).batches
         #expect(scan["b1"]!.hasMarker && scan["b1"]!.files.count == 2)
         #expect(InboxScanner(marker: "DONE").snapshot(inbox + "/b1").files.keys.contains("_READY"))
     }

@@ -68,7 +68,7 @@ struct RuleSetTests {
     @Test("the shipped default rules load and drive the cloud design's loop")
     func shipped() throws {
         let rules = try RuleSet.load(file: Self.shippedRules)
-        #expect(rules.rules.map(\.name) == ["infer-every-batch", "retrain-on-drift", "retrain-on-request", "merge-labels", "retrain-on-quality"])
+        #expect(rules.rules.map(\.name) == ["infer-every-batch", "infer-unstaged-batch", "retrain-on-drift", "retrain-on-request", "merge-labels", "retrain-on-quality"])
         #expect(rules.decide(Event(kind: .labelsLanded, path: "labels/b1.csv")).filter(\.fired).first?.actions == [.mergeLabels(file: "labels/b1.csv")])
 
         let batch = rules.decide(Event(kind: .batchLanded, path: "production/stage-2/batch-7"))
@@ -133,7 +133,7 @@ struct RuleSetTests {
             do:
               - infer: {}
               - run:
-                  command: "notify-send {stage} {batch}"
+                  command: [notify-send, "{stage}", "{batch}"]
                   timeout: 5
           - name: big-drift-only
             on: flag_created
@@ -148,7 +148,7 @@ struct RuleSetTests {
         #expect(quarantined.filter(\.fired).map(\.rule) == ["skip-quarantine"])
         #expect(quarantined[1].reason.contains("skip-quarantine"))
         let normal = rules.decide(Event(kind: .batchLanded, path: "production/stage-1/b1")).filter(\.fired)
-        #expect(normal.first?.actions == [.infer(batch: "production/stage-1/b1"), .run(command: "notify-send stage-1 b1", timeout: 5)])
+        #expect(normal.first?.actions == [.infer(batch: "production/stage-1/b1"), .run(arguments: ["notify-send", "stage-1", "b1"], timeout: 5)])
 
         let old = try Event.flag(relativePath: "flags/drift/b.json", json: Array(#"{"kind":"drift","drift":true,"model_version":1,"stage":"s"}"#.utf8))
         let quiet = rules.decide(old).first { $0.rule == "big-drift-only" }
@@ -234,7 +234,7 @@ struct CronTests {
             on: schedule
             cron: "0 * * * *"
             do:
-              - run: {command: "echo report"}
+              - run: {command: [echo, report]}
         """
         let rules = try RuleSet.parse(yaml: yaml, file: "s.yaml")
         #expect(rules.due(minute: 0, hour: 3, day: 1, month: 1, weekday: 1).map(\.name) == ["nightly-retrain", "hourly-report"])
@@ -243,11 +243,11 @@ struct CronTests {
         #expect(fired.map(\.rule) == ["nightly-retrain"])
         #expect(fired.first?.actions == [.train(stage: "original"), .promote(policy: "default")])
         do {
-            _ = try RuleSet.parse(yaml: "version: 1\nrules:\n  - name: a\n    on: schedule\n    do: [run: {command: x}]\n", file: "s.yaml")
+            _ = try RuleSet.parse(yaml: "version: 1\nrules:\n  - name: a\n    on: schedule\n    do: [run: {command: [x]}]\n", file: "s.yaml")
             Issue.record("accepted a schedule without cron")
         } catch { #expect(error.description.hasPrefix("s.yaml:3") && error.message.contains("cron")) }
         do {
-            _ = try RuleSet.parse(yaml: "version: 1\nrules:\n  - name: a\n    on: schedule\n    cron: \"0 25 * * *\"\n    do: [run: {command: x}]\n", file: "s.yaml")
+            _ = try RuleSet.parse(yaml: "version: 1\nrules:\n  - name: a\n    on: schedule\n    cron: \"0 25 * * *\"\n    do: [run: {command: [x]}]\n", file: "s.yaml")
             Issue.record("accepted a bad cron")
         } catch { #expect(error.description.hasPrefix("s.yaml:5:") && error.message.contains("hour")) }
     }
