@@ -249,6 +249,8 @@ public struct RuleSet: Sendable, Equatable {
         public static let conditionDepth = 32
         public static let templateLength = 2000
         public static let arguments = 64
+        /// Values (scalars and collections) in the whole document, aliases expanded.
+        public static let values = 100_000
     }
 
     public static func parse(yaml text: String, file: String) throws(RulesError) -> RuleSet {
@@ -277,7 +279,8 @@ public struct RuleSet: Sendable, Equatable {
             }
         }
         guard version != nil else { throw RulesError(file: file, node: root, message: "missing `version: 1`") }
-        try checkDepth(root, file: file, depth: 1)
+        var budget = Limits.values
+        try checkDepth(root, file: file, depth: 1, budget: &budget)
         guard let rulesNode, let list = rulesNode.sequence else {
             throw RulesError(file: file, node: rulesNode ?? root, message: "`rules:` must be a list of rules")
         }
@@ -515,13 +518,19 @@ public struct RuleSet: Sendable, Equatable {
         }
     }
 
-    /// Refuses documents nested deeper than `Limits.yamlDepth` (block style).
-    static func checkDepth(_ node: Node, file: String, depth: Int) throws(RulesError) {
+    /// Refuses documents nested deeper than `Limits.yamlDepth` (block style), and documents that
+    /// expand to more than `Limits.values` values: YAML aliases (`*name`) can make a few lines stand
+    /// for billions of values, which every later pass would walk.
+    static func checkDepth(_ node: Node, file: String, depth: Int, budget: inout Int) throws(RulesError) {
         if depth > Limits.yamlDepth {
             throw RulesError(file: file, node: node, message: "collections nested more than \(Limits.yamlDepth) deep; a rules file needs four")
         }
-        if let mapping = node.mapping { for (_, value) in mapping { try checkDepth(value, file: file, depth: depth + 1) } }
-        if let sequence = node.sequence { for item in sequence { try checkDepth(item, file: file, depth: depth + 1) } }
+        budget -= 1
+        if budget < 0 {
+            throw RulesError(file: file, node: node, message: "the file expands to more than \(Limits.values) values (through YAML aliases?); write the rules out")
+        }
+        if let mapping = node.mapping { for (_, value) in mapping { try checkDepth(value, file: file, depth: depth + 1, budget: &budget) } }
+        if let sequence = node.sequence { for item in sequence { try checkDepth(item, file: file, depth: depth + 1, budget: &budget) } }
     }
 
     /// Decides, rule by rule in file order, what the event sets off. A rule whose action is

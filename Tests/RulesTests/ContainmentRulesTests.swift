@@ -125,6 +125,10 @@ struct ContainmentRulesTests {
         #expect { try RuleSet.parse(yaml: block, file: "block.yaml") } throws: { ($0 as? RulesError)?.message.contains("nested more than") == true }
         let big = "version: 1\nrules: []\n" + String(repeating: "# padding\n", count: 30_000)
         #expect { try RuleSet.parse(yaml: big, file: "big.yaml") } throws: { ($0 as? RulesError).map { $0.line == 1 && $0.message.contains("KiB") } == true }
+        // a billion values from a few lines of aliases
+        var laughs = "version: 1\nrules:\n  - name: a\n    on: batch_landed\n    do: [infer: {}]\n    x0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...8 { laughs += "    x\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        #expect { try RuleSet.parse(yaml: laughs, file: "laughs.yaml") } throws: { ($0 as? RulesError)?.message.contains("100000 values") == true }
         var many = ""
         for i in 0...RuleSet.Limits.rules { many += "  - {name: r\(i), on: batch_landed, do: [infer: {}]}\n" }
         #expect(Self.error(many)?.message.contains("more than 1000 rules") == true)
