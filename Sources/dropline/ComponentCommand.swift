@@ -107,7 +107,7 @@ struct ComponentCommand: ParsableCommand {
             manifest = try e.run(mode: m, images: input[0], model: model!, budget: chosen, output: output)
         }
         if json {
-            try JSONOutput.printSnakeCase(manifest)
+            try JSONOutput.print(manifest)
         } else {
             print("\(manifest.component.rawValue) \(manifest.mode.rawValue): \(manifest.outcome) -> \(output)")
             for (key, path) in manifest.outputs.sorted(by: { $0.key < $1.key }) { print("  \(key): \(output)/\(path)") }

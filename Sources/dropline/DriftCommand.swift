@@ -122,7 +122,7 @@ struct DriftCommand: ParsableCommand {
                 try AtomicFile.write(Array(try encoder.encode(report)), to: out)
             }
             if json {
-                try JSONOutput.printSnakeCase(report)
+                try JSONOutput.print(report)
                 return
             }
             print((report.drift ? "DRIFT: " : "") + report.reason)

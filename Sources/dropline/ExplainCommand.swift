@@ -81,7 +81,7 @@ struct ExplainCommand: ParsableCommand {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         try AtomicFile.write(Array(try encoder.encode(explanations)), to: out + "/explanations.json")
         if json {
-            try JSONOutput.printSnakeCase(explanations)
+            try JSONOutput.print(explanations)
             return
         }
         var table = TextTable("IMAGE", "CLASS", "CONFIDENCE", "STEPS", "REL. DELTA", "HEATMAP")

@@ -21,7 +21,7 @@ struct ModelsCommand: ParsableCommand {
         @Flag(help: "Print JSON.") var json = false
         func run() throws {
             let models = try ModelsCommand.registry(root).models()
-            if json { return try JSONOutput.printSnakeCase(models) }
+            if json { return try JSONOutput.print(models) }
             var table = TextTable("VERSION", "STATE", "STAGE", "VAL ACC", "PARENT", "CREATED", "FOLDER")
             for m in models {
                 table.add(["v\(m.version)", m.state, m.stage, String(format: "%.4f", m.validationAccuracy), m.parentVersion.map { "v\($0)" } ?? "-",
@@ -42,7 +42,7 @@ struct ModelsCommand: ParsableCommand {
             let history = try registry.history(version: version)
             if json {
                 struct Output: Encodable { var model: Registry.Model; var history: [Registry.Promotion] }
-                return try JSONOutput.printSnakeCase(Output(model: model, history: history))
+                return try JSONOutput.print(Output(model: model, history: history))
             }
             print("version \(model.version): \(model.state), stage \(model.stage), validation accuracy \(String(format: "%.4f", model.validationAccuracy))")
             print("folder \(model.folder), content sha256 \(model.contentSha256), trained by run \(model.trainRunId ?? "-")")
@@ -83,12 +83,12 @@ struct ModelsCommand: ParsableCommand {
                     print("no model was champion at \(at)")
                     return
                 }
-                if json { return try JSONOutput.printSnakeCase(p) }
+                if json { return try JSONOutput.print(p) }
                 print("at \(at) the champion was version \(p.version), since \(p.at) (\(p.actor): \(p.reason))")
                 return
             }
             let history = try registry.history()
-            if json { return try JSONOutput.printSnakeCase(history) }
+            if json { return try JSONOutput.print(history) }
             for h in history { print("\(h.at)  v\(h.version)  \(h.fromState ?? "new") -> \(h.toState)  (\(h.actor): \(h.reason))") }
         }
     }
@@ -134,7 +134,7 @@ struct LabelsCommand: ParsableCommand {
     func run() throws {
         let r = try DroplineRoot(existing: root)
         let result = try GroundTruth(root: r, index: try Index(path: r.index)).merge(labels: file)
-        if json { return try JSONOutput.printSnakeCase(result) }
+        if json { return try JSONOutput.print(result) }
         print(String(format: "batch %@: %d labelled images, accuracy %.2f%% (constraint %.2f%%)%@", result.batch, result.labelled,
                      result.accuracy * 100, result.constraintAccuracy * 100, result.belowConstraint ? ": BELOW, quality flag written" : ""))
         if !result.unmatched.isEmpty { print("not found in the batch: \(result.unmatched.prefix(5).joined(separator: ", "))\(result.unmatched.count > 5 ? " ..." : "")") }

@@ -41,7 +41,7 @@ struct DatasetCommand: ParsableCommand {
                                                                  progress: TerminalProgress("stages", total: total, unit: "images"))
             let counts = Dictionary(uniqueKeysWithValues: LabelledDataset.splits.map { ($0, (dataset.files[$0]?.count ?? 0)) })
             if json {
-                try JSONOutput.printSnakeCase(StagesSummary(data: data, out: out, seed: seed, classes: dataset.classes,
+                try JSONOutput.print(StagesSummary(data: data, out: out, seed: seed, classes: dataset.classes,
                                                             stages: DriftStage.allCases.map { .init(name: $0.rawValue, transform: $0.summary) },
                                                             imagesPerStage: counts, skipped: skipped))
             } else {
@@ -116,7 +116,7 @@ struct StudyOptions: ParsableArguments {
         simulation.trainingReport = TrainingDisplay(quiet: false).handle
         let result = try simulation.run()
         if json {
-            try JSONOutput.printSnakeCase(result)
+            try JSONOutput.print(result)
         } else {
             print(StudyTables.text(result))
             print("report:  \(result.report)")

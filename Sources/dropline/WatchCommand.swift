@@ -114,7 +114,7 @@ struct StatusCommand: ParsableCommand {
                             recentRuns: try index.runs(limit: limit), pendingFlags: pending,
                             unservedBatches: try index.jobs(states: ["skipped"], limit: 200).filter { $0.event == "batch_landed" }.prefix(limit).map { $0 },
                             refused: try index.refusals(limit: limit))
-        if json { return try JSONOutput.printSnakeCase(output) }
+        if json { return try JSONOutput.print(output) }
         if let d = output.daemon {
             let liveness = d.state == "running" ? (d.alive ? "running (pid \(d.pid))" : "not running (pid \(d.pid) is gone; it did not stop cleanly)") : "stopped"
             print("daemon:   \(liveness), \(d.mode), started \(d.startedAt), last heartbeat \(d.heartbeatAt)")

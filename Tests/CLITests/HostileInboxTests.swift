@@ -68,6 +68,11 @@ struct HostileInboxTests {
 
         let status = try Binary.run(["status", root, "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        for command in [["status", root, "--json"], ["runs", root, "--json"], ["models", "list", root, "--json"], ["rules", "check", root, "--json"]] {
+            let output = try Binary.run(command)
+            #expect(output.status == 0, "\(command): \(output.stderr)")
+            #expect(JSONStyle.camelCaseKeys(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8))).isEmpty, "\(command)")
+        }
         let refused = Set((object["refused"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String })
         #expect(refused == ["inbox/production/original/\(pwned)", "inbox/production/original/linked",
                             "inbox/production/original/nl\n2026-01-01T00:00:00Z error forged", "flags/retrain/pipe.json"])

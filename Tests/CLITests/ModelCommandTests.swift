@@ -41,7 +41,9 @@ struct ModelCommandTests {
                                     "--image-size", "32", "--batch-size", "8", "--json"])
         #expect(train.status == 0, "\(train.stderr)")
         let summary = try JSONSerialization.jsonObject(with: Data(train.stdout.utf8)) as? [String: Any]
-        #expect(summary?["epochsRun"] as? Int == 3 || summary?["epochs_run"] as? Int == 3)
+        #expect(summary?["epochs_run"] as? Int == 3)
+        #expect(summary?["content_sha256"] is String && summary?["best_epoch"] is Int)
+        #expect(JSONStyle.camelCaseKeys(summary ?? [:]).isEmpty, "\(JSONStyle.camelCaseKeys(summary ?? [:]))")
         #expect(train.stderr.contains("epoch   1"))
         for file in ["weights.safetensors", "model.json", "content.sha256"] {
             #expect(FileManager.default.fileExists(atPath: model + "/" + file), "\(file) missing")
@@ -51,6 +53,7 @@ struct ModelCommandTests {
         #expect(eval.status == 0, "\(eval.stderr)")
         let metrics = (try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])?["metrics"] as? [String: Any]
         #expect(metrics?["count"] as? Int == 18)
+        #expect(JSONStyle.camelCaseKeys(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8))).isEmpty)
         #expect((metrics?["confusion"] as? [[Int]])?.count == 3)
 
         _ = FileManager.default.createFile(atPath: root + "/test/red/broken.jpg", contents: Data("not an image".utf8))
@@ -114,5 +117,17 @@ enum PNGWriter {
         let ihdr = be32(UInt32(width)) + be32(UInt32(height)) + [8, 2, 0, 0, 0]
         let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", z) + chunk("IEND", [])
         try Data(png).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+/// The one style of every `--json` output: snake_case keys.
+enum JSONStyle {
+    /// Every key (at any depth) that has an upper-case letter.
+    static func camelCaseKeys(_ value: Any) -> [String] {
+        if let object = value as? [String: Any] {
+            return object.flatMap { key, inner in (key.contains(where: \.isUppercase) ? [key] : []) + camelCaseKeys(inner) }
+        }
+        if let list = value as? [Any] { return list.flatMap(camelCaseKeys) }
+        return []
     }
 }
