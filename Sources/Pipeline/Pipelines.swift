@@ -29,19 +29,6 @@ public struct RunManifest: Codable, Sendable {
     }
 }
 
-/// The promotion policy: a candidate becomes champion automatically when there is no champion, or
-/// when its validation accuracy is at least the champion's minus `margin`, both measured on the
-/// candidate's validation set (the champion was evaluated on it when the candidate was trained: a
-/// model retrained on drifted data is compared with the champion on that drifted data, not with the
-/// champion's score on its own, easier data); otherwise it waits for `dropline models promote`.
-public struct PromotionPolicy: Sendable, Equatable {
-    public var margin: Double = 0.01
-    /// Whether training applies the policy itself. The watch daemon turns this off and leaves
-    /// promotion to the rules' `promote` action.
-    public var automatic = true
-    public init() {}
-}
-
 /// Both pipelines, on a Dropline root.
 public final class Pipelines {
     public let root: DroplineRoot
@@ -298,33 +285,24 @@ public final class Pipelines {
         if policy.automatic { _ = try applyPolicy(db, version: version, accuracy: accuracy, actor: "policy") }
     }
 
-    /// Promotes `version` when the policy allows (no champion, or validation accuracy at least the
-    /// champion's minus the margin, on the candidate's validation set when the champion was evaluated
-    /// there); returns what was decided, for logs and the index.
+    /// Applies the promotion policy (`PromotionPolicy.decide`) to `version` and records what it
+    /// decided; returns it, for logs and the index.
     func applyPolicy(_ db: Database, version: Int, accuracy: Double, actor: String) throws -> String {
-        guard let champion = try Row.fetchOne(db, sql: "SELECT version, validation_accuracy FROM models WHERE state = 'champion'") else {
-            try Self.promote(db, version: version, reason: "first model: no champion", actor: actor)
-            return "promoted version \(version): first model: no champion"
+        let champion = try Row.fetchOne(db, sql: "SELECT version, validation_accuracy FROM models WHERE state = 'champion'")
+            .map { PromotionPolicy.Champion(version: $0["version"], accuracy: $0["validation_accuracy"]) }
+        let row = try Row.fetchOne(db, sql: "SELECT stage, baseline_version, baseline_accuracy FROM models WHERE version = ?", arguments: [version])
+        let baseline: PromotionPolicy.Baseline? = row.flatMap { row in
+            guard let v: Int = row["baseline_version"], let a: Double = row["baseline_accuracy"] else { return nil }
+            return PromotionPolicy.Baseline(version: v, accuracy: a)
         }
-        let championVersion: Int = champion["version"]
-        let baseline = try Row.fetchOne(db, sql: "SELECT stage, baseline_version, baseline_accuracy FROM models WHERE version = ?", arguments: [version])
-        let comparison: String, championAccuracy: Double
-        if let baseline, let baselineVersion: Int = baseline["baseline_version"], baselineVersion == championVersion,
-           let baselineAccuracy: Double = baseline["baseline_accuracy"] {
-            championAccuracy = baselineAccuracy
-            comparison = "on stage \(baseline["stage"] as String)'s validation set"
-        } else {
-            championAccuracy = champion["validation_accuracy"]
-            comparison = "each on its own validation set"
-        }
-        let margin = String(format: "%.2f", policy.margin)
-        if accuracy >= championAccuracy - policy.margin {
-            let reason = String(format: "accuracy %.4f >= champion v%d's %.4f - margin %@, %@", accuracy, championVersion, championAccuracy, margin, comparison)
+        let candidate = PromotionPolicy.Candidate(version: version, accuracy: accuracy, stage: row?["stage"] ?? "?")
+        switch policy.decide(candidate: candidate, champion: champion, baseline: baseline) {
+        case .promote(let reason):
             try Self.promote(db, version: version, reason: reason, actor: actor)
             return "promoted version \(version): \(reason)"
+        case .keep(let reason):
+            return "kept version \(version) as candidate: \(reason)"
         }
-        return String(format: "kept version %d as candidate: accuracy %.4f < champion v%d's %.4f - margin %@, %@",
-                      version, accuracy, championVersion, championAccuracy, margin, comparison)
     }
 
     /// The `promote` action of the rules: `default` applies the promotion policy to `version`,
@@ -424,38 +402,37 @@ public final class Pipelines {
     /// folder of a batch under inbox/production/<stage>/ (what the default rules retrain on); a batch
     /// served from elsewhere has no stage, and the retrain rule then says so instead of guessing.
     func writeDriftFlag(batch: String, folder: String, run: String, version: Int, report: DriftReport) throws {
-        var flag: [String: Any] = [
-            "kind": "drift", "batch": batch, "run": run, "model_version": version, "drift": true, "reason": report.reason,
-            "detectors": report.detectors.map { ["name": $0.name, "drift": $0.drift, "minimum_adjusted_p_value": $0.minimumAdjustedPValue,
-                                                 "maximum_statistic": $0.maximumStatistic] },
-            "created_at": Index.now(),
-        ]
         // How many serve runs in a row, up to and including this one, found drift: for rules with
         // hysteresis (retrain only after two drifted batches in a row).
-        flag["batches_in_a_row"] = try index.read { db in
+        let inARow = try index.read { db in
             let decisions = try Int.fetchAll(db, sql: """
                 SELECT d.drift FROM drift_decisions d JOIN runs r ON r.id = d.run_id
                 WHERE r.kind = 'serve' AND r.status = 'succeeded' ORDER BY r.started_at DESC, r.id DESC LIMIT 1000
                 """)
             return decisions.prefix { $0 == 1 }.count
         }
-        let absolute = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
-        let rootPath = URL(fileURLWithPath: root.path).standardizedFileURL.resolvingSymlinksInPath().path
-        if absolute.hasPrefix(rootPath + "/") {
-            let relative = String(absolute.dropFirst(rootPath.count + 1))
-            if let located = Self.productionStage(relative) {
-                flag["stage"] = located.stage
-                flag["batch_path"] = located.batchPath
-            } else if relative.hasPrefix("inbox/production/") {
-                flag["batch_path"] = String(relative.dropFirst("inbox/".count))  // a batch without a stage folder
-            }
-        }
-        let path = root.flags("drift") + "/" + Self.safe(batch) + ".json"
-        try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: flag, options: [.prettyPrinted, .sortedKeys])), to: path)
+        let located = productionLocation(folder)
+        let flag = DriftFlag(batch: batch, stage: located.stage, batchPath: located.batchPath, run: run, modelVersion: version, reason: report.reason,
+                             detectors: report.detectors.map { .init(name: $0.name, drift: $0.drift, minimumAdjustedPValue: $0.minimumAdjustedPValue,
+                                                                     maximumStatistic: $0.maximumStatistic) },
+                             createdAt: Index.now(), batchesInARow: inARow)
+        let path = try FlagFiles.write(flag, kind: "drift", batch: batch, in: root)
         try index.write { db in
             try db.execute(sql: "INSERT INTO flags (kind, path, subject, created_at) VALUES ('drift', ?, ?, ?)",
                            arguments: [root.relative(path), batch, Index.now()])
         }
+    }
+
+    /// Where a batch folder lies under inbox/production/: its stage (for `production/<stage>/<batch>`)
+    /// and its path relative to inbox/, or neither for a folder elsewhere.
+    func productionLocation(_ folder: String) -> (stage: String?, batchPath: String?) {
+        let absolute = URL(fileURLWithPath: folder).standardizedFileURL.resolvingSymlinksInPath().path
+        let rootPath = URL(fileURLWithPath: root.path).standardizedFileURL.resolvingSymlinksInPath().path
+        guard absolute.hasPrefix(rootPath + "/") else { return (nil, nil) }
+        let relative = String(absolute.dropFirst(rootPath.count + 1))
+        if let located = Self.productionStage(relative) { return (located.stage, located.batchPath) }
+        if relative.hasPrefix("inbox/production/") { return (nil, String(relative.dropFirst("inbox/".count))) }  // no stage folder
+        return (nil, nil)
     }
 
     // MARK: - Helpers

@@ -172,16 +172,15 @@ public struct GroundTruth {
                 """, arguments: [runID, labels.count, metrics.accuracy, constraint, below ? 1 : 0,
                                  String(decoding: try encoder.encode(recorded), as: UTF8.self), Index.now()])
             if below {
-                var flag: [String: Any] = ["kind": "quality", "batch": batch, "run": runID, "model_version": version,
-                                           "accuracy": metrics.accuracy, "constraint_accuracy": constraint, "created_at": Index.now()]
+                var flag = QualityFlag(batch: batch, run: runID, modelVersion: version, accuracy: metrics.accuracy,
+                                       constraintAccuracy: constraint, createdAt: Index.now())
                 // The stage of a batch served from inbox/production/<stage>/<batch>: what a rule retrains on.
                 if let input = try String.fetchOne(db, sql: "SELECT path FROM run_inputs WHERE run_id = ? AND role = 'processing/batch'", arguments: [runID]),
                    let located = Pipelines.productionStage(input) {
-                    flag["stage"] = located.stage
-                    flag["batch_path"] = located.batchPath
+                    flag.stage = located.stage
+                    flag.batchPath = located.batchPath
                 }
-                let path = root.flags("quality") + "/" + Pipelines.safe(batch) + ".json"
-                try AtomicFile.write(Array(try JSONSerialization.data(withJSONObject: flag, options: [.prettyPrinted, .sortedKeys])), to: path)
+                let path = try FlagFiles.write(flag, kind: "quality", batch: batch, in: root)
                 try db.execute(sql: "INSERT INTO flags (kind, path, subject, created_at) VALUES ('quality', ?, ?, ?)",
                                arguments: [root.relative(path), batch, Index.now()])
             }

@@ -1,0 +1,99 @@
+import DroplineSupport
+import Foundation
+public import Store
+
+/// A drift flag, `flags/drift/<batch>.json`: written by a serve run that found drift, for the rules
+/// to act on (the rules read every top-level value as `flag.<key>`; rules/README.md lists them).
+public struct DriftFlag: Codable, Sendable, Equatable {
+    public var kind = "drift"
+    public var batch: String
+    /// The stage folder of a batch under inbox/production/<stage>/ (what the default rules retrain
+    /// on); absent for a batch served from elsewhere.
+    public var stage: String?
+    /// The batch's path relative to inbox/, when it lies under inbox/production/.
+    public var batchPath: String?
+    public var run: String
+    public var modelVersion: Int
+    public var drift = true
+    public var reason: String
+    public var detectors: [Detector]
+    public var createdAt: String
+    /// How many served batches in a row, this one included, drifted: for rules with hysteresis.
+    public var batchesInARow: Int
+
+    public struct Detector: Codable, Sendable, Equatable {
+        public var name: String
+        public var drift: Bool
+        public var minimumAdjustedPValue: Double
+        public var maximumStatistic: Double
+
+        public init(name: String, drift: Bool, minimumAdjustedPValue: Double, maximumStatistic: Double) {
+            self.name = name
+            self.drift = drift
+            self.minimumAdjustedPValue = minimumAdjustedPValue
+            self.maximumStatistic = maximumStatistic
+        }
+    }
+
+    public init(batch: String, stage: String? = nil, batchPath: String? = nil, run: String, modelVersion: Int, reason: String,
+                detectors: [Detector], createdAt: String, batchesInARow: Int) {
+        self.batch = batch
+        self.stage = stage
+        self.batchPath = batchPath
+        self.run = run
+        self.modelVersion = modelVersion
+        self.reason = reason
+        self.detectors = detectors
+        self.createdAt = createdAt
+        self.batchesInARow = batchesInARow
+    }
+
+}
+
+/// A quality flag, `flags/quality/<batch>.json`: written when ground truth puts the champion below
+/// its accuracy constraint on a labelled batch.
+public struct QualityFlag: Codable, Sendable, Equatable {
+    public var kind = "quality"
+    public var batch: String
+    public var stage: String?
+    public var batchPath: String?
+    public var run: String
+    public var modelVersion: Int
+    public var accuracy: Double
+    public var constraintAccuracy: Double
+    public var createdAt: String
+
+    public init(batch: String, stage: String? = nil, batchPath: String? = nil, run: String, modelVersion: Int, accuracy: Double,
+                constraintAccuracy: Double, createdAt: String) {
+        self.batch = batch
+        self.stage = stage
+        self.batchPath = batchPath
+        self.run = run
+        self.modelVersion = modelVersion
+        self.accuracy = accuracy
+        self.constraintAccuracy = constraintAccuracy
+        self.createdAt = createdAt
+    }
+}
+
+/// The one writer and reader of the flags Dropline raises: snake_case JSON, written atomically
+/// (a reader never sees half a flag), and the row in the index's `flags` table.
+public enum FlagFiles {
+    /// The file of a flag of `kind` about `batch` in `root`.
+    public static func path(_ root: DroplineRoot, kind: String, batch: String) -> String {
+        root.flags(kind) + "/" + Pipelines.safe(batch) + ".json"
+    }
+
+    /// Writes `flag` atomically to its file (replacing an earlier flag of the same batch); returns
+    /// the path. The caller records the row in the index in the same transaction as what raised it.
+    @discardableResult
+    public static func write(_ flag: some Encodable, kind: String, batch: String, in root: DroplineRoot) throws -> String {
+        let path = path(root, kind: kind, batch: batch)
+        try SnakeCaseJSON.write(flag, to: path)
+        return path
+    }
+
+    public static func read<Flag: Decodable>(_ type: Flag.Type, from path: String) throws -> Flag {
+        try SnakeCaseJSON.decoder().decode(type, from: Data(try AtomicFile.read(path, limit: 16 << 20, links: .refuse)))
+    }
+}
