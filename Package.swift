@@ -49,20 +49,17 @@ let package = Package(
         // L1: noticing batches landing (scans, inotify, polling).
         .target(name: "FolderWatch", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .target(name: "Rules", dependencies: ["DroplineSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictness),
-        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport",
-                                               .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport"], swiftSettings: strictness),
         // L1: the root folder, the versioned output tree and the SQLite index.
         .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L3: the four components with train and serve modes, and the pipelines.
-        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport",
-                                                 .product(name: "GRDB", package: "GRDB.swift")],
+        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport"],
                 swiftSettings: strictness),
         // L2: labelled datasets: the drift stages of the study, Fashion-MNIST from its IDX files.
         .target(name: "Datasets", dependencies: ["CCodecs", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L4: the drift study, end to end through the real daemon.
-        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport",
-                                                   .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport"], swiftSettings: strictness),
         // L3: measurements against peers.
         .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.

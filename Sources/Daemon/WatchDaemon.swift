@@ -2,7 +2,6 @@ import DroplineSupport
 import FolderWatch
 import Foundation
 public import Modeling
-import GRDB
 import Pipeline
 import Rules
 public import Store
@@ -136,7 +135,7 @@ public final class WatchDaemon: @unchecked Sendable {
         for layout in rules.servedLayouts() where !layout.served {
             log.warning("the rules serve no batch in inbox/\(layout.layout)/ (\(layout.reason ?? "")); such batches are recorded as not served")
         }
-        try heartbeat(state: "running")
+        try heartbeat(state: .running)
 
         while !stop.requested {
             reloadRulesIfChanged()
@@ -146,13 +145,13 @@ public final class WatchDaemon: @unchecked Sendable {
             try queueSchedules()
             try queueTrainedModels()
             try startWorkers(stop: stop)
-            try heartbeat(state: "running")
+            try heartbeat(state: .running)
             let busy = !running.withLock { $0.isEmpty }
             if options.once && !busy && tracker.nextDeadline(now: Self.now()) == nil {
                 // a job that ended since the last scan may have raised a flag or trained a model
                 try scanFlags()
                 try queueTrainedModels()
-                if try pipelines.index.jobs(states: ["queued"], limit: 1).isEmpty { break }
+                if try pipelines.index.jobs(states: [.queued], limit: 1).isEmpty { break }
                 continue
             }
             // Wake up for changes, for the next settle deadline, or at least every few seconds (to
@@ -176,7 +175,7 @@ public final class WatchDaemon: @unchecked Sendable {
             log.info("waiting for the running jobs to finish their current step")
             while !running.withLock({ $0.isEmpty }) { Self.sleep(0.1) }
         }
-        try heartbeat(state: "stopped")
+        try heartbeat(state: .stopped)
         log.info("stopped")
     }
 
@@ -214,7 +213,7 @@ public final class WatchDaemon: @unchecked Sendable {
             }
             tracker.markHandled(ready.name, files: snapshot.files)
             let path = "production/" + ready.name
-            if let job = try pipelines.index.enqueue(event: EventKind.batchLanded.rawValue, path: path, contentSha256: hash) {
+            if let job = try pipelines.index.enqueue(event: .batchLanded, path: path, contentSha256: hash) {
                 log.info("batch \(path) landed (\(ready.completion.rawValue), \(ready.files) file(s)); queued job \(job.id)", ["job": "\(job.id)"])
             } else {
                 log.info("batch \(path) with this content is already in the job queue (queued, done or failed); not queuing it again (to rerun it: `dropline infer \(root.path) \(folder)`; failed jobs: `dropline watch --retry-failed`)")
@@ -240,7 +239,7 @@ public final class WatchDaemon: @unchecked Sendable {
             let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: Date(timeIntervalSince1970: Double(minute * 60)))
             for rule in rules.due(minute: c.minute!, hour: c.hour!, day: c.day!, month: c.month!, weekday: c.weekday! - 1) {
                 let path = "schedule/" + rule.name
-                if let job = try pipelines.index.enqueue(event: EventKind.schedule.rawValue, path: path, contentSha256: SHA256.hash(Array("\(path)@\(minute)".utf8))) {
+                if let job = try pipelines.index.enqueue(event: .schedule, path: path, contentSha256: SHA256.hash(Array("\(path)@\(minute)".utf8))) {
                     log.info("schedule of rule \(rule.name) (\(rule.cron!)) is due; queued job \(job.id)", ["job": "\(job.id)", "rule": rule.name])
                 }
             }
@@ -250,11 +249,9 @@ public final class WatchDaemon: @unchecked Sendable {
     /// Every model version in the registry (trained by a rule or by `dropline train`) raises
     /// model_trained once, keyed by its content hash.
     func queueTrainedModels() throws {
-        let models = try pipelines.index.read { db in
-            try Row.fetchAll(db, sql: "SELECT folder, content_sha256 FROM models ORDER BY version").map { ($0["folder"] as String, $0["content_sha256"] as String) }
-        }
-        for (folder, hash) in models where offeredModels.insert(folder).inserted {
-            if let job = try pipelines.index.enqueue(event: EventKind.modelTrained.rawValue, path: folder, contentSha256: hash) {
+        for model in try pipelines.index.models() where offeredModels.insert(model.folder).inserted {
+            let (folder, hash) = (model.folder, model.contentSha256)
+            if let job = try pipelines.index.enqueue(event: .modelTrained, path: folder, contentSha256: hash) {
                 log.info("model \(folder) is new; queued job \(job.id)", ["job": "\(job.id)"])
             }
         }
@@ -294,7 +291,7 @@ public final class WatchDaemon: @unchecked Sendable {
                 continue
             }
             offered[relative] = stamp
-            if let job = try pipelines.index.enqueue(event: event.rawValue, path: relative, contentSha256: SHA256.hash(data)) {
+            if let job = try pipelines.index.enqueue(event: JobEvent(event), path: relative, contentSha256: SHA256.hash(data)) {
                 log.info("\(event == .flagCreated ? "flag" : "labels") \(relative) found; queued job \(job.id)", ["job": "\(job.id)"])
             }
         }
@@ -322,11 +319,11 @@ public final class WatchDaemon: @unchecked Sendable {
         log.info("job \(job.id): \(job.event) \(job.path)", ["job": "\(job.id)"])
         let event: Event?
         do { event = try makeEvent(job) } catch {
-            try finish(job, state: "failed", detail: "\(error)")
+            try finish(job, state: .failed, detail: "\(error)")
             return
         }
         guard let event else {
-            try finish(job, state: "skipped", detail: "\(job.path) is gone")
+            try finish(job, state: .skipped, detail: "\(job.path) is gone")
             return
         }
         let decisions = rules.decide(event)
@@ -357,7 +354,7 @@ public final class WatchDaemon: @unchecked Sendable {
                                              actions: decision.actions.map(\.description), outcome: outcome)
             outcomes.append("\(decision.rule): \(outcome.isEmpty ? "ignored" : outcome)")
         }
-        let state = failed != nil ? "failed" : (outcomes.isEmpty ? "skipped" : "succeeded")
+        let state: JobState = failed != nil ? .failed : (outcomes.isEmpty ? .skipped : .succeeded)
         var detail = outcomes.joined(separator: " | ")
         if outcomes.isEmpty {
             // say why, with the reasons of the rules that are for this event
@@ -373,7 +370,7 @@ public final class WatchDaemon: @unchecked Sendable {
     }
 
     func makeEvent(_ job: Job) throws -> Event? {
-        guard let kind = EventKind(rawValue: job.event) else { throw DaemonError("unknown event \(job.event)") }
+        guard let kind = EventKind(rawValue: job.event.rawValue) else { throw DaemonError("unknown event \(job.event.rawValue)") }
         switch kind {
         case .flagCreated:
             let path = root.path + "/" + job.path
@@ -382,15 +379,10 @@ public final class WatchDaemon: @unchecked Sendable {
         case .schedule:
             return Event(kind: .schedule, path: job.path)
         case .modelTrained:
-            let row = try pipelines.index.read { db in
-                try Row.fetchOne(db, sql: "SELECT version, stage, validation_accuracy, state, train_run_id FROM models WHERE folder = ?", arguments: [job.path])
-            }
-            guard let row else { return nil }
-            let version: Int = row["version"], accuracy: Double = row["validation_accuracy"]
-            let stage: String = row["stage"], state: String = row["state"], run: String? = row["train_run_id"]
-            var fields: [String: Value] = ["model.version": .number(Double(version)), "model.stage": .string(stage),
-                                           "model.validation_accuracy": .number(accuracy), "model.state": .string(state)]
-            if let run { fields["model.run"] = .string(run) }
+            guard let model = try pipelines.index.model(folder: job.path) else { return nil }
+            var fields: [String: Value] = ["model.version": .number(Double(model.version)), "model.stage": .string(model.stage),
+                                           "model.validation_accuracy": .number(model.validationAccuracy), "model.state": .string(model.state.rawValue)]
+            if let run = model.trainRunId { fields["model.run"] = .string(run) }
             return Event(kind: .modelTrained, path: job.path, fields: fields)
         default:
             guard FileManager.default.fileExists(atPath: root.inbox + "/" + job.path) else { return nil }
@@ -404,13 +396,7 @@ public final class WatchDaemon: @unchecked Sendable {
         let since = job.attempts > 1 ? job.startedAt : nil
         switch action {
         case .infer(let batch):
-            if let since, let run = try pipelines.index.read({ db in
-                try String.fetchOne(db, sql: """
-                    SELECT r.id FROM runs r JOIN run_inputs i ON i.run_id = r.id
-                    WHERE r.kind = 'serve' AND r.status = 'succeeded' AND i.role = 'processing/batch' AND i.path = ? AND r.started_at >= ?
-                    ORDER BY r.started_at LIMIT 1
-                    """, arguments: ["inbox/" + batch, since])
-            }) {
+            if let since, let run = try pipelines.index.servedRun(batchPath: "inbox/" + batch, since: since) {
                 let raised = try pipelines.raiseMissingDriftFlag(run: run)
                 return "inferred \(batch): already done by run \(run) before the restart" + (raised ? "; its drift flag, not written then, raised now" : "")
             }
@@ -423,13 +409,7 @@ public final class WatchDaemon: @unchecked Sendable {
             let (run, drift) = try pipelines.infer(batch: folder)
             return "inferred \(batch): run \(run), \(drift ? "drift: flag raised" : "no drift")"
         case .train(let stage):
-            if let since, let row = try pipelines.index.read({ db in
-                try Row.fetchOne(db, sql: """
-                    SELECT id, model_version FROM runs WHERE kind = 'train' AND status = 'succeeded' AND subject = ? AND started_at >= ?
-                    AND model_version IS NOT NULL ORDER BY started_at LIMIT 1
-                    """, arguments: [stage, since])
-            }) {
-                let run: String = row["id"], version: Int = row["model_version"]
+            if let since, let (run, version) = try pipelines.index.trainedRun(stage: stage, since: since) {
                 trained = version
                 return "trained stage \(stage): already done by run \(run) (model version \(version)) before the restart"
             }
@@ -437,9 +417,7 @@ public final class WatchDaemon: @unchecked Sendable {
             trained = version
             return "trained stage \(stage): run \(run), model version \(version)"
         case .promote(let policy):
-            let newest = try pipelines.index.read { db in
-                try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE state = 'candidate'")
-            }
+            let newest = try pipelines.index.newestCandidate()
             guard let version = trained ?? newest else { return "nothing to promote: no new candidate" }
             return try pipelines.promote(version: version, policy: policy, actor: "rules")
         case .mergeLabels(let file):
@@ -474,25 +452,19 @@ public final class WatchDaemon: @unchecked Sendable {
     }
 
     /// Ends a job; a flag job's file moves to flags/done/ and its outcome goes into the flags table.
-    func finish(_ job: Job, state: String, detail: String) throws {
+    func finish(_ job: Job, state: JobState, detail: String) throws {
         try pipelines.index.finishJob(job.id, state: state, detail: detail)
-        let line = "job \(job.id) \(state): \(detail)" + (state == "failed" ? " (fix the cause, then `dropline watch --retry-failed` runs it again)" : "")
-        if state == "failed" { log.error(line, ["job": "\(job.id)"]) } else { log.info(line, ["job": "\(job.id)"]) }
-        guard job.event == EventKind.flagCreated.rawValue else { return }
+        let line = "job \(job.id) \(state.rawValue): \(detail)" + (state == .failed ? " (fix the cause, then `dropline watch --retry-failed` runs it again)" : "")
+        if state == .failed { log.error(line, ["job": "\(job.id)"]) } else { log.info(line, ["job": "\(job.id)"]) }
+        guard job.event == .flagCreated else { return }
         let source = root.path + "/" + job.path
         guard FileManager.default.fileExists(atPath: source) else { return }
         let parts = job.path.split(separator: "/")
         let kind = String(parts[1])
         let done = root.flags("done") + "/\(kind)-job\(job.id)-" + parts.last!
         try FileManager.default.moveItem(atPath: source, toPath: done)
-        try pipelines.index.write { db in
-            try db.execute(sql: "UPDATE flags SET handled_at = ?, outcome = ? WHERE path = ? AND handled_at IS NULL",
-                           arguments: [Index.now(), "\(state): \(detail)", job.path])
-            if db.changesCount == 0 {
-                try db.execute(sql: "INSERT INTO flags (kind, path, subject, created_at, handled_at, outcome) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [kind, job.path, String(parts.last!.dropLast(5)), job.createdAt, Index.now(), "\(state): \(detail)"])
-            }
-        }
+        try pipelines.index.handleFlag(kind: FlagKind(rawValue: kind) ?? .retrain, path: job.path, subject: String(parts.last!.dropLast(5)),
+                                       createdAt: job.createdAt, outcome: "\(state.rawValue): \(detail)")
     }
 
     // MARK: - Rules reload, heartbeat
@@ -510,10 +482,10 @@ public final class WatchDaemon: @unchecked Sendable {
             rulesError = error.description
             log.error("the edited rules file is invalid, the previous rules stay in force: \(error)")
         }
-        try? heartbeat(state: "running")
+        try? heartbeat(state: .running)
     }
 
-    func heartbeat(state: String) throws {
+    func heartbeat(state: DaemonState.State) throws {
         try pipelines.index.daemonHeartbeat(pid: getpid(), mode: mode, state: state, startedAt: startedAt,
                                             rulesFile: "rules.yaml", rulesError: rulesError)
     }
@@ -573,4 +545,9 @@ public final class DaemonLog: Sendable {
         if echo { FileHandle.standardError.write(Data(line.utf8)) }
         file?.write(Data(line.utf8))
     }
+}
+
+extension JobEvent {
+    /// The queue's name for a rules event (the same text).
+    init(_ kind: EventKind) { self = JobEvent(rawValue: kind.rawValue)! }
 }

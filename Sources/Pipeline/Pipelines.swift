@@ -2,7 +2,6 @@ import DriftStatistics
 import DroplineSupport
 public import Explainability
 import Foundation
-import GRDB
 import Imaging
 public import Modeling
 import Monitoring
@@ -32,14 +31,20 @@ public struct RunManifest: Codable, Sendable {
 /// Both pipelines, on a Dropline root.
 public final class Pipelines {
     public let root: DroplineRoot
-    public let index: Index
+    public let index: any DroplineIndex
     public var policy = PromotionPolicy()
     public var log: @Sendable (String) -> Void = { _ in }
     public var trainingReport: @Sendable (TrainingEvent) -> Void = { _ in }
 
-    public init(root: DroplineRoot) throws {
+    /// The pipelines on `root` with its SQLite index.
+    public convenience init(root: DroplineRoot) throws {
+        self.init(root: root, index: try Index(path: root.index))
+    }
+
+    /// The pipelines on `root` with the given index (any backend).
+    public init(root: DroplineRoot, index: any DroplineIndex) {
         self.root = root
-        index = try Index(path: root.index)
+        self.index = index
     }
 
     /// Marks runs left "running" by a process that died as failed and removes their staging folders.
@@ -70,7 +75,7 @@ public final class Pipelines {
         let name = "\(runID)-train-\(Self.safe(stage))"
         let staging = root.staging + "/" + name
         let started = Index.now()
-        try index.startRun(id: runID, kind: "train", subject: stage)
+        try index.startRun(id: runID, kind: .train, subject: stage)
         do {
             log("processing")
             var processing = ProcessingComponent(imageSize: configuration.imageSize)
@@ -168,7 +173,7 @@ public final class Pipelines {
         let staging = root.staging + "/" + name
         let started = Index.now()
         let modelFolder = root.path + "/" + champion.folder + "/model"
-        try index.startRun(id: runID, kind: "serve", subject: batchName, modelVersion: champion.version)
+        try index.startRun(id: runID, kind: .serve, subject: batchName, modelVersion: champion.version)
         do {
             let classifier = try Classifier(model: modelFolder)
             log("processing \(batchName)")
@@ -202,22 +207,11 @@ public final class Pipelines {
     /// between (or a run that `recover()` completed from its manifest) left none. Writes it now, unless
     /// one was written since the run started. Returns whether it wrote one.
     public func raiseMissingDriftFlag(run runID: String) throws -> Bool {
-        guard let row = try index.read({ db in
-            try Row.fetchOne(db, sql: """
-                SELECT r.folder, r.subject, r.model_version, r.started_at, d.drift, i.path FROM runs r
-                JOIN drift_decisions d ON d.run_id = r.id JOIN run_inputs i ON i.run_id = r.id AND i.role = 'processing/batch'
-                WHERE r.id = ? AND r.status = 'succeeded'
-                """, arguments: [runID])
-        }), (row["drift"] as Int) == 1 else { return false }
-        let batch: String = row["subject"], folder: String = row["folder"]
-        let flag = root.relative(root.flags("drift") + "/" + Self.safe(batch) + ".json")
-        let written = try index.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM flags WHERE kind = 'drift' AND path = ? AND created_at >= ?",
-                             arguments: [flag, row["started_at"] as String]) ?? 0
-        }
-        guard written == 0 else { return false }
-        let report = try Self.readDriftReport(run: root.path + "/" + folder)
-        try writeDriftFlag(batch: batch, folder: root.path + "/" + (row["path"] as String), run: runID, version: row["model_version"], report: report)
+        guard let served = try index.servedRun(id: runID), served.drift == true, let batchPath = served.batchPath else { return false }
+        let flag = root.relative(FlagFiles.path(root, kind: "drift", batch: served.subject))
+        guard try index.flagCount(kind: .drift, path: flag, since: served.startedAt) == 0 else { return false }
+        let report = try Self.readDriftReport(run: root.path + "/" + served.folder)
+        try writeDriftFlag(batch: served.subject, folder: root.path + "/" + batchPath, run: runID, version: served.modelVersion, report: report)
         return true
     }
 
@@ -231,25 +225,26 @@ public final class Pipelines {
                 outputs[key] = root.relative(folder + "/" + component.component.rawValue + "/" + path)
             }
         }
+        // Inputs as each component saw them: a folder and the SHA-256 over its files' paths and hashes.
+        let inputs = manifest.components.flatMap { component in
+            component.inputs.map { RunInput(role: component.component.rawValue + "/" + $0.role, path: root.relative($0.path), sha256: $0.sha256) }
+        }
         let relativeFolder = root.relative(folder)
         if manifest.kind == "train", let version = manifest.modelVersion {
             try publishModelVersion(version, from: folder)
             FaultInjection.point("train-after-model-published")
-        }
-        try index.finishRun(id: manifest.runId, folder: relativeFolder, outputs: outputs) { db in
-            // Inputs as each component saw them: a folder and the SHA-256 over its files' paths and hashes.
-            for component in manifest.components {
-                for input in component.inputs {
-                    try db.execute(sql: "INSERT OR IGNORE INTO run_inputs (run_id, role, path, sha256) VALUES (?, ?, ?, ?)",
-                                   arguments: [manifest.runId, component.component.rawValue + "/" + input.role,
-                                               self.root.relative(input.path), input.sha256])
-                }
-            }
-            if manifest.kind == "train", let version = manifest.modelVersion {
-                try self.registerModel(db, version: version, stage: manifest.subject, run: manifest.runId, folder: folder, baseline: manifest.baseline)
-            } else {
-                try self.indexServe(db, manifest: manifest, folder: folder)
-            }
+            let modelFolder = Self.versionName(version)
+            let hash = String(decoding: try AtomicFile.read(root.models + "/" + modelFolder + "/model/content.sha256"), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let (description, _, _) = try ModelArtifact.load(root.models + "/" + modelFolder + "/model")
+            let model = NewModel(version: version, folder: "outputs/models/" + modelFolder, contentSha256: hash, stage: manifest.subject,
+                                 trainRun: manifest.runId, validationAccuracy: description.metrics.accuracy,
+                                 baseline: manifest.baseline.map { ($0.version, $0.accuracy) })
+            try index.completeTrainRun(id: manifest.runId, folder: relativeFolder, outputs: outputs, inputs: inputs, model: model,
+                                       decide: policy.automatic ? { self.answer($0) } : nil)
+        } else {
+            try index.completeServeRun(id: manifest.runId, folder: relativeFolder, outputs: outputs, inputs: inputs,
+                                       rows: try serveRows(manifest: manifest, folder: folder))
         }
     }
 
@@ -266,128 +261,81 @@ public final class Pipelines {
         try root.publish(staging: staging, as: destination)
     }
 
-    func registerModel(_ db: Database, version: Int, stage: String, run: String, folder: String, baseline: RunManifest.Baseline?) throws {
-        let modelFolder = Self.versionName(version)
-        let hash = String(decoding: try AtomicFile.read(root.models + "/" + modelFolder + "/model/content.sha256"), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let (description, _, _) = try ModelArtifact.load(root.models + "/" + modelFolder + "/model")
-        let accuracy = description.metrics.accuracy
-        let parent = try Int.fetchOne(db, sql: "SELECT version FROM models WHERE state = 'champion'")
-        try db.execute(sql: """
-            INSERT INTO models (version, folder, content_sha256, stage, parent_version, train_run_id, validation_accuracy, state, created_at,
-                                baseline_version, baseline_accuracy)
-            VALUES (?, ?, ?, ?, ?, ?, ?, 'candidate', ?, ?, ?)
-            """, arguments: [version, "outputs/models/" + modelFolder, hash, stage, parent, run, accuracy, Index.now(),
-                             baseline?.version, baseline.map { min(max($0.accuracy, 0), 1) }])
-        try db.execute(sql: "UPDATE runs SET model_version = ? WHERE id = ?", arguments: [version, run])
-        try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, NULL, 'candidate', ?, ?, 'pipeline')",
-                       arguments: [version, Index.now(), "trained on stage \(stage) by run \(run)"])
-        if policy.automatic { _ = try applyPolicy(db, version: version, accuracy: accuracy, actor: "policy") }
-    }
-
-    /// Applies the promotion policy (`PromotionPolicy.decide`) to `version` and records what it
-    /// decided; returns it, for logs and the index.
-    func applyPolicy(_ db: Database, version: Int, accuracy: Double, actor: String) throws -> String {
-        let champion = try Row.fetchOne(db, sql: "SELECT version, validation_accuracy FROM models WHERE state = 'champion'")
-            .map { PromotionPolicy.Champion(version: $0["version"], accuracy: $0["validation_accuracy"]) }
-        let row = try Row.fetchOne(db, sql: "SELECT stage, baseline_version, baseline_accuracy FROM models WHERE version = ?", arguments: [version])
-        let baseline: PromotionPolicy.Baseline? = row.flatMap { row in
-            guard let v: Int = row["baseline_version"], let a: Double = row["baseline_accuracy"] else { return nil }
-            return PromotionPolicy.Baseline(version: v, accuracy: a)
-        }
-        let candidate = PromotionPolicy.Candidate(version: version, accuracy: accuracy, stage: row?["stage"] ?? "?")
-        switch policy.decide(candidate: candidate, champion: champion, baseline: baseline) {
-        case .promote(let reason):
-            try Self.promote(db, version: version, reason: reason, actor: actor)
-            return "promoted version \(version): \(reason)"
-        case .keep(let reason):
-            return "kept version \(version) as candidate: \(reason)"
-        }
+    /// The promotion policy's answer for the registry (`PromotionPolicy.decide` on the index's values).
+    func answer(_ question: PromotionQuestion) -> PromotionAnswer {
+        let c = question.candidate
+        let baseline = c.baselineVersion.flatMap { v in c.baselineAccuracy.map { PromotionPolicy.Baseline(version: v, accuracy: $0) } }
+        let decision = policy.decide(candidate: PromotionPolicy.Candidate(version: c.version, accuracy: c.validationAccuracy, stage: c.stage),
+                                     champion: question.champion.map { PromotionPolicy.Champion(version: $0.version, accuracy: $0.validationAccuracy) },
+                                     baseline: baseline)
+        return PromotionAnswer(promote: decision.promotes, reason: decision.reason)
     }
 
     /// The `promote` action of the rules: `default` applies the promotion policy to `version`,
     /// `always` promotes it, `never` leaves it a candidate. Returns what was decided.
     public func promote(version: Int, policy name: String, actor: String) throws -> String {
-        try index.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT state, validation_accuracy FROM models WHERE version = ?", arguments: [version]) else {
-                throw ComponentError("there is no model version \(version)")
-            }
-            let state: String = row["state"]
-            if state == "champion" { return "version \(version) is already the champion" }
+        let answer = try index.promote(version: version, actor: actor) { question in
             switch name {
-            case "always":
-                try Self.promote(db, version: version, reason: "rules: policy always", actor: actor)
-                return "promoted version \(version) (policy always)"
-            case "never": return "kept version \(version) as candidate (policy never)"
-            default: return try applyPolicy(db, version: version, accuracy: row["validation_accuracy"], actor: actor)
+            case "always": PromotionAnswer(promote: true, reason: "rules: policy always")
+            case "never": PromotionAnswer(promote: false, reason: "policy never")
+            default: self.answer(question)
             }
         }
-    }
-
-    /// Makes `version` the champion (archiving the previous one), with the reason in the audit history.
-    static func promote(_ db: Database, version: Int, reason: String, actor: String) throws {
-        if let previous = try Int.fetchOne(db, sql: "SELECT version FROM models WHERE state = 'champion'"), previous != version {
-            try db.execute(sql: "UPDATE models SET state = 'archived' WHERE version = ?", arguments: [previous])
-            try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, 'champion', 'archived', ?, ?, ?)",
-                           arguments: [previous, Index.now(), "replaced by version \(version)", actor])
+        guard let answer else { return "version \(version) is already the champion" }
+        switch name {
+        case "always": return "promoted version \(version) (policy always)"
+        case "never": return "kept version \(version) as candidate (policy never)"
+        default: return answer.promote ? "promoted version \(version): \(answer.reason)" : "kept version \(version) as candidate: \(answer.reason)"
         }
-        let from = try String.fetchOne(db, sql: "SELECT state FROM models WHERE version = ?", arguments: [version])
-        try db.execute(sql: "UPDATE models SET state = 'champion' WHERE version = ?", arguments: [version])
-        try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, ?, 'champion', ?, ?, ?)",
-                       arguments: [version, from, Index.now(), reason, actor])
     }
 
-    func indexServe(_ db: Database, manifest: RunManifest, folder: String) throws {
+    /// The rows of a published serve run, read from its files.
+    func serveRows(manifest: RunManifest, folder: String) throws -> ServeRows {
         let processing = manifest.components.first { $0.component == .processing }!
         let batchInput = processing.inputs[0]
-        try db.execute(sql: "INSERT OR IGNORE INTO batches (name, folder, content_sha256, images, landed_at) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [manifest.subject, root.relative(batchInput.path), batchInput.sha256, batchInput.files, manifest.startedAt])
-        let batchID = try Int64.fetchOne(db, sql: "SELECT id FROM batches WHERE name = ? AND content_sha256 = ?",
-                                         arguments: [manifest.subject, batchInput.sha256])!
-        try db.execute(sql: "UPDATE runs SET batch_id = ? WHERE id = ?", arguments: [batchID, manifest.runId])
         let processed = try ProcessedBatch(folder: folder + "/processing")
-        for entry in processed.entries {
-            let size = (try? FileManager.default.attributesOfItem(atPath: entry.original)[.size] as? Int) ?? 0
-            try db.execute(sql: "INSERT OR IGNORE INTO images (batch_id, path, sha256, bytes, outcome) VALUES (?, ?, ?, ?, 'ok')",
-                           arguments: [batchID, root.relative(entry.original), entry.sha256, size])
+        var images = processed.entries.map { entry in
+            ServeRows.Image(path: root.relative(entry.original), sha256: entry.sha256, bytes: Int(FileSystem.size(entry.original) ?? 0), outcome: "ok", reason: nil)
         }
         for r in processing.rejected {
             // a refused link or special file is never opened: no hash (zeros), its own size
             let regular = FileSystem.entryType(r.path) == .regular
-            try db.execute(sql: "INSERT OR IGNORE INTO images (batch_id, path, sha256, bytes, outcome, reason) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [batchID, root.relative(r.path),
-                                       (regular ? try? SHA256.hash(file: r.path, links: .refuse) : nil) ?? String(repeating: "0", count: 64),
-                                       regular ? (FileSystem.size(r.path) ?? 0) : 0, r.outcome, r.reason])
+            images.append(ServeRows.Image(path: root.relative(r.path),
+                                          sha256: (regular ? try? SHA256.hash(file: r.path, links: .refuse) : nil) ?? String(repeating: "0", count: 64),
+                                          bytes: regular ? Int(FileSystem.size(r.path) ?? 0) : 0, outcome: r.outcome, reason: r.reason))
         }
+        var predictions: [ServeRows.Prediction] = []
         let rows = CSV.parse(String(decoding: try AtomicFile.read(folder + "/algorithm/predictions.csv"), as: UTF8.self)).dropFirst()
         for row in rows where row.count == 10 {
-            let top = stride(from: 4, to: 10, by: 2).compactMap { i -> [String: Any]? in
-                row[i].isEmpty ? nil : ["label": row[i], "probability": Double(row[i + 1]) ?? 0]
+            let top = stride(from: 4, to: 10, by: 2).compactMap { i -> TopClass? in
+                row[i].isEmpty ? nil : TopClass(label: row[i], probability: Double(row[i + 1]) ?? 0)
             }
-            let topJSON = String(decoding: try JSONSerialization.data(withJSONObject: top, options: [.sortedKeys]), as: UTF8.self)
-            try db.execute(sql: "INSERT INTO predictions (run_id, path, image_sha256, predicted, confidence, top3) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [manifest.runId, root.relative(row[0]), row[1], row[2], min(max(Double(row[3]) ?? 0, 0), 1), topJSON])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            predictions.append(ServeRows.Prediction(path: root.relative(row[0]), imageSha256: row[1], predicted: row[2], confidence: Double(row[3]) ?? 0,
+                                                    top3: String(decoding: try encoder.encode(top), as: UTF8.self)))
         }
         let report = try Self.readDriftReport(run: folder)
-        try db.execute(sql: "INSERT INTO drift_decisions (run_id, drift, reason, artifacts_sha256, batch_size, reference_size) VALUES (?, ?, ?, ?, ?, ?)",
-                       arguments: [manifest.runId, report.drift ? 1 : 0, report.reason, report.artifacts, report.batchSize, report.referenceSize])
-        for detector in report.detectors {
-            for f in detector.features {
-                try db.execute(sql: """
-                    INSERT INTO drift_results (run_id, detector, feature, statistic, p_value, adjusted_p_value, psi, psi_tier)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [manifest.runId, detector.name, f.feature, f.statistic, f.pValue, f.adjustedPValue, f.psi, f.psiTier.rawValue])
+        let results = report.detectors.flatMap { detector in
+            detector.features.map { f in
+                ServeRows.DriftResult(detector: detector.name, feature: f.feature, statistic: f.statistic, pValue: f.pValue,
+                                      adjustedPValue: f.adjustedPValue, psi: f.psi, psiTier: f.psiTier.rawValue)
             }
         }
-        let explanationsFile = folder + "/explainability/explanations/explanations.json"
-        let explanations = try SnakeCaseJSON.read([Explanation].self, from: explanationsFile)
-        for e in explanations {
-            try db.execute(sql: """
-                INSERT INTO explanations (run_id, path, image_sha256, heatmap, predicted, steps, delta, relative_delta)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [manifest.runId, root.relative(e.path), e.sha256, root.relative(folder + "/explainability/explanations/" + e.heatmap),
-                                 e.predicted, e.steps, e.delta, e.relativeDelta])
+        let explanations = try SnakeCaseJSON.read([Explanation].self, from: folder + "/explainability/explanations/explanations.json").map { e in
+            ServeRows.Explanation(path: root.relative(e.path), imageSha256: e.sha256, heatmap: root.relative(folder + "/explainability/explanations/" + e.heatmap),
+                                  predicted: e.predicted, steps: e.steps, delta: e.delta, relativeDelta: e.relativeDelta)
         }
+        return ServeRows(batchName: manifest.subject, batchFolder: root.relative(batchInput.path), batchSha256: batchInput.sha256,
+                         batchImages: batchInput.files, landedAt: manifest.startedAt, images: images, predictions: predictions, drift: report.drift,
+                         driftReason: report.reason, artifactsSha256: report.artifacts, batchSize: report.batchSize, referenceSize: report.referenceSize,
+                         driftResults: results, explanations: explanations)
+    }
+
+    /// One of a prediction's top classes, as the index stores them (JSON).
+    struct TopClass: Encodable {
+        var label: String
+        var probability: Double
     }
 
     /// The stage of a batch at `inbox/production/<stage>/<batch>` (a path relative to the root), and
@@ -404,23 +352,14 @@ public final class Pipelines {
     func writeDriftFlag(batch: String, folder: String, run: String, version: Int, report: DriftReport) throws {
         // How many serve runs in a row, up to and including this one, found drift: for rules with
         // hysteresis (retrain only after two drifted batches in a row).
-        let inARow = try index.read { db in
-            let decisions = try Int.fetchAll(db, sql: """
-                SELECT d.drift FROM drift_decisions d JOIN runs r ON r.id = d.run_id
-                WHERE r.kind = 'serve' AND r.status = 'succeeded' ORDER BY r.started_at DESC, r.id DESC LIMIT 1000
-                """)
-            return decisions.prefix { $0 == 1 }.count
-        }
+        let inARow = try index.driftStreak()
         let located = productionLocation(folder)
         let flag = DriftFlag(batch: batch, stage: located.stage, batchPath: located.batchPath, run: run, modelVersion: version, reason: report.reason,
                              detectors: report.detectors.map { .init(name: $0.name, drift: $0.drift, minimumAdjustedPValue: $0.minimumAdjustedPValue,
                                                                      maximumStatistic: $0.maximumStatistic) },
                              createdAt: Index.now(), batchesInARow: inARow)
         let path = try FlagFiles.write(flag, kind: "drift", batch: batch, in: root)
-        try index.write { db in
-            try db.execute(sql: "INSERT INTO flags (kind, path, subject, created_at) VALUES ('drift', ?, ?, ?)",
-                           arguments: [root.relative(path), batch, Index.now()])
-        }
+        try index.recordFlag(kind: .drift, path: root.relative(path), subject: batch)
     }
 
     /// Where a batch folder lies under inbox/production/: its stage (for `production/<stage>/<batch>`)
@@ -443,13 +382,11 @@ public final class Pipelines {
     }
 
     public func champion() throws -> ModelRow? {
-        try index.read { db in
-            try Row.fetchOne(db, sql: "SELECT version, folder FROM models WHERE state = 'champion'").map { ModelRow(version: $0["version"], folder: $0["folder"]) }
-        }
+        try index.champion().map { ModelRow(version: $0.version, folder: $0.folder) }
     }
 
     func nextVersion() throws -> Int {
-        let indexed = try index.read { db in try Int.fetchOne(db, sql: "SELECT max(version) FROM models") } ?? 0
+        let indexed = try index.highestModelVersion()
         let published = ((try? FileManager.default.contentsOfDirectory(atPath: root.models)) ?? [])
             .compactMap { $0.hasPrefix("v") ? Int($0.dropFirst()) : nil }.max() ?? 0
         return max(indexed, published) + 1  // (recover() runs first, so every published run is indexed)

@@ -2,7 +2,6 @@ public import Datasets
 import Daemon
 import DroplineSupport
 import Foundation
-import GRDB
 public import Imaging
 public import Modeling
 import Pipeline
@@ -166,7 +165,7 @@ public struct Simulation {
             let batch = "\(stage.rawValue)-c\(cycle)"
             let folder = root.productionInbox + "/" + stage.rawValue + "/" + batch
             let truth = try Self.dropBatch(from: testFolder + "/" + stage.rawValue, to: folder, ground: simulation + "/ground-truth/" + batch + ".csv")
-            let before = try index.read { db in try Int.fetchOne(db, sql: "SELECT coalesce(max(version), 0) FROM models") ?? 0 }
+            let before = try index.highestModelVersion()
             say("step \(number + 1)/\(order.count): dropped \(root.relative(folder)) (\(truth.count) images)")
             try waitUntilHandled(batch: "production/\(stage.rawValue)/\(batch)", root: root, index: index, daemon: outcome, since: stepStart)
             steps.append(try Self.step(number: number + 1, cycle: cycle, stage: stage, batch: batch, truth: truth, index: index,
@@ -215,69 +214,49 @@ public struct Simulation {
 
     /// Waits until the batch's job has ended and nothing it started is left: no queued or running
     /// job, no unhandled flag.
-    func waitUntilHandled(batch path: String, root: DroplineRoot, index: Index, daemon: DaemonOutcome, since: Date) throws {
+    func waitUntilHandled(batch path: String, root: DroplineRoot, index: any DroplineIndex, daemon: DaemonOutcome, since: Date) throws {
         let deadline = since.addingTimeInterval(options.stepTimeout)
         while true {
             if let message = daemon.message { throw SimulationError("the watch daemon stopped: \(message); see \(root.logs)/watch.log") }
-            let (ended, busy) = try index.read { db in
-                (try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE path = ? AND state IN ('succeeded', 'failed', 'skipped')", arguments: [path]) ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") ?? 0)
-            }
+            let (ended, busy) = try index.jobProgress(path: path)
             if ended > 0 && busy == 0 && WatchDaemon.pendingFlags(in: root).isEmpty { break }
             guard Date() < deadline else {
                 throw SimulationError("\(path) was not handled within \(Int(options.stepTimeout)) s; see `dropline status \(root.path)` and \(root.logs)/watch.log")
             }
             usleep(200_000)
         }
-        if let job = try index.read({ db in try Row.fetchOne(db, sql: "SELECT state, detail FROM jobs WHERE path = ? ORDER BY id DESC LIMIT 1", arguments: [path]) }),
-           (job["state"] as String) != "succeeded" {
-            throw SimulationError("the job for \(path) \(job["state"] as String): \(job["detail"] as String? ?? ""); see \(root.logs)/watch.log")
+        if let job = try index.latestJob(path: path), job.state != .succeeded {
+            throw SimulationError("the job for \(path) \(job.state.rawValue): \(job.detail ?? ""); see \(root.logs)/watch.log")
         }
     }
 
     /// What the index says about one step.
-    static func step(number: Int, cycle: Int, stage: DriftStage, batch: String, truth: [String: String], index: Index,
+    static func step(number: Int, cycle: Int, stage: DriftStage, batch: String, truth: [String: String], index: any DroplineIndex,
                      modelsBefore: Int, seconds: Double) throws -> StudyStep {
-        try index.read { db in
-            guard let run = try Row.fetchOne(db, sql: """
-                SELECT r.id, r.model_version, m.stage FROM runs r JOIN models m ON m.version = r.model_version
-                WHERE r.kind = 'serve' AND r.status = 'succeeded' AND r.subject = ? ORDER BY r.started_at DESC LIMIT 1
-                """, arguments: [batch]) else { throw SimulationError("no successful serve run for batch \(batch)") }
-            let runID: String = run["id"]
-            let decision = try Row.fetchOne(db, sql: "SELECT drift, reason FROM drift_decisions WHERE run_id = ?", arguments: [runID])
-            let extremes = try Row.fetchOne(db, sql: "SELECT min(adjusted_p_value) AS p, max(statistic) AS d FROM drift_results WHERE run_id = ?", arguments: [runID])
-            var correct = 0, counted = 0
-            for row in try Row.fetchAll(db, sql: "SELECT path, predicted FROM predictions WHERE run_id = ?", arguments: [runID]) {
-                let name = ((row["path"] as String) as NSString).lastPathComponent
-                guard let label = truth[name] else { continue }
-                counted += 1
-                if (row["predicted"] as String) == label { correct += 1 }
-            }
-            let new = try Row.fetchOne(db, sql: "SELECT version, stage, state FROM models WHERE version > ? ORDER BY version DESC LIMIT 1", arguments: [modelsBefore])
-            let newVersion: Int? = new?["version"]
-            let promotion = try newVersion.flatMap { v in
-                try String.fetchOne(db, sql: "SELECT reason FROM promotions WHERE version = ? AND to_state = 'champion' ORDER BY id DESC LIMIT 1", arguments: [v])
-            }
-            let kept = try newVersion.flatMap { v in
-                try String.fetchOne(db, sql: """
-                    SELECT f.outcome FROM rule_firings f JOIN jobs j ON j.id = f.job_id
-                    WHERE j.path = ? AND f.fired = 1 ORDER BY f.id DESC LIMIT 1
-                    """, arguments: ["flags/drift/\(batch).json"])
-            }
-            return StudyStep(step: number, cycle: cycle, testSet: stage.rawValue, batch: batch, servingModel: run["model_version"],
-                             driftArtifactsStage: run["stage"], drift: (decision?["drift"] as Int? ?? 0) == 1,
-                             minimumAdjustedPValue: extremes?["p"], maximumStatistic: extremes?["d"], driftReason: decision?["reason"] ?? "",
-                             retrained: newVersion != nil, newModel: newVersion, newModelStage: new?["stage"],
-                             promoted: (new?["state"] as String?) == "champion", promotion: promotion ?? kept,
-                             accuracy: counted == 0 ? 0 : Double(correct) / Double(counted), images: counted, seconds: seconds)
+        guard let served = try index.latestServedRun(subject: batch), let servingModel = try index.model(version: served.modelVersion),
+              let summary = try index.driftSummary(run: served.run) else {
+            throw SimulationError("no successful serve run for batch \(batch)")
         }
+        var correct = 0, counted = 0
+        for prediction in summary.predictions {
+            guard let label = truth[(prediction.path as NSString).lastPathComponent] else { continue }
+            counted += 1
+            if prediction.predicted == label { correct += 1 }
+        }
+        let new = try index.models().filter { $0.version > modelsBefore }.last
+        let promotion = try new.flatMap { try index.promotionReason(version: $0.version) }
+        let kept = try new.flatMap { _ in try index.lastFiredOutcome(path: "flags/drift/\(batch).json") }
+        return StudyStep(step: number, cycle: cycle, testSet: stage.rawValue, batch: batch, servingModel: served.modelVersion,
+                         driftArtifactsStage: servingModel.stage, drift: summary.drift,
+                         minimumAdjustedPValue: summary.minimumAdjustedPValue, maximumStatistic: summary.maximumStatistic, driftReason: summary.reason,
+                         retrained: new != nil, newModel: new?.version, newModelStage: new?.stage,
+                         promoted: new?.state == .champion, promotion: promotion ?? kept,
+                         accuracy: counted == 0 ? 0 : Double(correct) / Double(counted), images: counted, seconds: seconds)
     }
 
     /// Every model version on every stage's test set.
-    func evaluateModels(root: DroplineRoot, index: Index, testFolder: String) throws -> [ModelEvaluation] {
-        let rows = try index.read { db in
-            try Row.fetchAll(db, sql: "SELECT version, stage, folder FROM models ORDER BY version").map { ($0["version"] as Int, $0["stage"] as String, $0["folder"] as String) }
-        }
+    func evaluateModels(root: DroplineRoot, index: any DroplineIndex, testFolder: String) throws -> [ModelEvaluation] {
+        let rows = try index.models().map { ($0.version, $0.stage, $0.folder) }
         say("evaluating \(rows.count) model(s) on the \(Self.stageOrder.count) test sets")
         var cache: [String: ImageFolderDataset] = [:]
         var result: [ModelEvaluation] = []

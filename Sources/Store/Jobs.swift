@@ -6,10 +6,10 @@ public import GRDB
 /// new job.
 public struct Job: Codable, Sendable, Equatable, FetchableRecord {
     public var id: Int64
-    public var event: String
+    public var event: JobEvent
     public var path: String
     public var contentSha256: String
-    public var state: String
+    public var state: JobState
     public var attempts: Int
     public var detail: String?
     public var createdAt: String
@@ -28,17 +28,17 @@ extension Index {
     /// Queues a job; returns it, or nil when the same event with the same content was queued before
     /// (unless `force`, which queues it again).
     @discardableResult
-    public func enqueue(event: String, path: String, contentSha256: String, force: Bool = false) throws -> Job? {
+    public func enqueue(event: JobEvent, path: String, contentSha256: String, force: Bool = false) throws -> Job? {
         try write { db in
             if let existing = try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE event = ? AND path = ? AND content_sha256 = ?",
-                                               arguments: [event, path, contentSha256]) {
-                guard force, existing.state != "queued", existing.state != "running" else { return nil }
+                                               arguments: [event.rawValue, path, contentSha256]) {
+                guard force, existing.state != .queued, existing.state != .running else { return nil }
                 try db.execute(sql: "UPDATE jobs SET state = 'queued', detail = 'forced again', started_at = NULL, finished_at = NULL WHERE id = ?",
                                arguments: [existing.id])
                 return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [existing.id])
             }
             try db.execute(sql: "INSERT INTO jobs (event, path, content_sha256, state, created_at) VALUES (?, ?, ?, 'queued', ?)",
-                           arguments: [event, path, contentSha256, Self.now()])
+                           arguments: [event.rawValue, path, contentSha256, Self.now()])
             return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [db.lastInsertedRowID])
         }
     }
@@ -59,9 +59,9 @@ extension Index {
     }
 
     /// Ends a job: succeeded, failed or skipped, with what happened.
-    public func finishJob(_ id: Int64, state: String, detail: String) throws {
+    public func finishJob(_ id: Int64, state: JobState, detail: String) throws {
         try write { db in
-            try db.execute(sql: "UPDATE jobs SET state = ?, detail = ?, finished_at = ? WHERE id = ?", arguments: [state, detail, Self.now(), id])
+            try db.execute(sql: "UPDATE jobs SET state = ?, detail = ?, finished_at = ? WHERE id = ?", arguments: [state.rawValue, detail, Self.now(), id])
         }
     }
 
@@ -81,12 +81,12 @@ extension Index {
         }
     }
 
-    public func jobs(states: [String]? = nil, limit: Int = 50) throws -> [Job] {
+    public func jobs(states: [JobState]? = nil, limit: Int = 50) throws -> [Job] {
         try read { db in
             if let states {
                 let marks = states.map { _ in "?" }.joined(separator: ", ")
                 return try Job.fetchAll(db, sql: "SELECT * FROM jobs WHERE state IN (\(marks)) ORDER BY id DESC LIMIT ?",
-                                        arguments: StatementArguments(states) + StatementArguments([limit]))
+                                        arguments: StatementArguments(states.map(\.rawValue)) + StatementArguments([limit]))
             }
             return try Job.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", arguments: [limit])
         }
@@ -100,14 +100,46 @@ extension Index {
         }
     }
 
+    /// The latest job on `path`.
+    public func latestJob(path: String) throws -> Job? {
+        try read { db in try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE path = ? ORDER BY id DESC LIMIT 1", arguments: [path]) }
+    }
+
+    /// How many jobs on `path` have ended, and how many jobs (on any path) are queued or running.
+    public func jobProgress(path: String) throws -> (ended: Int, busy: Int) {
+        try read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE path = ? AND state IN ('succeeded', 'failed', 'skipped')", arguments: [path]) ?? 0,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')") ?? 0)
+        }
+    }
+
+    /// The outcome of the last rule that fired on a job on `path`.
+    public func lastFiredOutcome(path: String) throws -> String? {
+        try read { db in
+            try String.fetchOne(db, sql: """
+                SELECT f.outcome FROM rule_firings f JOIN jobs j ON j.id = f.job_id WHERE j.path = ? AND f.fired = 1 ORDER BY f.id DESC LIMIT 1
+                """, arguments: [path])
+        }
+    }
+
+    /// The daemon's heartbeat row, if a daemon ever ran on this root.
+    public func daemonState() throws -> DaemonState? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM daemon WHERE id = 1").map {
+                DaemonState(pid: $0["pid"], mode: $0["mode"], state: DaemonState.State(rawValue: $0["state"]) ?? .stopped, startedAt: $0["started_at"],
+                            heartbeatAt: $0["heartbeat_at"], rulesFile: $0["rules_file"], rulesError: $0["rules_error"])
+            }
+        }
+    }
+
     /// The daemon's heartbeat row: what `dropline status` reads.
-    public func daemonHeartbeat(pid: Int32, mode: String, state: String, startedAt: String, rulesFile: String, rulesError: String?) throws {
+    public func daemonHeartbeat(pid: Int32, mode: String, state: DaemonState.State, startedAt: String, rulesFile: String, rulesError: String?) throws {
         try write { db in
             try db.execute(sql: """
                 INSERT INTO daemon (id, pid, mode, state, started_at, heartbeat_at, rules_file, rules_error) VALUES (1, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, mode = excluded.mode, state = excluded.state, started_at = excluded.started_at,
                     heartbeat_at = excluded.heartbeat_at, rules_file = excluded.rules_file, rules_error = excluded.rules_error
-                """, arguments: [pid, mode, state, startedAt, Self.now(), rulesFile, rulesError])
+                """, arguments: [pid, mode, state.rawValue, startedAt, Self.now(), rulesFile, rulesError])
         }
     }
 }

@@ -108,11 +108,11 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
 public struct RunRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
     public static let databaseTableName = "runs"
     public var id: String
-    public var kind: String
+    public var kind: RunKind
     public var subject: String
     public var batchId: Int64?
     public var modelVersion: Int?
-    public var status: String
+    public var status: RunStatus
     public var folder: String?
     public var startedAt: String
     public var finishedAt: String?
@@ -153,35 +153,47 @@ public final class Index: Sendable {
         try writer.read { db in try Schema.migrator.appliedIdentifiers(db).sorted() }
     }
 
+    /// Direct access to the database, for tests that inspect the rows; Dropline's own code goes
+    /// through the methods of this module (no SQL outside Store).
     public func read<T>(_ body: (Database) throws -> T) throws -> T { try writer.read(body) }
     public func write<T>(_ body: (Database) throws -> T) throws -> T { try writer.write(body) }
 
     /// Records a run as started, with its inputs (role, relative path, SHA-256).
-    public func startRun(id: String, kind: String, subject: String, batchID: Int64? = nil, modelVersion: Int? = nil,
-                         inputs: [(role: String, path: String, sha256: String)] = []) throws {
+    public func startRun(id: String, kind: RunKind, subject: String, batchID: Int64? = nil, modelVersion: Int? = nil,
+                         inputs: [RunInput] = []) throws {
         try writer.write { db in
-            try RunRecord(id: id, kind: kind, subject: subject, batchId: batchID, modelVersion: modelVersion, status: "running",
+            try RunRecord(id: id, kind: kind, subject: subject, batchId: batchID, modelVersion: modelVersion, status: .running,
                           folder: nil, startedAt: Self.now(), finishedAt: nil, error: nil).insert(db)
-            for input in inputs {
-                try db.execute(sql: "INSERT OR IGNORE INTO run_inputs (run_id, role, path, sha256) VALUES (?, ?, ?, ?)",
-                               arguments: [id, input.role, input.path, input.sha256])
-            }
-            try Self.event(db, kind: "run_started", subject: id, detail: "\(kind) \(subject)")
+            try Self.insertInputs(db, run: id, inputs)
+            try Self.event(db, kind: "run_started", subject: id, detail: "\(kind.rawValue) \(subject)")
+        }
+    }
+
+    static func insertInputs(_ db: Database, run: String, _ inputs: [RunInput]) throws {
+        for input in inputs {
+            try db.execute(sql: "INSERT OR IGNORE INTO run_inputs (run_id, role, path, sha256) VALUES (?, ?, ?, ?)",
+                           arguments: [run, input.role, input.path, input.sha256])
         }
     }
 
     /// Marks a run succeeded with its published folder and component outputs, plus any extra rows
     /// `also` writes, in one transaction (call after the folder is published).
-    public func finishRun(id: String, folder: String, outputs: [String: String], also: ((Database) throws -> Void)? = nil) throws {
+    func finishRun(_ db: Database, id: String, folder: String, outputs: [String: String]) throws {
+        try db.execute(sql: "UPDATE runs SET status = 'succeeded', folder = ?, finished_at = ? WHERE id = ? AND status = 'running'",
+                       arguments: [folder, Self.now(), id])
+        guard db.changesCount == 1 else { throw StoreError("run \(id) is not running") }
+        for (key, path) in outputs.sorted(by: { $0.key < $1.key }) {
+            try db.execute(sql: "INSERT INTO component_outputs (run_id, key, path) VALUES (?, ?, ?)", arguments: [id, key, path])
+        }
+        try Self.event(db, kind: "run_succeeded", subject: id, detail: folder)
+    }
+
+    /// Marks a run succeeded with its published folder, component outputs and inputs, in one
+    /// transaction (call after the folder is published).
+    public func finishRun(id: String, folder: String, outputs: [String: String], inputs: [RunInput] = []) throws {
         try writer.write { db in
-            try db.execute(sql: "UPDATE runs SET status = 'succeeded', folder = ?, finished_at = ? WHERE id = ? AND status = 'running'",
-                           arguments: [folder, Self.now(), id])
-            guard db.changesCount == 1 else { throw StoreError("run \(id) is not running") }
-            for (key, path) in outputs.sorted(by: { $0.key < $1.key }) {
-                try db.execute(sql: "INSERT INTO component_outputs (run_id, key, path) VALUES (?, ?, ?)", arguments: [id, key, path])
-            }
-            try also?(db)
-            try Self.event(db, kind: "run_succeeded", subject: id, detail: folder)
+            try finishRun(db, id: id, folder: folder, outputs: outputs)
+            try Self.insertInputs(db, run: id, inputs)
         }
     }
 
@@ -196,7 +208,7 @@ public final class Index: Sendable {
 
     /// Runs still marked running (after a crash: to be failed and their staging removed).
     public func interruptedRuns() throws -> [RunRecord] {
-        try writer.read { db in try RunRecord.filter(Column("status") == "running").order(Column("started_at")).fetchAll(db) }
+        try writer.read { db in try RunRecord.filter(Column("status") == RunStatus.running.rawValue).order(Column("started_at")).fetchAll(db) }
     }
 
     /// The most recent runs, newest first.

@@ -107,7 +107,7 @@ struct RunsCommand: ParsableCommand {
         }
         var table = TextTable("RUN", "KIND", "SUBJECT", "STATUS", "MODEL", "STARTED", "FOLDER")
         for r in runs {
-            table.add([r.id, r.kind, r.subject, r.status, r.modelVersion.map { "v\($0)" } ?? "-", r.startedAt, r.folder ?? (r.error ?? "-")])
+            table.add([r.id, r.kind.rawValue, r.subject, r.status.rawValue, r.modelVersion.map { "v\($0)" } ?? "-", r.startedAt, r.folder ?? (r.error ?? "-")])
         }
         print(table.render())
     }

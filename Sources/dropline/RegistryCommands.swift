@@ -24,7 +24,7 @@ struct ModelsCommand: ParsableCommand {
             if json { return try JSONOutput.print(models) }
             var table = TextTable("VERSION", "STATE", "STAGE", "VAL ACC", "PARENT", "CREATED", "FOLDER")
             for m in models {
-                table.add(["v\(m.version)", m.state, m.stage, String(format: "%.4f", m.validationAccuracy), m.parentVersion.map { "v\($0)" } ?? "-",
+                table.add(["v\(m.version)", m.state.rawValue, m.stage, String(format: "%.4f", m.validationAccuracy), m.parentVersion.map { "v\($0)" } ?? "-",
                            m.createdAt, m.folder])
             }
             print(table.render())
@@ -44,9 +44,9 @@ struct ModelsCommand: ParsableCommand {
                 struct Output: Encodable { var model: Registry.Model; var history: [Registry.Promotion] }
                 return try JSONOutput.print(Output(model: model, history: history))
             }
-            print("version \(model.version): \(model.state), stage \(model.stage), validation accuracy \(String(format: "%.4f", model.validationAccuracy))")
+            print("version \(model.version): \(model.state.rawValue), stage \(model.stage), validation accuracy \(String(format: "%.4f", model.validationAccuracy))")
             print("folder \(model.folder), content sha256 \(model.contentSha256), trained by run \(model.trainRunId ?? "-")")
-            for h in history { print("  \(h.at)  \(h.fromState ?? "new") -> \(h.toState)  (\(h.actor): \(h.reason))") }
+            for h in history { print("  \(h.at)  \(h.fromState?.rawValue ?? "new") -> \(h.toState.rawValue)  (\(h.actor): \(h.reason))") }
         }
     }
 
@@ -89,7 +89,7 @@ struct ModelsCommand: ParsableCommand {
             }
             let history = try registry.history()
             if json { return try JSONOutput.print(history) }
-            for h in history { print("\(h.at)  v\(h.version)  \(h.fromState ?? "new") -> \(h.toState)  (\(h.actor): \(h.reason))") }
+            for h in history { print("\(h.at)  v\(h.version)  \(h.fromState?.rawValue ?? "new") -> \(h.toState.rawValue)  (\(h.actor): \(h.reason))") }
         }
     }
 }
@@ -109,7 +109,7 @@ struct ShowCommand: ParsableCommand {
             struct Output: Encodable { var run: RunRecord; var outputs: [String: String] }
             return try JSONOutput.print(Output(run: record, outputs: outputs))
         }
-        print("run \(record.id): \(record.kind) \(record.subject), \(record.status), model \(record.modelVersion.map { "v\($0)" } ?? "-")")
+        print("run \(record.id): \(record.kind.rawValue) \(record.subject), \(record.status.rawValue), model \(record.modelVersion.map { "v\($0)" } ?? "-")")
         print("started \(record.startedAt), finished \(record.finishedAt ?? "-")")
         if let folder = record.folder { print("folder \(folder)") }
         if let error = record.error { print("error: \(error)") }

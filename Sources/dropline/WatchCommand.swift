@@ -3,7 +3,6 @@ import Daemon
 import Dispatch
 import DroplineSupport
 import Foundation
-import GRDB
 import Modeling
 import Pipeline
 import Store
@@ -102,17 +101,16 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let dropline = try DroplineRoot(existing: root.root)
         let index = try Index(path: dropline.index)
-        let daemon = try index.read { db in try Row.fetchOne(db, sql: "SELECT * FROM daemon WHERE id = 1") }.map { row in
-            let pid: Int = row["pid"], state: String = row["state"]
-            return Daemon(state: state, pid: pid, alive: state == "running" && kill(pid_t(pid), 0) == 0, mode: row["mode"],
-                          startedAt: row["started_at"], heartbeatAt: row["heartbeat_at"], rulesError: row["rules_error"])
+        let daemon = try index.daemonState().map { d in
+            Daemon(state: d.state.rawValue, pid: d.pid, alive: d.state == .running && kill(pid_t(d.pid), 0) == 0, mode: d.mode,
+                   startedAt: d.startedAt, heartbeatAt: d.heartbeatAt, rulesError: d.rulesError)
         }
         let registry = Registry(index: index)
         let pending = WatchDaemon.pendingFlags(in: dropline)
-        let output = Output(daemon: daemon, queued: try index.jobs(states: ["queued"]).reversed(), running: try index.jobs(states: ["running"]),
-                            recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == "champion" },
+        let output = Output(daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
+                            recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == .champion },
                             recentRuns: try index.runs(limit: limit), pendingFlags: pending,
-                            unservedBatches: try index.jobs(states: ["skipped"], limit: 200).filter { $0.event == "batch_landed" }.prefix(limit).map { $0 },
+                            unservedBatches: try index.jobs(states: [.skipped], limit: 200).filter { $0.event == .batchLanded }.prefix(limit).map { $0 },
                             refused: try index.refusals(limit: limit))
         if json { return try JSONOutput.print(output) }
         if let d = output.daemon {
@@ -140,13 +138,13 @@ struct StatusCommand: ParsableCommand {
         if !output.recentJobs.isEmpty {
             print("\nrecent jobs:")
             var table = TextTable("JOB", "STATE", "EVENT", "PATH", "FINISHED", "DETAIL")
-            for j in output.recentJobs { table.add(["\(j.id)", j.state, j.event, j.path, j.finishedAt ?? "-", String((j.detail ?? "").prefix(120))]) }
+            for j in output.recentJobs { table.add(["\(j.id)", j.state.rawValue, j.event.rawValue, j.path, j.finishedAt ?? "-", String((j.detail ?? "").prefix(120))]) }
             print(table.render())
         }
         if !output.recentRuns.isEmpty {
             print("\nrecent runs:")
             var table = TextTable("RUN", "KIND", "SUBJECT", "STATUS", "MODEL", "STARTED")
-            for r in output.recentRuns { table.add([r.id, r.kind, r.subject, r.status, r.modelVersion.map { "v\($0)" } ?? "-", r.startedAt]) }
+            for r in output.recentRuns { table.add([r.id, r.kind.rawValue, r.subject, r.status.rawValue, r.modelVersion.map { "v\($0)" } ?? "-", r.startedAt]) }
             print(table.render())
         }
     }

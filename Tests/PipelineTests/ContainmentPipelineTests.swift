@@ -31,7 +31,7 @@ struct ContainmentPipelineTests {
         try FileManager.default.removeItem(atPath: root.trainingInbox + "/linked-class/train/red")
         #expect(symlink(outside + "/train/red", root.trainingInbox + "/linked-class/train/red") == 0)
         #expect { try pipelines.train(stage: "linked-class", configuration: Fixture.configuration()) } throws: { "\($0)".contains("is a link") }
-        #expect(try pipelines.index.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM models") } == 0)
+        #expect(try pipelines.sqlite.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM models") } == 0)
     }
 
     @Test("a link to /etc/passwd and a FIFO in a batch are refused with their reason; nothing of the target is read or hashed")
@@ -45,7 +45,7 @@ struct ContainmentPipelineTests {
         #expect(mkfifo(batch + "/pipe.png", 0o644) == 0)
         let (run, _) = try pipelines.infer(batch: batch)
         let passwdHash = try SHA256.hash(file: "/etc/passwd")
-        try pipelines.index.read { db in
+        try pipelines.sqlite.read { db in
             let refused = try Row.fetchAll(db, sql: "SELECT path, sha256, bytes, outcome, reason FROM images WHERE outcome = 'not_regular' ORDER BY path")
             #expect(refused.map { $0["path"] as String } == ["inbox/production/batch-1/passwd.png", "inbox/production/batch-1/pipe.png"])
             #expect(refused.allSatisfy { ($0["sha256"] as String) == String(repeating: "0", count: 64) && ($0["bytes"] as Int) == 0 })

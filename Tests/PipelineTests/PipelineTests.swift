@@ -46,6 +46,11 @@ enum Fixture {
     }
 }
 
+extension Pipelines {
+    /// The SQLite index behind the pipelines, for tests that inspect its rows.
+    var sqlite: Index { index as! Index }
+}
+
 @Suite("Pipelines")
 struct PipelineTests {
     @Test("a drifted batch under production/<stage>/ raises a drift flag that names its stage, for the rules to retrain on")
@@ -91,8 +96,8 @@ struct PipelineTests {
         #expect(try pipelines.index.run(trainRun)?.modelVersion == 1)
         let (serveRun, _) = try pipelines.infer(batch: root.productionInbox + "/batch-1")
         let serve = try #require(try pipelines.index.run(serveRun))
-        #expect(serve.status == "succeeded" && serve.modelVersion == 1 && serve.batchId != nil)
-        try pipelines.index.read { db in
+        #expect(serve.status == .succeeded && serve.modelVersion == 1 && serve.batchId != nil)
+        try pipelines.sqlite.read { db in
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM predictions WHERE run_id = ?", arguments: [serveRun]) == 24)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE outcome = 'unsupported'") == 1)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM drift_results WHERE run_id = ?", arguments: [serveRun]) == 35)
@@ -113,17 +118,17 @@ struct PipelineTests {
         // a second model: the policy promotes it only if it is not worse than the champion by more than the margin
         let (_, second) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
         #expect(second == 2)
-        let states = try pipelines.index.read { db in try String.fetchAll(db, sql: "SELECT state FROM models ORDER BY version") }
+        let states = try pipelines.sqlite.read { db in try String.fetchAll(db, sql: "SELECT state FROM models ORDER BY version") }
         #expect(states == ["archived", "champion"] || states == ["champion", "candidate"])
         // ... compared on the same images: the champion was evaluated on the second model's validation set
-        let row = try pipelines.index.read { db in
+        let row = try pipelines.sqlite.read { db in
             try Row.fetchOne(db, sql: "SELECT validation_accuracy, baseline_version, baseline_accuracy FROM models WHERE version = 2")!
         }
         #expect(row["baseline_version"] as Int? == 1)
         let baseline: Double = try #require(row["baseline_accuracy"])
         let accuracy: Double = row["validation_accuracy"]
         #expect(states == (accuracy >= baseline - 0.01 ? ["archived", "champion"] : ["champion", "candidate"]))
-        let reason = try pipelines.index.read { db in
+        let reason = try pipelines.sqlite.read { db in
             try String.fetchOne(db, sql: "SELECT reason FROM promotions WHERE version = 2 ORDER BY id DESC LIMIT 1")
         }
         if states.last == "champion" { #expect(reason?.contains("on stage original's validation set") == true, "\(reason ?? "")") }
@@ -134,17 +139,17 @@ struct PipelineTests {
         let root = try Fixture.root()
         defer { try? FileManager.default.removeItem(atPath: root.path) }
         let pipelines = try Pipelines(root: root)
-        try pipelines.index.startRun(id: "20260101T000000Z-dead", kind: "train", subject: "original")
+        try pipelines.index.startRun(id: "20260101T000000Z-dead", kind: .train, subject: "original")
         try FileManager.default.createDirectory(atPath: root.staging + "/20260101T000000Z-dead-train-original/processing", withIntermediateDirectories: true)
         try pipelines.recover()
-        #expect(try pipelines.index.run("20260101T000000Z-dead")?.status == "failed")
+        #expect(try pipelines.index.run("20260101T000000Z-dead")?.status == .failed)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root.staging).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: root.runs + "/20260101T000000Z-dead-train-original"))
 
         // A run that published its folder but died before the index transaction: completed from its manifest.
         let (run, _) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
         let folder = try #require(try pipelines.index.run(run)?.folder)
-        try pipelines.index.write { db in
+        try pipelines.sqlite.write { db in
             try db.execute(sql: "DELETE FROM component_outputs WHERE run_id = ?", arguments: [run])
             try db.execute(sql: "DELETE FROM promotions")
             try db.execute(sql: "UPDATE runs SET model_version = NULL WHERE id = ?", arguments: [run])
@@ -153,7 +158,7 @@ struct PipelineTests {
         }
         try pipelines.recover()
         let recovered = try #require(try pipelines.index.run(run))
-        #expect(recovered.status == "succeeded" && recovered.folder == folder && recovered.modelVersion == 1)
+        #expect(recovered.status == .succeeded && recovered.folder == folder && recovered.modelVersion == 1)
         #expect(try pipelines.champion()?.version == 1)
     }
 
@@ -182,16 +187,16 @@ struct RegistryTests {
         let between = Index.now()
         try pipelines.train(stage: "original", configuration: Fixture.configuration())
         let registry = Registry(index: pipelines.index)
-        #expect(try registry.models().map(\.state) == ["champion", "candidate"])
+        #expect(try registry.models().map(\.state) == [ModelState.champion, .candidate])
         try registry.promote(2, reason: "better on the new stage")
-        #expect(try registry.models().map(\.state) == ["archived", "champion"])
+        #expect(try registry.models().map(\.state) == [ModelState.archived, .champion])
         #expect(throws: StoreError.self) { try registry.promote(2, reason: "again") }
         #expect(throws: StoreError.self) { try registry.promote(9, reason: "missing") }
         #expect(try registry.champion(at: between)?.version == 1)
         #expect(try registry.champion(at: Index.now())?.reason == "better on the new stage")
         #expect(try registry.rollback(reason: "worse in production") == 1)
-        #expect(try registry.models().map(\.state) == ["champion", "archived"])
-        #expect(try registry.history(version: 1).map(\.toState) == ["candidate", "champion", "archived", "champion"])
+        #expect(try registry.models().map(\.state) == [ModelState.champion, .archived])
+        #expect(try registry.history(version: 1).map(\.toState) == [ModelState.candidate, .champion, .archived, .champion])
         #expect(try registry.champion(at: "2000-01-01T00:00:00Z") == nil)
     }
 
@@ -206,7 +211,7 @@ struct RegistryTests {
         // right labels by path for the first 12 images; for the rest deliberately wrong, by hash
         var lines = ["image,class"]
         for i in 0..<12 { lines.append("img \(i).png,\(names[i % 3])") }
-        let hashes = try pipelines.index.read { db in
+        let hashes = try pipelines.sqlite.read { db in
             try [String: String](uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT path, image_sha256 FROM predictions").map { ($0["path"], $0["image_sha256"]) })
         }
         for i in 12..<24 { lines.append("\(hashes["inbox/production/batch-1/img \(i).png"]!),\(names[(i + 1) % 3])") }
@@ -218,7 +223,7 @@ struct RegistryTests {
         #expect(result.accuracy <= 0.55)
         #expect(result.belowConstraint)
         #expect(FileManager.default.fileExists(atPath: root.flags("quality") + "/batch-1.json"))
-        try pipelines.index.read { (db: Database) throws in
+        try pipelines.sqlite.read { (db: Database) throws in
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ground_truth") == 24)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM flags WHERE kind = 'quality'") == 1)
             #expect(try Int.fetchOne(db, sql: "SELECT below_constraint FROM quality") == 1)

@@ -25,27 +25,27 @@ struct IndexTests {
         guard onDisk else { return }
         let root = try Indexes.temporaryRoot()
         let first = try Index(path: root.index)
-        try first.startRun(id: "r1", kind: "train", subject: "original")
+        try first.startRun(id: "r1", kind: .train, subject: "original")
         #expect(try first.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
         let again = try Index(path: root.index)
-        #expect(try again.run("r1")?.status == "running")
+        #expect(try again.run("r1")?.status == .running)
         #expect(try again.appliedMigrations() == ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular"])
     }
 
     @Test("a run goes from running to succeeded with its folder and outputs, or to failed with its reason", arguments: [false, true])
     func runLifecycle(onDisk: Bool) throws {
         let index = try Indexes.make(onDisk)
-        try index.startRun(id: "r1", kind: "serve", subject: "batch-1", inputs: [("image", "inbox/production/batch-1/a.jpg", hash)])
+        try index.startRun(id: "r1", kind: .serve, subject: "batch-1", inputs: [RunInput(role: "image", path: "inbox/production/batch-1/a.jpg", sha256: hash)])
         #expect(try index.interruptedRuns().map(\.id) == ["r1"])
         try index.finishRun(id: "r1", folder: "outputs/runs/r1-serve-batch-1",
                             outputs: ["algorithm/predictions": "outputs/runs/r1-serve-batch-1/predictions.csv"])
         let run = try #require(try index.run("r1"))
-        #expect(run.status == "succeeded" && run.folder == "outputs/runs/r1-serve-batch-1" && run.finishedAt != nil)
+        #expect(run.status == .succeeded && run.folder == "outputs/runs/r1-serve-batch-1" && run.finishedAt != nil)
         #expect(try index.outputs(of: "r1") == ["algorithm/predictions": "outputs/runs/r1-serve-batch-1/predictions.csv"])
         #expect(throws: StoreError.self) { try index.finishRun(id: "r1", folder: "x", outputs: [:]) }
-        try index.startRun(id: "r2", kind: "train", subject: "stage-1")
+        try index.startRun(id: "r2", kind: .train, subject: "stage-1")
         try index.failRun(id: "r2", error: "disk full")
-        #expect(try index.run("r2")?.status == "failed" && index.run("r2")?.error == "disk full")
+        #expect(try index.run("r2")?.status == .failed && index.run("r2")?.error == "disk full")
         #expect(try index.interruptedRuns().isEmpty)
         #expect(try index.runs().map(\.id).sorted() == ["r1", "r2"])
         let events = try index.read { db in try String.fetchAll(db, sql: "SELECT kind FROM events ORDER BY id") }
@@ -64,7 +64,7 @@ struct IndexTests {
         #expect(refused("INSERT INTO runs (id, kind, subject, status, started_at, finished_at) VALUES ('x', 'train', 's', 'running', ?, ?)", [now, now]))
         #expect(refused("INSERT INTO runs (id, kind, subject, status, started_at) VALUES ('x', 'deploy', 's', 'running', ?)", [now]))
         // component output keys carry their component's prefix
-        try index.startRun(id: "r", kind: "train", subject: "s")
+        try index.startRun(id: "r", kind: .train, subject: "s")
         #expect(refused("INSERT INTO component_outputs (run_id, key, path) VALUES ('r', 'other/x', 'p')"))
         #expect(refused("INSERT INTO component_outputs (run_id, key, path) VALUES ('r', 'monitoring/', 'p')"))
         #expect(!refused("INSERT INTO component_outputs (run_id, key, path) VALUES ('r', 'monitoring/artifacts/latest', 'p')"))
@@ -125,15 +125,15 @@ struct JobQueueTests {
     @Test("the same event with the same content is queued once; new content is a new job; force queues a finished job again")
     func deduplication() throws {
         let index = try Index()
-        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA) != nil)
-        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA) == nil)
-        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashB) != nil)
+        #expect(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA) != nil)
+        #expect(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA) == nil)
+        #expect(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashB) != nil)
         let first = try #require(try index.claimNextJob())
-        #expect(first.contentSha256 == hashA && first.state == "running" && first.attempts == 1)
-        try index.finishJob(first.id, state: "succeeded", detail: "ok")
-        #expect(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA) == nil)
-        let again = try #require(try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA, force: true))
-        #expect(again.id == first.id && again.state == "queued")
+        #expect(first.contentSha256 == hashA && first.state == .running && first.attempts == 1)
+        try index.finishJob(first.id, state: .succeeded, detail: "ok")
+        #expect(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA) == nil)
+        let again = try #require(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA, force: true))
+        #expect(again.id == first.id && again.state == .queued)
     }
 
     @Test("jobs run in order, and a job left running by a dead process is queued again, not lost or repeated twice")
@@ -142,17 +142,39 @@ struct JobQueueTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             let index = try Index(path: path)
-            try index.enqueue(event: "batch_landed", path: "production/s/b1", contentSha256: hashA)
-            try index.enqueue(event: "flag_created", path: "flags/retrain/s.json", contentSha256: hashB)
+            try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA)
+            try index.enqueue(event: .flagCreated, path: "flags/retrain/s.json", contentSha256: hashB)
             #expect(try index.claimNextJob()?.path == "production/s/b1")
         }
         let reopened = try Index(path: path)
         #expect(try reopened.requeueInterruptedJobs() == 1)
         let job = try #require(try reopened.claimNextJob())
         #expect(job.path == "production/s/b1" && job.attempts == 2)
-        try reopened.finishJob(job.id, state: "succeeded", detail: "ok")
+        try reopened.finishJob(job.id, state: .succeeded, detail: "ok")
         #expect(try reopened.claimNextJob()?.path == "flags/retrain/s.json")
         #expect(try reopened.claimNextJob() == nil)
-        #expect(try reopened.jobs(states: ["succeeded"]).map(\.path) == ["production/s/b1"])
+        #expect(try reopened.jobs(states: [.succeeded]).map(\.path) == ["production/s/b1"])
+    }
+}
+
+@Suite("Store owns the index")
+struct LayeringTests {
+    @Test("no SQL and no GRDB import in any module but Store")
+    func noSQLOutsideStore() throws {
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources").path
+        var offenders: [String] = []
+        for module in try FileManager.default.contentsOfDirectory(atPath: sources) where module != "Store" {
+            guard let files = FileManager.default.enumerator(atPath: sources + "/" + module) else { continue }
+            while let file = files.nextObject() as? String {
+                guard file.hasSuffix(".swift") else { continue }
+                let text = try String(contentsOfFile: sources + "/" + module + "/" + file, encoding: .utf8)
+                for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+                where line.contains("import GRDB") || line.contains("sql:") || line.contains("Row.fetch") {
+                    offenders.append("\(module)/\(file):\(number + 1): \(line.trimmingCharacters(in: .whitespaces))")
+                }
+            }
+        }
+        #expect(offenders.isEmpty, "\(offenders.joined(separator: "\n"))")
     }
 }
