@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // L0: pure code, values in and values out.
@@ -49,7 +51,10 @@ let package = Package(
         // L1: noticing batches landing (scans, inotify, polling).
         .target(name: "FolderWatch", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .target(name: "Rules", dependencies: ["DroplineSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictness),
-        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport",
+                                               .product(name: "Logging", package: "swift-log"),
+                                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                               .product(name: "UnixSignals", package: "swift-service-lifecycle")], swiftSettings: strictness),
         // L1: the root folder, the versioned output tree and the SQLite index.
         .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
@@ -59,7 +64,8 @@ let package = Package(
         // L2: labelled datasets: the drift stages of the study, Fashion-MNIST from its IDX files.
         .target(name: "Datasets", dependencies: ["CCodecs", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L4: the drift study, end to end through the real daemon.
-        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport",
+                                                   .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // L3: measurements against peers.
         .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: argument parsing and wiring only.
@@ -68,6 +74,8 @@ let package = Package(
             dependencies: [
                 "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules", "Daemon", "Datasets", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictness
         ),
@@ -97,7 +105,8 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon"], swiftSettings: strictness),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Store", "Modeling", "DroplineSupport", .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: strictness),
         .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch", "DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),

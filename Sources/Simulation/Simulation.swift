@@ -2,6 +2,7 @@ public import Datasets
 import Daemon
 import DroplineSupport
 import Foundation
+import Logging
 public import Imaging
 public import Modeling
 import Pipeline
@@ -135,7 +136,7 @@ public struct Simulation {
         var watch = WatchOptions(training: options.training)
         watch.settleSeconds = 24 * 3600  // batches complete by their marker only
         watch.concurrentJobs = options.concurrentJobs
-        let log = DaemonLog(file: root.logs + "/watch.log", echo: false)
+        let log = Logger.daemon(DaemonLogHandler.Sink(file: root.logs + "/watch.log", echo: false))
         let daemon = try WatchDaemon(root: root, options: watch, log: log)
         let stop = StopRequest()
         let outcome = DaemonOutcome()

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Daemon
-import Dispatch
 import DroplineSupport
 import Foundation
+import Logging
 import Modeling
 import Pipeline
 import Store
@@ -10,7 +10,7 @@ import Store
 import Glibc
 #endif
 
-struct WatchCommand: ParsableCommand {
+struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
         abstract: "The daemon: watch the inbox and the flags, and act on them through <root>/rules.yaml.",
@@ -43,7 +43,7 @@ struct WatchCommand: ParsableCommand {
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
 
-    func run() throws {
+    func run() async throws {
         let dropline = try DroplineRoot(existing: root.root)
         var options = WatchOptions(training: try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs))
         options.marker = marker
@@ -52,26 +52,9 @@ struct WatchCommand: ParsableCommand {
         options.once = once
         options.retryFailed = retryFailed
         options.concurrentJobs = jobs
-        let log = DaemonLog(file: dropline.logs + "/watch.log")
+        let log = Logger.daemon(DaemonLogHandler.Sink(file: dropline.logs + "/watch.log"))
         let daemon = try WatchDaemon(root: dropline, options: options, log: log)
-        let stop = StopRequest()
-        var sources: [any DispatchSourceSignal] = []
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler {
-                if stop.requested {
-                    log.warning("second stop signal: exiting now; the next start recovers the interrupted step")
-                    _exit(130)
-                }
-                log.info("stop requested; finishing the current step")
-                stop.request()
-            }
-            source.resume()
-            sources.append(source)
-        }
-        try daemon.run(stop: stop)
-        sources.forEach { $0.cancel() }
+        try await WatchService(daemon: daemon).runUntilStopped()
     }
 }
 

@@ -1,0 +1,46 @@
+import Modeling
+import Pipeline
+import Rules
+import Store
+
+/// What a rule's action needs to be performed.
+struct ActionContext {
+    let root: DroplineRoot
+    let pipelines: Pipelines
+    let job: Job
+    let event: Event
+    /// The configuration of retraining runs.
+    let training: TrainingConfiguration
+    let commands: CommandRunner
+    let stop: StopRequest?
+    /// The model version an earlier action of the same rule trained (for `promote`).
+    var trained: Int?
+
+    /// The first attempt's start when the job runs again after the daemon was interrupted: runs that
+    /// finished since then (recovery completes a published run) are not run twice.
+    var since: String? { job.attempts > 1 ? job.startedAt : nil }
+}
+
+/// One action of the rules, performed: each knows how to do its work and how not to do it twice
+/// when its job is run again after a crash. Returns what it did, for the log and the index.
+protocol DaemonAction {
+    func perform(_ context: inout ActionContext) throws -> String
+}
+
+extension PlannedAction {
+    /// The performer of this planned action. (`ignore` plans nothing: the rules stop at it.)
+    var performer: any DaemonAction {
+        switch self {
+        case .infer(let batch): InferAction(batch: batch)
+        case .train(let stage): TrainAction(stage: stage)
+        case .promote(let policy): PromoteAction(policy: policy)
+        case .mergeLabels(let file): MergeLabelsAction(file: file)
+        case .run(let arguments, let timeout): RunAction(arguments: arguments, timeout: timeout)
+        }
+    }
+}
+
+public struct DaemonError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

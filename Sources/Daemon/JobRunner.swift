@@ -1,0 +1,170 @@
+import DroplineSupport
+import Foundation
+import Logging
+import Modeling
+import Pipeline
+import Rules
+import Store
+import Synchronization
+
+/// Runs the queue's jobs through the rules: claims them, decides with the rules in force when each
+/// was claimed, performs the fired rules' actions in order (`DaemonAction`, one file per action),
+/// and records every rule's decision and the job's end. With `concurrentJobs` > 1, jobs run on worker
+/// threads side by side (jobs on the same path still run in order: `claimNextJob`).
+///
+/// Unchecked Sendable: worker threads touch only immutable configuration, the index (serialized),
+/// the logger (Sendable) and `running` (a mutex).
+final class JobRunner: @unchecked Sendable {
+    let root: DroplineRoot
+    let pipelines: Pipelines
+    let log: Logger
+    let training: TrainingConfiguration
+    let concurrentJobs: Int
+    let commands = CommandRunner()
+    let stop: StopRequest?
+    /// Jobs running on worker threads.
+    let running = Mutex<Set<Int64>>([])
+
+    init(root: DroplineRoot, pipelines: Pipelines, log: Logger, training: TrainingConfiguration, concurrentJobs: Int, stop: StopRequest?) {
+        self.root = root
+        self.pipelines = pipelines
+        self.log = log
+        self.training = training
+        self.concurrentJobs = max(1, concurrentJobs)
+        self.stop = stop
+    }
+
+    var busy: Bool { !running.withLock { $0.isEmpty } }
+
+    /// Claims queued jobs while fewer than `concurrentJobs` run, each on its own thread with the
+    /// rules given; a job's failure to record its end is logged, and the job is requeued at the next start.
+    func startWorkers(rules: RuleSet) throws {
+        while stop?.requested != true, running.withLock({ $0.count }) < concurrentJobs, let job = try pipelines.index.claimNextJob() {
+            running.withLock { _ = $0.insert(job.id) }
+            let thread = Thread { [self] in
+                do { try handle(job, rules: rules) } catch {
+                    log.error("job \(job.id) could not be recorded: \(error); it is queued again at the next start", metadata: ["job": "\(job.id)"])
+                }
+                running.withLock { _ = $0.remove(job.id) }
+            }
+            thread.name = "dropline-job-\(job.id)"
+            thread.start()
+        }
+    }
+
+    /// Runs every queued job on the calling thread, in queue order, until none is left (tests and
+    /// `--once` callers that want no threads). Returns how many ran.
+    @discardableResult
+    func runQueued(rules: RuleSet) throws -> Int {
+        var count = 0
+        while stop?.requested != true, let job = try pipelines.index.claimNextJob() {
+            try handle(job, rules: rules)
+            count += 1
+        }
+        return count
+    }
+
+    /// Waits for the worker threads to end their current job.
+    func waitForWorkers(clock: any DaemonClock) {
+        guard busy else { return }
+        log.info("waiting for the running jobs to finish their current step")
+        while busy { usleep(100_000) }
+    }
+
+    // MARK: - One job
+
+    func handle(_ job: Job, rules: RuleSet) throws {
+        let meta: Logger.Metadata = ["job": "\(job.id)"]
+        log.info("job \(job.id): \(job.event.rawValue) \(job.path)", metadata: meta)
+        let event: Event?
+        do { event = try makeEvent(job) } catch {
+            try finish(job, state: .failed, detail: "\(error)")
+            return
+        }
+        guard let event else {
+            try finish(job, state: .skipped, detail: "\(job.path) is gone")
+            return
+        }
+        let decisions = rules.decide(event)
+        var outcomes: [String] = []
+        var failed: String?
+        for decision in decisions {
+            guard decision.fired, failed == nil else {
+                try pipelines.index.recordFiring(job: job.id, rule: decision.rule, fired: false,
+                                                 reason: failed == nil ? decision.reason : "not run: an earlier action failed", actions: [], outcome: nil)
+                continue
+            }
+            let ruleMeta: Logger.Metadata = ["job": "\(job.id)", "rule": "\(decision.rule)"]
+            log.info("rule \(decision.rule) fires: \(decision.actions.map(\.description).joined(separator: ", "))", metadata: ruleMeta)
+            var results: [String] = []
+            var context = ActionContext(root: root, pipelines: pipelines, job: job, event: event, training: training, commands: commands, stop: stop)
+            for action in decision.actions {
+                do {
+                    let result = try action.performer.perform(&context)
+                    results.append(result)
+                    log.info("\(result)", metadata: ruleMeta)
+                } catch {
+                    failed = "\(action): \(error)"
+                    log.error("rule \(decision.rule): \(action) failed: \(error)", metadata: ruleMeta)
+                    break
+                }
+            }
+            let outcome = (results + (failed.map { ["failed: " + $0] } ?? [])).joined(separator: "; ")
+            try pipelines.index.recordFiring(job: job.id, rule: decision.rule, fired: true, reason: decision.reason,
+                                             actions: decision.actions.map(\.description), outcome: outcome)
+            outcomes.append("\(decision.rule): \(outcome.isEmpty ? "ignored" : outcome)")
+        }
+        let state: JobState = failed != nil ? .failed : (outcomes.isEmpty ? .skipped : .succeeded)
+        var detail = outcomes.joined(separator: " | ")
+        if outcomes.isEmpty {
+            // say why, with the reasons of the rules that are for this event
+            let relevant = zip(decisions, rules.rules).filter { $1.on == event.kind }.map { "\($0.0.rule): \($0.0.reason)" }
+            detail = (event.kind == .batchLanded ? "no rule serves this batch" : "no rule fired") + (relevant.isEmpty ? "" : " (" + relevant.joined(separator: "; ") + ")")
+            if event.kind == .batchLanded {
+                // a batch nobody serves should not go unnoticed
+                log.warning("batch \(job.path) is not served: \(detail); see `dropline rules explain \(root.path) --event batch_landed --path \(job.path)`",
+                            metadata: meta)
+            }
+        }
+        try finish(job, state: state, detail: detail)
+    }
+
+    /// The rules' view of a job's event, read now (a flag's values, a model's fields); nil when
+    /// what it concerns is gone.
+    func makeEvent(_ job: Job) throws -> Event? {
+        guard let kind = EventKind(rawValue: job.event.rawValue) else { throw DaemonError("unknown event \(job.event.rawValue)") }
+        switch kind {
+        case .flagCreated:
+            let path = root.path + "/" + job.path
+            guard FileSystem.entryType(path) != nil else { return nil }
+            return try Event.flag(relativePath: job.path, json: try AtomicFile.read(path, limit: DroppedFileSource.maximumBytes, links: .refuse))
+        case .schedule:
+            return Event(kind: .schedule, path: job.path)
+        case .modelTrained:
+            guard let model = try pipelines.index.model(folder: job.path) else { return nil }
+            var fields: [String: Value] = ["model.version": .number(Double(model.version)), "model.stage": .string(model.stage),
+                                           "model.validation_accuracy": .number(model.validationAccuracy), "model.state": .string(model.state.rawValue)]
+            if let run = model.trainRunId { fields["model.run"] = .string(run) }
+            return Event(kind: .modelTrained, path: job.path, fields: fields)
+        default:
+            guard FileSystem.entryType(root.inbox + "/" + job.path) != nil else { return nil }
+            return Event(kind: kind, path: job.path)
+        }
+    }
+
+    /// Ends a job; a flag job's file moves to flags/done/ and its outcome goes into the flags table.
+    func finish(_ job: Job, state: JobState, detail: String) throws {
+        try pipelines.index.finishJob(job.id, state: state, detail: detail)
+        let line = "job \(job.id) \(state.rawValue): \(detail)" + (state == .failed ? " (fix the cause, then `dropline watch --retry-failed` runs it again)" : "")
+        if state == .failed { log.error("\(line)", metadata: ["job": "\(job.id)"]) } else { log.info("\(line)", metadata: ["job": "\(job.id)"]) }
+        guard job.event == .flagCreated else { return }
+        let source = root.path + "/" + job.path
+        guard FileSystem.entryType(source) != nil else { return }
+        let parts = job.path.split(separator: "/")
+        let kind = String(parts[1])
+        let done = root.flags("done") + "/\(kind)-job\(job.id)-" + parts.last!
+        try FileManager.default.moveItem(atPath: source, toPath: done)
+        try pipelines.index.handleFlag(kind: FlagKind(rawValue: kind) ?? .retrain, path: job.path, subject: String(parts.last!.dropLast(5)),
+                                       createdAt: job.createdAt, outcome: "\(state.rawValue): \(detail)")
+    }
+}

@@ -1,0 +1,62 @@
+import Logging
+import Foundation
+public import ServiceLifecycle
+import Synchronization
+import UnixSignals
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon as a swift-service-lifecycle service: `ServiceGroup` traps SIGTERM and SIGINT and asks
+/// for a graceful shutdown, which stops the loop after its current step (running commands get SIGTERM,
+/// then SIGKILL: `CommandRunner`). A second SIGTERM or SIGINT during that shutdown exits at once; the
+/// next start recovers the interrupted step. The synchronous loop runs on its own thread, so the
+/// concurrency runtime's threads are never blocked by a pipeline.
+public struct WatchService: Service {
+    let daemon: WatchDaemon
+
+    public init(daemon: WatchDaemon) { self.daemon = daemon }
+
+    public func run() async throws {
+        let stop = StopRequest()
+        let daemon = self.daemon
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    do {
+                        try daemon.run(stop: stop)
+                        continuation.resume()
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+                thread.name = "dropline-watch"
+                thread.start()
+            }
+        } onGracefulShutdown: {
+            daemon.log.info("stop requested; finishing the current step")
+            stop.request()
+            Self.exitOnSecondSignal(daemon: daemon)
+        }
+    }
+
+    /// Runs the service in a `ServiceGroup` that turns SIGTERM and SIGINT into a graceful shutdown,
+    /// until the daemon stops (by a signal, or by itself with `--once`).
+    public func runUntilStopped() async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: self, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "dropline.lifecycle") { _ in SwiftLogNoOpLogHandler() }))
+        try await group.run()
+    }
+
+    /// After the first stop signal, a second one exits at once.
+    static func exitOnSecondSignal(daemon: WatchDaemon) {
+        Task.detached {
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                daemon.log.warning("second stop signal: exiting now; the next start recovers the interrupted step")
+                _exit(130)
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Daemon
+import DroplineSupport
+import Foundation
+import Logging
+import Modeling
+import Store
+import Testing
+
+/// The daemon in-process, one look at a time, with a manual clock: settle periods, schedules and
+/// reloads are checked in milliseconds, with real files in a temporary root.
+@Suite("The watch daemon in-process, on a manual clock")
+struct DaemonLoopTests {
+    let root: DroplineRoot
+    let clock = ManualClock()
+    let index: Index
+    let daemon: WatchDaemon
+
+    static let rules = """
+    version: 1
+    rules:
+      - name: note-batch
+        on: batch_landed
+        match: production/{stage}/{batch}
+        do:
+          - run: {command: ["true"]}
+      - name: note-flag
+        on: flag_created
+        kind: retrain
+        do:
+          - run: {command: [sh, -c, 'test -n "$DROPLINE_FLAG_STAGE"']}
+      - name: every-five-minutes
+        on: schedule
+        cron: "*/5 * * * *"
+        do:
+          - run: {command: ["true"]}
+
+    """
+
+    init() throws {
+        root = try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-daemon-\(UUID().uuidString)").path)
+        try Self.rules.write(toFile: root.path + "/rules.yaml", atomically: true, encoding: .utf8)
+        index = try Index(path: root.index)
+        var options = WatchOptions(training: TrainingConfiguration.defaults(architecture: "small-cnn"))
+        options.settleSeconds = 60
+        let log = Logger.daemon(DaemonLogHandler.Sink(file: root.logs + "/watch.log", echo: false))
+        daemon = try WatchDaemon(root: root, options: options, log: log, clock: clock, index: index)
+        try daemon.start()
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(atPath: root.path) }
+
+    func write(_ relative: String, _ text: String = "image bytes") throws {
+        let path = root.inbox + "/" + relative
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    func jobs(_ event: JobEvent) throws -> [Job] { try index.jobs(limit: 100).filter { $0.event == event }.reversed() }
+
+    var log: String { (try? String(contentsOfFile: root.logs + "/watch.log", encoding: .utf8)) ?? "" }
+
+    @Test("a batch without its marker is not processed before the settle time, then once")
+    func settle() throws {
+        defer { cleanUp() }
+        try write("production/s1/b1/a.jpg")
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).isEmpty)
+        clock.advance(by: 59)
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).isEmpty, "queued before the settle period")
+        #expect(daemon.nextDeadline.map { $0 - clock.now() } == 1)
+        clock.advance(by: 1)
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).map(\.path) == ["production/s1/b1"])
+        #expect(try daemon.runQueuedJobs() == 1)
+        #expect(try jobs(.batchLanded).map(\.state) == [.succeeded])
+        clock.advance(by: 600)
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).count == 1, "the same content was queued again")
+    }
+
+    @Test("a batch that keeps changing is queued once, for its final content, after it stops changing; files being written do not count")
+    func growing() throws {
+        defer { cleanUp() }
+        for i in 0..<5 {
+            try write("production/s1/b2/\(i).jpg")
+            try write("production/s1/b2/\(i + 1).jpg.part", "half")
+            try daemon.tick()
+            clock.advance(by: 30)
+        }
+        #expect(try jobs(.batchLanded).isEmpty)
+        clock.advance(by: 60)
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).count == 1)
+        #expect(log.contains("batch production/s1/b2 landed (settled, 5 file(s))"))
+    }
+
+    @Test("the marker completes a batch at once; new content after it is a new job")
+    func marker() throws {
+        defer { cleanUp() }
+        try write("production/s1/b3/a.jpg")
+        try write("production/s1/b3/_READY", "")
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).count == 1)
+        try write("production/s1/b3/b.jpg")
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).count == 2)
+    }
+
+    @Test("a schedule fires once per due minute, and not for minutes before the daemon started")
+    func schedule() throws {
+        defer { cleanUp() }
+        let start = clock.now()
+        clock.advance(by: 3600)  // 12 due five-minute marks in the hour
+        try daemon.tick()
+        try daemon.tick()
+        #expect(try jobs(.schedule).count == 12, "from \(start)")
+        #expect(try daemon.runQueuedJobs() == 12)
+    }
+
+    @Test("a dropped flag becomes a job with its values in the environment; its file moves to flags/done/")
+    func flags() throws {
+        defer { cleanUp() }
+        try Data(#"{"stage": "original"}"#.utf8).write(to: URL(fileURLWithPath: root.flags("retrain") + "/original.json"))
+        try daemon.tick()
+        #expect(try jobs(.flagCreated).map(\.path) == ["flags/retrain/original.json"])
+        try daemon.runQueuedJobs()
+        #expect(try jobs(.flagCreated).map(\.state) == [.succeeded])
+        #expect(FileSystem.names(in: root.flags("done")).count == 1 && FileSystem.names(in: root.flags("retrain")).isEmpty)
+    }
+
+    @Test("an invalid rules edit keeps the previous rules; a valid one takes effect; a batch no rule serves is recorded so")
+    func reload() throws {
+        defer { cleanUp() }
+        try "version: 1\nrules: [".write(toFile: root.path + "/rules.yaml", atomically: true, encoding: .utf8)
+        try write("production/s1/b4/a.jpg")
+        try write("production/s1/b4/_READY", "")
+        try daemon.tick()
+        try daemon.runQueuedJobs()
+        #expect(log.contains("the previous rules stay in force"))
+        #expect(try jobs(.batchLanded).map(\.state) == [.succeeded])
+        try "version: 1\nrules:\n  - {name: only-flags, on: flag_created, do: [run: {command: [\"true\"]}]}\n"
+            .write(toFile: root.path + "/rules.yaml", atomically: true, encoding: .utf8)
+        try write("production/s1/b5/a.jpg")
+        try write("production/s1/b5/_READY", "")
+        try daemon.tick()
+        try daemon.runQueuedJobs()
+        let unserved = try #require(try jobs(.batchLanded).last)
+        #expect(unserved.state == .skipped && unserved.detail?.hasPrefix("no rule serves this batch") == true)
+        #expect(log.contains("batch production/s1/b5 is not served"))
+    }
+}
