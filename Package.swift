@@ -30,52 +30,57 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
-        // L0: pure code, values in and values out.
-        .target(name: "Randomness", swiftSettings: strictness),
+        // Layers, from the real imports (a module imports only from layers below it):
+        // C: system libraries and the C shim. L0 pure code, values in and values out. L1 the engine,
+        // images and the I/O modules (the watcher, the rules file, the index). L2 models and datasets.
+        // L3 monitoring and explanations. L4 the components and pipelines; benchmarks. L5 the daemon.
+        // L6 the drift study. L7 the executable: argument parsing and wiring only.
         .target(
             name: "CCodecs",
             cSettings: cStrictness,
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("z")]
         ),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .target(name: "DroplineSupport", dependencies: ["CCrypto"], swiftSettings: strictness),
-        .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        // Debian's libdnnl-dev has no pkg-config file: linked by name.
+        .systemLibrary(name: "CDNNL"),
+        // L0
+        .target(name: "Randomness", swiftSettings: strictness),
         .target(name: "Tensor", swiftSettings: strictness),
         .target(name: "DriftStatistics", swiftSettings: strictness),
-        // L1: the CNN engine on oneDNN (Debian's libdnnl-dev has no pkg-config file: linked by name).
-        .systemLibrary(name: "CDNNL"),
+        .target(name: "DroplineSupport", dependencies: ["CCrypto"], swiftSettings: strictness),
+        // L1: decoding and transforming images; the CNN engine on oneDNN; noticing batches (scans,
+        // inotify, polling); the rules file; the root folder, the output tree and the index.
+        .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
-        // L2: training, evaluation and model artifacts on images.
-        .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "DroplineSupport"], swiftSettings: strictness),
-        // L1: noticing batches landing (scans, inotify, polling).
         .target(name: "FolderWatch", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         .target(name: "Rules", dependencies: ["DroplineSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictness),
+        .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        // L2: training, evaluation and model artifacts; labelled datasets (the study's drift stages, Fashion-MNIST).
+        .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Datasets", dependencies: ["CCodecs", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        // L3: drift monitoring; integrated-gradients explanations.
+        .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"],
+                swiftSettings: strictness),
+        .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        // L4: the four components with train and serve modes, the two pipelines; measurements against peers.
+        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport"],
+                swiftSettings: strictness),
+        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        // L5: the watch daemon, as a service.
         .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport",
                                                .product(name: "Logging", package: "swift-log"),
                                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                .product(name: "UnixSignals", package: "swift-service-lifecycle")], swiftSettings: strictness),
-        // L1: the root folder, the versioned output tree and the SQLite index.
-        .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        // L3: the four components with train and serve modes, and the pipelines.
-        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport"],
-                swiftSettings: strictness),
-        // L2: labelled datasets: the drift stages of the study, Fashion-MNIST from its IDX files.
-        .target(name: "Datasets", dependencies: ["CCodecs", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        // L4: the drift study, end to end through the real daemon.
+        // L6: the drift study, end to end through the real daemon.
         .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport",
                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
-        // L3: measurements against peers.
-        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        // L5: argument parsing and wiring only.
+        // L7: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",
             dependencies: [
                 "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules", "Daemon", "Datasets", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictness
         ),

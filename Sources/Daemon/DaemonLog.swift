@@ -50,9 +50,7 @@ public struct DaemonLogHandler: LogHandler {
     }
 
     static func timestamp() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+        ISOTime.now()
     }
 }
 

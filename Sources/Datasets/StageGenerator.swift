@@ -38,12 +38,7 @@ public struct LabelledDataset: Sendable {
                 throw DatasetFileError(path: root + "/" + split, reason: "has classes that train/ does not have: \(unknown.sorted().joined(separator: ", "))",
                                        remedy: "use the same class folders in train/, validation/ and test/")
             }
-            var list: [(String, String)] = []
-            for label in found {
-                for entry in ImageInspector.expandSkippingJunk([root + "/" + split + "/" + label]) {
-                    list.append((label, entry.relative))
-                }
-            }
+            let list = ImageInspector.labelledFiles(in: root + "/" + split, classes: found).map { ($0.label, $0.entry.relative) }
             guard !list.isEmpty else {
                 throw DatasetFileError(path: root + "/" + split, reason: "holds no images", remedy: "add JPEG or PNG files to its class folders")
             }

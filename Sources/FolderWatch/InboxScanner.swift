@@ -8,16 +8,12 @@ public struct InboxScanner: Sendable {
 
     public init(marker: String = "_READY") { self.marker = marker }
 
-    /// Whether a file name is ignored: files being written (`*.part`, `*.tmp`, `.~*`), hidden names, and
-    /// desktop or NAS metadata.
-    public func ignored(_ name: String) -> Bool {
-        let lower = name.lowercased()
-        return name.hasPrefix(".") || lower.hasSuffix(".part") || lower.hasSuffix(".tmp") || lower.hasSuffix(".crdownload")
-            || lower == "thumbs.db" || lower == "desktop.ini" || name.hasPrefix("~$")
-    }
+    /// Whether a file name is ignored: files being written (`*.part`, `*.tmp`, `~$*`), hidden names, and
+    /// desktop or NAS metadata (`DropFolderJunk`, the list the image listings use too).
+    public func ignored(_ name: String) -> Bool { DropFolderJunk.isIgnoredName(name) }
 
     /// Folder names whose whole content is metadata.
-    static let junkFolders: Set<String> = ["@eadir", "#recycle", "#snapshot", "@recycle", "lost+found", "$recycle.bin"]
+    static var junkFolders: Set<String> { DropFolderJunk.folders }
 
     /// An inbox entry that is not served, and why (a link, a special file, a file outside any batch
     /// folder, or a name Dropline will not build paths from).

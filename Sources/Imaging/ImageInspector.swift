@@ -107,6 +107,15 @@ public enum ImageInspector {
         }
     }
 
+    /// The images of a class-folder layout (`<folder>/<class>/<images>`): each file of each class
+    /// folder (recursively, junk and hidden names skipped), with its class, in class order. The one
+    /// listing of labelled data, for decoded datasets (Modeling) and dataset files (Datasets).
+    public static func labelledFiles(in folder: String, classes: [String]) -> [(label: String, entry: FileEntry)] {
+        classes.flatMap { label in
+            FileSystem.isRealDirectory(folder + "/" + label) ? expandSkippingJunk([folder + "/" + label]).map { (label, $0) } : []
+        }
+    }
+
     /// Every entry under `paths` except folders (folders walked recursively, entries sorted by name):
     /// regular files, and also links, FIFOs, sockets and devices, which reading then refuses with
     /// their reason (`ImagingError.Kind.notRegular`), so they are reported rather than silently

@@ -36,21 +36,7 @@ public final class Classifier {
 
     /// Logits for prepared images, in chunks.
     static func logits(predictor: Predictor, images: [RGBImage], preprocessing: Preprocessing, chunk: Int = 32) throws -> [Float] {
-        var out: [Float] = []
-        out.reserveCapacity(images.count * predictor.outputSize)
-        var input = [Float](repeating: 0, count: chunk * preprocessing.inputCount)
-        for start in stride(from: 0, to: images.count, by: chunk) {
-            let n = min(chunk, images.count - start)
-            for i in 0..<n {
-                input.withUnsafeMutableBufferPointer { buffer in
-                    preprocessing.write(images[start + i], into: UnsafeMutableBufferPointer(rebasing: buffer[(i * preprocessing.inputCount)..<((i + 1) * preprocessing.inputCount)]))
-                }
-            }
-            out += try input.withUnsafeBufferPointer { x in
-                try predictor.predict(UnsafeBufferPointer(rebasing: x[0..<(n * preprocessing.inputCount)]), count: n)
-            }
-        }
-        return out
+        try predictor.predict(count: images.count, chunk: chunk) { i, slot in preprocessing.write(images[i], into: slot) }
     }
 
     /// Logits for decoded images of any size (they are prepared here).

@@ -68,43 +68,22 @@ public struct ImageFolderDataset: Sendable {
             throw DatasetError(path: root, reason: "has \(classes.count) class folder\(classes.count == 1 ? "" : "s")",
                                remedy: "put each class's images in its own sub-folder (at least two classes)")
         }
-        var files: [(String, String, Int)] = []
-        for (label, name) in classes.enumerated() where fm.fileExists(atPath: root + "/" + name) {
-            for entry in ImageInspector.expandSkippingJunk([root + "/" + name]) {
-                files.append((entry.path, name + "/" + entry.relative, label))
-            }
-        }
-        var loaded = [(LabelledImage, RGBImage)?](repeating: nil, count: files.count)
-        var failures = [Rejection?](repeating: nil, count: files.count)
-        let options = preprocessing.decodeOptions
-        let work = files
-        do {
-            loaded.withUnsafeMutableBufferPointer { out in
-                failures.withUnsafeMutableBufferPointer { bad in
-                    nonisolated(unsafe) let out = out, bad = bad
-                    DispatchQueue.concurrentPerform(iterations: work.count) { i in
-                        let files = work
-                        let (path, relative, label) = files[i]
-                        do {
-                            let bytes = try ImageDecoder.read(path, links: links)
-                            let image = try ImageDecoder.decode(bytes, options: options).image
-                            out[i] = (LabelledImage(path: path, relativePath: relative, label: label, sha256: SHA256.hash(bytes)),
-                                      preprocessing.prepare(image))
-                        } catch let error as ImagingError {
-                            bad[i] = Rejection(path: path, outcome: error.kind.rawValue, reason: error.reason)
-                        } catch {
-                            bad[i] = Rejection(path: path, outcome: "unreadable", reason: "\(error)")
-                        }
-                        progress?.advance()
-                    }
-                }
+        let labels = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        let files = ImageInspector.labelledFiles(in: root, classes: classes).map { ($0.entry.path, $0.label + "/" + $0.entry.relative, labels[$0.label]!) }
+        var items: [LabelledImage] = [], images: [RGBImage] = [], rejected: [Rejection] = []
+        for ((path, relative, label), result) in zip(files, ImageLoading.load(files.map(\.0), preprocessing: preprocessing, links: links, progress: progress)) {
+            switch result {
+            case .loaded(let image):
+                items.append(LabelledImage(path: path, relativePath: relative, label: label, sha256: image.sha256))
+                images.append(image.image)
+            case .refused(let rejection): rejected.append(rejection)
             }
         }
         self.root = root
         self.classes = classes
-        items = loaded.compactMap { $0?.0 }
-        images = loaded.compactMap { $0?.1 }
-        rejected = failures.compactMap { $0 }
+        self.items = items
+        self.images = images
+        self.rejected = rejected
         guard !items.isEmpty else {
             throw DatasetError(path: root, reason: "holds no readable images", remedy: "add JPEG or PNG files to the class folders")
         }

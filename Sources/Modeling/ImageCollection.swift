@@ -27,30 +27,19 @@ public struct ImageCollection: Sendable {
     /// Loads `paths`, preparing images to `side` x `side` (shorter side resized, centre crop).
     public init(paths: [String], side: Int, progress: TerminalProgress? = nil) {
         let files = ImageInspector.expandSkippingJunk(paths)
-        let preprocessing = Preprocessing(imageSize: side, normalization: .unit)
-        var loaded = [(Item, RGBImage)?](repeating: nil, count: files.count)
-        var failures = [Rejection?](repeating: nil, count: files.count)
-        loaded.withUnsafeMutableBufferPointer { out in
-            failures.withUnsafeMutableBufferPointer { bad in
-                nonisolated(unsafe) let out = out, bad = bad
-                DispatchQueue.concurrentPerform(iterations: files.count) { i in
-                    let file = files[i]
-                    do {
-                        let bytes = try ImageDecoder.read(file.path)
-                        let image = try ImageDecoder.decode(bytes, options: preprocessing.decodeOptions).image
-                        out[i] = (Item(path: file.path, relativePath: file.relative, sha256: SHA256.hash(bytes)), preprocessing.prepare(image))
-                    } catch let error as ImagingError {
-                        bad[i] = Rejection(path: file.path, outcome: error.kind.rawValue, reason: error.reason)
-                    } catch {
-                        bad[i] = Rejection(path: file.path, outcome: "unreadable", reason: "\(error)")
-                    }
-                    progress?.advance()
-                }
+        let loaded = ImageLoading.load(files.map(\.path), preprocessing: Preprocessing(imageSize: side, normalization: .unit), progress: progress)
+        var items: [Item] = [], images: [RGBImage] = [], rejected: [Rejection] = []
+        for (file, result) in zip(files, loaded) {
+            switch result {
+            case .loaded(let image):
+                items.append(Item(path: file.path, relativePath: file.relative, sha256: image.sha256))
+                images.append(image.image)
+            case .refused(let rejection): rejected.append(rejection)
             }
         }
-        items = loaded.compactMap { $0?.0 }
-        images = loaded.compactMap { $0?.1 }
-        rejected = failures.compactMap { $0 }
+        self.items = items
+        self.images = images
+        self.rejected = rejected
     }
 
     /// A collection of already decoded images (for evaluations that transform images in memory).
@@ -71,5 +60,43 @@ public struct ImageCollection: Sendable {
     /// How many files `paths` would load (for progress totals).
     public static func fileCount(_ paths: [String]) -> Int {
         ImageInspector.expand(paths).filter { DropFolderJunk.reason(for: $0.relative) == nil }.count
+    }
+}
+
+/// Reading, hashing, decoding and preparing image files on every core: the one concurrent decode
+/// loop of Dropline (collections of batches, labelled datasets). Each file is read once; its hash
+/// comes from the same bytes that are decoded.
+public enum ImageLoading {
+    /// A decoded, prepared image and the SHA-256 of its file.
+    public struct Loaded: Sendable {
+        public var sha256: String
+        public var image: RGBImage
+    }
+
+    public enum Outcome: Sendable {
+        case loaded(Loaded)
+        case refused(Rejection)
+    }
+
+    /// One outcome per path, in order: the prepared image, or why the file was refused.
+    public static func load(_ paths: [String], preprocessing: Preprocessing, links: FileSystem.Links = .refuse,
+                            progress: TerminalProgress? = nil) -> [Outcome] {
+        var results = [Outcome?](repeating: nil, count: paths.count)
+        let options = preprocessing.decodeOptions
+        results.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+                let path = paths[i]
+                do throws(ImagingError) {
+                    let bytes = try ImageDecoder.read(path, links: links)
+                    let image = try ImageDecoder.decode(bytes, options: options).image
+                    out[i] = .loaded(Loaded(sha256: SHA256.hash(bytes), image: preprocessing.prepare(image)))
+                } catch {
+                    out[i] = .refused(Rejection(path: path, outcome: error.kind.rawValue, reason: error.reason))
+                }
+                progress?.advance()
+            }
+        }
+        return results.map { $0! }
     }
 }

@@ -205,25 +205,13 @@ public struct Trainer {
         let total = (c.horizontalFlip ? 2 : 1) * train.items.count + validation.items.count
         var done = 0
         func features(_ images: [RGBImage], flip: Bool) throws -> [Float] {
-            var out: [Float] = []
-            out.reserveCapacity(images.count * featureShape.reduce(1, *))
-            let chunk = 16
-            var input = [Float](repeating: 0, count: chunk * preprocessing.inputCount)
-            for start in stride(from: 0, to: images.count, by: chunk) {
-                let n = min(chunk, images.count - start)
-                for i in 0..<n {
-                    let image = flip ? images[start + i].flippedHorizontally() : images[start + i]
-                    input.withUnsafeMutableBufferPointer { buffer in
-                        preprocessing.write(image, into: UnsafeMutableBufferPointer(rebasing: buffer[(i * preprocessing.inputCount)..<((i + 1) * preprocessing.inputCount)]))
-                    }
-                }
-                out += try input.withUnsafeBufferPointer { x in
-                    try basePredictor.predict(UnsafeBufferPointer(rebasing: x[0..<(n * preprocessing.inputCount)]), count: n)
-                }
-                done += n
+            let before = done
+            return try basePredictor.predict(count: images.count, chunk: 16, fill: { i, slot in
+                preprocessing.write(flip ? images[i].flippedHorizontally() : images[i], into: slot)
+            }, done: { finished in
+                done = before + finished
                 report(.features(done: done, total: total))
-            }
-            return out
+            })
         }
         var trainFeatures = try features(train.images, flip: false)
         var trainLabels = train.items.map(\.label)
@@ -422,9 +410,7 @@ public struct Trainer {
     }
 
     static func timestamp() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+        ISOTime.now()
     }
 }
 

@@ -358,24 +358,10 @@ public final class DriftMonitor {
 
     static func encode(_ images: [RGBImage], encoder: DriftEncoder, parameters: Parameters) throws -> [Double] {
         let predictor = try Predictor(network: encoder.network, parameters: parameters)
-        var out: [Double] = []
-        out.reserveCapacity(images.count * encoder.features)
-        let chunk = 32, size = 3 * encoder.side * encoder.side
-        var input = [Float](repeating: 0, count: chunk * size)
-        for start in stride(from: 0, to: images.count, by: chunk) {
-            let n = min(chunk, images.count - start)
-            for i in 0..<n {
-                let image = images[start + i].width == encoder.side && images[start + i].height == encoder.side
-                    ? images[start + i] : images[start + i].resizedAndCropped(to: .square(encoder.side))
-                input.withUnsafeMutableBufferPointer { buffer in
-                    image.writeFloats(into: UnsafeMutableBufferPointer(rebasing: buffer[(i * size)..<((i + 1) * size)]), layout: .chw, normalization: .unit)
-                }
-            }
-            out += try input.withUnsafeBufferPointer { x in
-                try predictor.predict(UnsafeBufferPointer(rebasing: x[0..<(n * size)]), count: n)
-            }.map(Double.init)
-        }
-        return out
+        return try predictor.predict(count: images.count) { i, slot in
+            let image = images[i].width == encoder.side && images[i].height == encoder.side ? images[i] : images[i].resizedAndCropped(to: .square(encoder.side))
+            image.writeFloats(into: slot, layout: .chw, normalization: .unit)
+        }.map(Double.init)
     }
 
     static func softmax(_ images: [RGBImage], classifier: Classifier) throws -> [Double] {
@@ -454,8 +440,6 @@ public final class DriftMonitor {
     }
 
     static func timestamp() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+        ISOTime.now()
     }
 }

@@ -54,6 +54,30 @@ public final class Predictor {
         try input.withUnsafeBufferPointer { (x) throws(NetworkError) -> [Float] in try predict(x, count: count) }
     }
 
+    /// Outputs for `count` examples whose inputs `fill(i, slot)` writes one at a time, `chunk` at a
+    /// time, so that only one chunk of inputs is held however many examples there are; `done` is told
+    /// how many are finished after each chunk. The one chunked-predict loop of Dropline (classifier,
+    /// drift encoder, backbone features).
+    public func predict(count: Int, chunk: Int = 32, fill: (Int, UnsafeMutableBufferPointer<Float>) -> Void,
+                        done: ((Int) -> Void)? = nil) throws(NetworkError) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(count * outputSize)
+        var input = [Float](repeating: 0, count: max(1, chunk) * inputSize)
+        var start = 0
+        while start < count {
+            let n = min(max(1, chunk), count - start)
+            input.withUnsafeMutableBufferPointer { buffer in
+                for i in 0..<n { fill(start + i, UnsafeMutableBufferPointer(rebasing: buffer[(i * inputSize)..<((i + 1) * inputSize)])) }
+            }
+            out += try input.withUnsafeBufferPointer { (x) throws(NetworkError) -> [Float] in
+                try predict(UnsafeBufferPointer(rebasing: x[0..<(n * inputSize)]), count: n)
+            }
+            start += n
+            done?(start)
+        }
+        return out
+    }
+
     /// Call after changing parameters.
     public func syncWeights() {
         for e in executors.values { e.syncWeights() }

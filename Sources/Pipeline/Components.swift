@@ -61,9 +61,7 @@ public struct ComponentError: Error, CustomStringConvertible, Sendable {
 /// Shared bookkeeping for component runs.
 enum ComponentRun {
     static func now() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+        ISOTime.now()
     }
 
     /// Creates the output folder; an existing non-empty one is refused (outputs are never mixed).

@@ -199,14 +199,12 @@ public struct Simulation {
         var truth: [String: String] = [:]
         var csv = "image,class\n"
         var n = 0
-        for label in ImageInspector.classFolders(in: test) {
-            for entry in ImageInspector.expandSkippingJunk([test + "/" + label]) {
-                n += 1
-                let name = String(format: "%05d-", n) + (entry.relative as NSString).lastPathComponent
-                try fm.copyItem(atPath: entry.path, toPath: folder + "/" + name)
-                truth[name] = label
-                csv += "\(name),\(label)\n"
-            }
+        for (label, entry) in ImageInspector.labelledFiles(in: test, classes: ImageInspector.classFolders(in: test)) {
+            n += 1
+            let name = String(format: "%05d-", n) + (entry.relative as NSString).lastPathComponent
+            try fm.copyItem(atPath: entry.path, toPath: folder + "/" + name)
+            truth[name] = label
+            csv += "\(name),\(label)\n"
         }
         try AtomicFile.write(Array(csv.utf8), to: ground)
         try AtomicFile.write([], to: folder + "/_READY")

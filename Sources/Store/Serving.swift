@@ -1,5 +1,5 @@
 import Foundation
-public import GRDB
+import GRDB
 
 /// Completing published runs, and what serving recorded: batches, images, predictions, drift
 /// decisions and results, explanations, ground truth and quality.

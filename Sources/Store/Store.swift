@@ -238,9 +238,7 @@ public final class Index: Sendable {
 
     /// ISO 8601 UTC with milliseconds: sorts as text in time order.
     public static func now() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+        ISOTime.now()
     }
 
     /// A new run id: UTC time to the second and a random suffix, e.g. 20261121T071500Z-3fa9.

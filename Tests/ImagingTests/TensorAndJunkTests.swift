@@ -1,3 +1,4 @@
+import DroplineSupport
 import Foundation
 import Imaging
 import Testing
@@ -35,7 +36,7 @@ struct JunkTests {
     @Test("NAS and desktop metadata is junk", arguments: [
         "._IMG_0001.jpg", ".DS_Store", "Thumbs.db", "thumbs.db", "desktop.ini", "Desktop.ini",
         "@eaDir/IMG_0001.jpg/SYNOFILE_THUMB_XL.jpg", "batch/#recycle/a.jpg", ".snapshot/hourly.0/a.jpg",
-        "a/.AppleDouble/b.jpg", "$RECYCLE.BIN/x.png",
+        "a/.AppleDouble/b.jpg", "$RECYCLE.BIN/x.png", "b1/img.jpg.part", "b1/IMG.JPG.TMP", "dl.png.crdownload", "~$report.png",
     ])
     func junk(path: String) {
         #expect(DropFolderJunk.reason(for: path) != nil)

@@ -178,3 +178,41 @@ struct LayeringTests {
         #expect(offenders.isEmpty, "\(offenders.joined(separator: "\n"))")
     }
 }
+
+extension LayeringTests {
+    @Test("every module imports only from layers below its own, as Package.swift's layer comments say")
+    func importsPointDown() throws {
+        let top = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let manifest = try String(contentsOf: top.appendingPathComponent("Package.swift"), encoding: .utf8)
+        var layers: [String: Int] = [:]
+        var current = -1  // the C targets come first
+        for line in manifest.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            // a layer marker: "// L<n>" alone or "// L<n>: what it holds"
+            if line.hasPrefix("// L"), let n = Int(line.dropFirst(4).prefix(while: \.isNumber)),
+               line.dropFirst(4).drop(while: \.isNumber).first.map({ $0 == ":" }) ?? true { current = n }
+            // `.target(name: "X"`, `.systemLibrary(name: "X"`, or `name: "X"` on its own line (multi-line targets)
+            for marker in [".target(name: \"", ".systemLibrary(name: \"", "name: \""] where line.hasPrefix(marker) {
+                layers[String(line.dropFirst(marker.count).prefix { $0 != "\"" })] = current
+            }
+        }
+        let sources = top.appendingPathComponent("Sources").path
+        var wrong: [String] = []
+        for module in try FileManager.default.contentsOfDirectory(atPath: sources) {
+            guard let own = layers[module] else { wrong.append("\(module) has no layer in Package.swift"); continue }
+            guard let files = FileManager.default.enumerator(atPath: sources + "/" + module) else { continue }
+            while let file = files.nextObject() as? String {
+                guard file.hasSuffix(".swift") else { continue }
+                for line in try String(contentsOfFile: sources + "/" + module + "/" + file, encoding: .utf8).split(separator: "\n") {
+                    let words = line.split(separator: " ")
+                    guard let at = words.firstIndex(of: "import"), at <= 1, at + 1 < words.count else { continue }
+                    let imported = String(words[at + 1])
+                    if let layer = layers[imported], layer >= own, imported != module {
+                        wrong.append("\(module) (L\(own)) imports \(imported) (L\(layer)) in \(file)")
+                    }
+                }
+            }
+        }
+        #expect(wrong.isEmpty, "\(Set(wrong).sorted().joined(separator: "\n"))")
+        #expect(layers["dropline"] == 7 && layers["Store"] == 1 && layers["Daemon"] == 5, "\(layers)")
+    }
+}

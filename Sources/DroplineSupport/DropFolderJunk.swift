@@ -10,7 +10,8 @@ public enum DropFolderJunk {
     /// File names that are metadata wherever they appear.
     public static let files: Set<String> = [".ds_store", "thumbs.db", "ehthumbs.db", "desktop.ini", ".localized", "icon\r"]
 
-    /// Why the file at `relativePath` (components separated by "/") is junk, or nil when it is not.
+    /// Why the file at `relativePath` (components separated by "/") is junk, or nil when it is not:
+    /// metadata, or a file still being written under a temporary name.
     public static func reason(for relativePath: String) -> String? {
         let components = relativePath.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard let name = components.last else { return nil }
@@ -19,6 +20,23 @@ public enum DropFolderJunk {
         }
         if name.hasPrefix("._") { return "an AppleDouble sidecar that macOS writes on SMB shares" }
         if files.contains(name.lowercased()) { return "\(name) is desktop metadata" }
+        if isBeingWritten(name) { return "\(name) is still being written (a temporary name); the finished file is read once it is renamed" }
         return nil
+    }
+
+    /// Suffixes of files that copies and downloads write before renaming them.
+    public static let temporarySuffixes = [".part", ".tmp", ".crdownload"]
+
+    /// Whether `name` is a file still being written: a copy's or download's temporary name
+    /// (`*.part`, `*.tmp`, `*.crdownload`) or an office lock file (`~$*`).
+    public static func isBeingWritten(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return temporarySuffixes.contains { lower.hasSuffix($0) } || name.hasPrefix("~$")
+    }
+
+    /// Whether the inbox scanner leaves `name` out of a batch: hidden names, files being written, and
+    /// metadata files (the one list the scanner and the image listings share).
+    public static func isIgnoredName(_ name: String) -> Bool {
+        name.hasPrefix(".") || isBeingWritten(name) || files.contains(name.lowercased())
     }
 }
