@@ -63,7 +63,8 @@ let package = Package(
                 swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L4: the four components with train and serve modes, the two pipelines; measurements against peers.
-        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport"],
+        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport",
+                                                 .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strictness),
         .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
         // L5: the watch daemon, as a service.

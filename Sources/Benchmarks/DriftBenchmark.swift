@@ -95,31 +95,31 @@ print(json.dumps({"loop_ms": best_loop * 1000, "axis0_ms": best_vec * 1000, "p":
             var prepare = Double.infinity
             var tests = FeatureKSTests(reference: [[0]])
             for _ in 0..<c.rounds {
-                let start = TerminalProgress.now()
+                let start = Stopwatch.now()
                 tests = FeatureKSTests(reference: reference)
-                prepare = min(prepare, TerminalProgress.now() - start)
+                prepare = min(prepare, Stopwatch.now() - start)
             }
             var best = Double.infinity
             var pValues: [Double] = []
             for _ in 0..<c.rounds {
                 tests.resetCache()
-                let start = TerminalProgress.now()
+                let start = Stopwatch.now()
                 let results = tests.test(batch: batch)
                 _ = MultipleTesting.adjust(results.map(\.pValue), .bonferroni)
-                best = min(best, TerminalProgress.now() - start)
+                best = min(best, Stopwatch.now() - start)
                 pValues = results.map(\.pValue)
             }
             var tableTime = Double.infinity
             for _ in 0..<max(1, c.rounds / 2) {
-                let start = TerminalProgress.now()
+                let start = Stopwatch.now()
                 _ = tests.pValueTable(batchSize: c.batchSize)
-                tableTime = min(tableTime, TerminalProgress.now() - start)
+                tableTime = min(tableTime, Stopwatch.now() - start)
             }
             var warm = Double.infinity
             for _ in 0..<c.rounds {  // as drift artifacts run it: the table for this batch size stored at fit
-                let start = TerminalProgress.now()
+                let start = Stopwatch.now()
                 _ = MultipleTesting.adjust(tests.test(batch: batch).map(\.pValue), .bonferroni)
-                warm = min(warm, TerminalProgress.now() - start)
+                warm = min(warm, Stopwatch.now() - start)
             }
             var row = Case(features: features, droplineMilliseconds: best * 1000, droplineWarmMilliseconds: warm * 1000,
                            droplinePrepareMilliseconds: prepare * 1000, droplineTableMilliseconds: tableTime * 1000,

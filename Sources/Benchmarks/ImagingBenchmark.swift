@@ -151,7 +151,7 @@ public struct ImagingBenchmark {
         let files = set.files
         var best = Double.infinity
         for _ in 0..<rounds {
-            let start = TerminalProgress.now()
+            let start = Stopwatch.now()
             let queue = WorkQueue(count: files.count)
             DispatchQueue.concurrentPerform(iterations: threads) { _ in
                 var checksum = 0
@@ -161,7 +161,7 @@ public struct ImagingBenchmark {
                 }
                 if checksum == -1 { print("") }  // keeps the work observable to the optimiser
             }
-            best = min(best, TerminalProgress.now() - start)
+            best = min(best, Stopwatch.now() - start)
         }
         let perSecond = Double(files.count) / best
         return Measurement(set: set.name, source: set.source, target: target, images: files.count, threads: threads,

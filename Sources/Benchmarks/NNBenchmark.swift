@@ -128,13 +128,13 @@ public struct NNBenchmark {
         for _ in 0..<3 { body() }
         var best = 0.0
         for _ in 0..<3 {
-            let start = TerminalProgress.now()
+            let start = Stopwatch.now()
             var n = 0
-            while TerminalProgress.now() - start < configuration.seconds {
+            while Stopwatch.now() - start < configuration.seconds {
                 body()
                 n += 1
             }
-            best = max(best, Double(n * batch) / (TerminalProgress.now() - start))
+            best = max(best, Double(n * batch) / (Stopwatch.now() - start))
         }
         return best
     }
@@ -161,9 +161,9 @@ public struct NNBenchmark {
         _ = try ig.attribute(input: images[0], baseline: zeros, target: 0)
         var bestRate = 0.0
         for _ in 0..<2 {
-            let start = TerminalProgress.now()
+            let start = Stopwatch.now()
             for image in images { _ = try ig.attribute(input: image, baseline: zeros, target: 0) }
-            bestRate = max(bestRate, 16 / (TerminalProgress.now() - start))
+            bestRate = max(bestRate, 16 / (Stopwatch.now() - start))
         }
         return bestRate
     }

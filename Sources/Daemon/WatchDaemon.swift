@@ -83,7 +83,7 @@ public final class WatchDaemon: @unchecked Sendable {
         self.clock = clock
         pipelines = try index.map { Pipelines(root: root, index: $0) } ?? Pipelines(root: root)
         pipelines.policy.automatic = false  // the rules' promote action decides
-        pipelines.log = { message in log.info("\(message)") }
+        pipelines.logger = log
         queue = EventQueue(root: root, index: pipelines.index, log: log)
         inbox = InboxSource(marker: options.marker, settleSeconds: options.settleSeconds)
         sources = DroppedFileSource.flags(root) + [DroppedFileSource.labels(root), ScheduleSource(now: clock.now()), ModelSource()]

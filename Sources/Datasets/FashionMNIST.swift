@@ -31,7 +31,7 @@ public enum FashionMNIST {
     /// source file. Files already written are kept (a rerun resumes). Returns the images per split.
     @discardableResult
     public static func export(from folder: String = debianFolder, to out: String, subset: Subset,
-                              progress: TerminalProgress? = nil) throws -> [String: Int] {
+                              progress: (any ProgressReporter)? = nil) throws -> [String: Int] {
         func file(_ name: String) throws -> String {
             for candidate in [folder + "/" + name + ".gz", folder + "/" + name] where FileManager.default.fileExists(atPath: candidate) {
                 return candidate

@@ -77,7 +77,7 @@ public struct StageGenerator: Sendable {
 
     /// Generates the stages. Returns the files that could not be decoded (left out of every stage).
     public func generate(_ dataset: LabelledDataset, splits: [String] = LabelledDataset.splits,
-                         destination: @Sendable (DriftStage, String) -> String, progress: TerminalProgress? = nil) throws -> [Skipped] {
+                         destination: @Sendable (DriftStage, String) -> String, progress: (any ProgressReporter)? = nil) throws -> [Skipped] {
         var work: [(stage: DriftStage, split: String, label: String, relative: String)] = []
         for stage in stages {
             for split in splits {

@@ -48,12 +48,8 @@ public final class FeatureKSTests {
         let n1 = referenceSize
         let g = KolmogorovSmirnov.gcd(n1, n2)
         let lcm = (n1 / g) * n2
-        switch method {
-        case .asymp: return nil
-        case .auto where max(n1, n2) > KolmogorovSmirnov.maxExactSize: return nil
-        default: break
-        }
-        guard (n1 / g) < Int(Int32.max) / (n2 / g), lcm <= 1_000_000 else { return nil }
+        // (a table is worth storing only for moderate sizes)
+        guard KolmogorovSmirnov.usesExact(n1: n1, n2: n2, method: method), lcm <= 1_000_000 else { return nil }
         var table = [Double](repeating: -1, count: lcm + 1)
         let alternative = self.alternative
         table.withUnsafeMutableBufferPointer { out in
@@ -81,12 +77,9 @@ public final class FeatureKSTests {
         precondition(n2 > 0 && batch.allSatisfy { $0.count == n2 }, "every batch column needs the same, non-zero number of values")
         let g = KolmogorovSmirnov.gcd(n1, n2)
         let lcm = (n1 / g) * n2
-        let exact: Bool
-        switch method {
-        case .asymp: exact = false
-        case .auto: exact = max(n1, n2) <= KolmogorovSmirnov.maxExactSize && (n1 / g) < Int(Int32.max) / (n2 / g) && lcm <= 10_000_000
-        case .exact: exact = (n1 / g) < Int(Int32.max) / (n2 / g) && lcm <= 10_000_000
-        }
+        // The exactness rule is KolmogorovSmirnov's; a table of p-values by h serves the features only
+        // while it stays small (otherwise each feature goes through testSorted, the same rule).
+        let tabled = KolmogorovSmirnov.usesExact(n1: n1, n2: n2, method: method) && lcm <= 10_000_000
 
         // Statistics on all cores; sorted batch columns kept for any p-value computed below.
         var sortedBatch = [Double](repeating: 0, count: featureCount * n2)
@@ -110,7 +103,7 @@ public final class FeatureKSTests {
                 }
             }
         }
-        guard exact else {
+        guard tabled else {
             return (0..<featureCount).map { f in
                 KolmogorovSmirnov.testSorted(Array(reference(f)), Array(sortedBatch[(f * n2)..<((f + 1) * n2)]), alternative: alternative, method: method)
             }

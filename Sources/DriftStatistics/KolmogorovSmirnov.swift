@@ -52,6 +52,20 @@ public enum KolmogorovSmirnov {
     }
 
     /// As `test`, for samples already sorted ascending (the drift monitor sorts its reference once).
+    /// Whether the exact distribution gives the p-value for these sizes: the one rule of Dropline,
+    /// scipy's. `auto` uses it up to `maxExactSize` values per sample, `exact` always, `asymp` never;
+    /// either way not when the exact computation's integers would overflow (scipy then falls back
+    /// to the asymptotic distribution too).
+    public static func usesExact(n1: Int, n2: Int, method: Method) -> Bool {
+        switch method {
+        case .asymp: return false
+        case .auto where max(n1, n2) > maxExactSize: return false
+        default:
+            let g = gcd(n1, n2)
+            return (n1 / g) < Int(Int32.max) / (n2 / g)
+        }
+    }
+
     public static func testSorted(_ a: [Double], _ b: [Double], alternative: Alternative = .twoSided,
                                   method: Method = .auto) -> Result {
         let n1 = a.count, n2 = b.count
@@ -60,9 +74,7 @@ public enum KolmogorovSmirnov {
         var d = s.statistic
         let (location, sign) = (s.location, s.sign)
         let g = gcd(n1, n2)
-        var mode = method
-        if mode == .auto { mode = max(n1, n2) <= maxExactSize ? .exact : .asymp }
-        if mode == .exact, (n1 / g) >= Int(Int32.max) / (n2 / g) { mode = .asymp }
+        var mode: Method = usesExact(n1: n1, n2: n2, method: method) ? .exact : .asymp
         var p = -Double.infinity
         if mode == .exact {
             if let (exactD, exactP) = exact(n1: n1, n2: n2, g: g, d: d, alternative: alternative) {

@@ -46,7 +46,7 @@ public struct ImageFolderDataset: Sendable {
     /// inbox) unless the caller says the folder is the user's own (`.follow`: `model train` and
     /// `model eval`, where a dataset made of links is a normal way to take a subset).
     public init(root: String, preprocessing: Preprocessing, classes expected: [String]? = nil,
-                progress: TerminalProgress? = nil, links: FileSystem.Links = .refuse) throws {
+                progress: (any ProgressReporter)? = nil, links: FileSystem.Links = .refuse) throws {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {

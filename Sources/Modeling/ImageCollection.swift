@@ -25,7 +25,7 @@ public struct ImageCollection: Sendable {
     public let rejected: [Rejection]
 
     /// Loads `paths`, preparing images to `side` x `side` (shorter side resized, centre crop).
-    public init(paths: [String], side: Int, progress: TerminalProgress? = nil) {
+    public init(paths: [String], side: Int, progress: (any ProgressReporter)? = nil) {
         let files = ImageInspector.expandSkippingJunk(paths)
         let loaded = ImageLoading.load(files.map(\.path), preprocessing: Preprocessing(imageSize: side, normalization: .unit), progress: progress)
         var items: [Item] = [], images: [RGBImage] = [], rejected: [Rejection] = []
@@ -80,7 +80,7 @@ public enum ImageLoading {
 
     /// One outcome per path, in order: the prepared image, or why the file was refused.
     public static func load(_ paths: [String], preprocessing: Preprocessing, links: FileSystem.Links = .refuse,
-                            progress: TerminalProgress? = nil) -> [Outcome] {
+                            progress: (any ProgressReporter)? = nil) -> [Outcome] {
         var results = [Outcome?](repeating: nil, count: paths.count)
         let options = preprocessing.decodeOptions
         results.withUnsafeMutableBufferPointer { out in

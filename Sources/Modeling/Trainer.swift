@@ -118,7 +118,7 @@ public struct Trainer {
         }
         let c = configuration
         precondition(c.epochs > 0 && c.batchSize > 0, "epochs and batch size must be positive")
-        let start = TerminalProgress.now()
+        let start = Stopwatch.now()
         var result: Result
         switch c.architecture {
         case "backbone": result = try trainHead(train: train, validation: validation)
@@ -126,7 +126,7 @@ public struct Trainer {
         default:
             throw NetworkError.invalidNetwork("unknown architecture '\(c.architecture)': use scratch, small-cnn or backbone")
         }
-        result.description.trainingSeconds = TerminalProgress.now() - start
+        result.description.trainingSeconds = Stopwatch.now() - start
         return result
     }
 
@@ -346,7 +346,7 @@ public struct Trainer {
         var best: Fitted?
         var step = 0
         for epoch in 1...c.epochs {
-            let epochStart = TerminalProgress.now()
+            let epochStart = Stopwatch.now()
             order.shuffle(using: &generator)
             var lossSum = 0.0, correct = 0, seen = 0
             var rate: Float = 0
@@ -374,13 +374,13 @@ public struct Trainer {
                 executor.syncWeights()
                 step += 1
                 report(.batch(epoch: epoch, done: b + 1, total: stepsPerEpoch, loss: lossSum / Double(seen),
-                              imagesPerSecond: Double(seen) / (TerminalProgress.now() - epochStart)))
+                              imagesPerSecond: Double(seen) / (Stopwatch.now() - epochStart)))
             }
-            let trainSeconds = TerminalProgress.now() - epochStart
+            let trainSeconds = Stopwatch.now() - epochStart
             let metrics = try validate()
             let record = EpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)), trainAccuracy: Double(correct) / Double(max(seen, 1)),
                                      validationLoss: metrics.loss, validationAccuracy: metrics.accuracy, learningRate: Double(rate),
-                                     imagesPerSecond: Double(seen) / trainSeconds, seconds: TerminalProgress.now() - epochStart)
+                                     imagesPerSecond: Double(seen) / trainSeconds, seconds: Stopwatch.now() - epochStart)
             history.append(record)
             let improved = best.map { metrics.accuracy > $0.metrics.accuracy || (metrics.accuracy == $0.metrics.accuracy && metrics.loss < $0.metrics.loss) } ?? true
             if improved { best = Fitted(epoch: epoch, metrics: metrics, parameters: parameters.copy(), history: []) }

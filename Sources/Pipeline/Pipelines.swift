@@ -2,6 +2,7 @@ import DriftStatistics
 import DroplineSupport
 import Explainability
 import Foundation
+public import Logging
 import Imaging
 public import Modeling
 import Monitoring
@@ -33,7 +34,9 @@ public final class Pipelines {
     public let root: DroplineRoot
     public let index: any DroplineIndex
     public var policy = PromotionPolicy()
-    public var log: @Sendable (String) -> Void = { _ in }
+    /// Where the pipelines say what they are doing (swift-log; metadata `run`, `batch`, `stage`).
+    /// The daemon gives its own logger; the CLI one that prints the messages; by default nothing.
+    public var logger = Logger(label: "dropline.pipelines") { _ in SwiftLogNoOpLogHandler() }
     public var trainingReport: @Sendable (TrainingEvent) -> Void = { _ in }
 
     /// The pipelines on `root` with its SQLite index.
@@ -84,4 +87,21 @@ public final class Pipelines {
     static func readManifest(_ folder: String) throws -> RunManifest {
         try SnakeCaseJSON.read(RunManifest.self, from: folder + "/manifest.json")
     }
+}
+
+/// A log handler that passes each message, alone, to a function: for people reading a terminal
+/// (the CLI's notes, the study's progress lines), where time stamps and metadata are noise.
+public struct MessageLogHandler: LogHandler {
+    let write: @Sendable (String) -> Void
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+
+    public init(_ write: @escaping @Sendable (String) -> Void) { self.write = write }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) { write(event.message.description) }
 }

@@ -1,3 +1,4 @@
+import Logging
 import DriftStatistics
 import DroplineSupport
 import Explainability
@@ -16,15 +17,15 @@ extension Pipelines {
         for run in try index.interruptedRuns() {
             let published = try FileManager.default.contentsOfDirectory(atPath: root.runs).first { $0.hasPrefix(run.id + "-") }
             if let published, let manifest = try? Self.readManifest(root.runs + "/" + published), manifest.outcome == "succeeded" {
-                log("completing run \(run.id) from its published manifest")
+                logger.info("completing run \(run.id) from its published manifest", metadata: ["run": "\(run.id)"])
                 try complete(manifest: manifest, folder: root.runs + "/" + published)
-                if manifest.kind == "serve", try raiseMissingDriftFlag(run: run.id) { log("run \(run.id) found drift: raised its flag") }
+                if manifest.kind == "serve", try raiseMissingDriftFlag(run: run.id) { logger.info("run \(run.id) found drift: raised its flag", metadata: ["run": "\(run.id)"]) }
             } else {
-                log("run \(run.id) was interrupted; marking it failed")
+                logger.info("run \(run.id) was interrupted; marking it failed", metadata: ["run": "\(run.id)"])
                 try index.failRun(id: run.id, error: "interrupted: the process stopped before the run was published")
             }
         }
-        for leftover in try root.removeStagingLeftovers() { log("removed unpublished staging folder \(leftover)") }
+        for leftover in try root.removeStagingLeftovers() { logger.info("removed unpublished staging folder \(leftover)") }
     }
 
     /// A serve run that found drift writes its flag after the run is indexed: a process that died in

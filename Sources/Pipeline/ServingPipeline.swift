@@ -1,3 +1,4 @@
+import Logging
 import DriftStatistics
 import DroplineSupport
 public import Explainability
@@ -19,6 +20,7 @@ extension Pipelines {
         }
         let batchName = (folder as NSString).lastPathComponent
         let runID = Index.newRunID()
+        let meta: Logger.Metadata = ["run": "\(runID)", "batch": "\(batchName)"]
         let name = "\(runID)-serve-\(Self.safe(batchName))"
         let staging = root.staging + "/" + name
         let started = Index.now()
@@ -26,15 +28,15 @@ extension Pipelines {
         try index.startRun(id: runID, kind: .serve, subject: batchName, modelVersion: champion.version)
         do {
             let classifier = try Classifier(model: modelFolder)
-            log("processing \(batchName)")
+            logger.info("processing \(batchName)", metadata: meta)
             let p = try ProcessingComponent(imageSize: classifier.preprocessing.imageSize).serve(batch: folder, output: staging + "/processing")
             FaultInjection.point("infer-after-processing")
-            log("predicting")
+            logger.info("predicting", metadata: meta)
             let a = try AlgorithmComponent().serve(processed: staging + "/processing", model: modelFolder, output: staging + "/algorithm")
-            log("checking drift")
+            logger.info("checking drift", metadata: meta)
             let (m, report) = try MonitoringComponent().serve(batch: folder, artifacts: root.path + "/" + champion.folder + "/drift",
                                                               model: modelFolder, output: staging + "/monitoring")
-            log("explaining")
+            logger.info("explaining", metadata: meta)
             let chosen = budget ?? .drift(report: staging + "/monitoring/drift.json", count: 8)
             let e = try ExplainabilityComponent().run(mode: .serve, images: folder, model: modelFolder, budget: chosen, output: staging + "/explainability")
             let manifest = RunManifest(runId: runID, kind: "serve", subject: batchName, modelVersion: champion.version, components: [p, a, m, e],

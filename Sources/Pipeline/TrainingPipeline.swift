@@ -1,3 +1,4 @@
+import Logging
 import DriftStatistics
 import DroplineSupport
 import Explainability
@@ -15,25 +16,26 @@ extension Pipelines {
     public func train(stage: String, configuration: TrainingConfiguration) throws -> (run: String, version: Int) {
         let stageFolder = try checkedStageFolder(stage)
         let runID = Index.newRunID()
+        let meta: Logger.Metadata = ["run": "\(runID)", "stage": "\(stage)"]
         let name = "\(runID)-train-\(Self.safe(stage))"
         let staging = root.staging + "/" + name
         let started = Index.now()
         try index.startRun(id: runID, kind: .train, subject: stage)
         do {
-            log("processing")
+            logger.info("processing", metadata: meta)
             var processing = ProcessingComponent(imageSize: configuration.imageSize)
             processing.seed = configuration.seed
             let p = try processing.train(stage: stageFolder, output: staging + "/processing")
             FaultInjection.point("train-after-processing")
-            log("training (\(configuration.architecture))")
+            logger.info("training (\(configuration.architecture))", metadata: meta)
             var algorithm = AlgorithmComponent()
             algorithm.report = trainingReport
             let a = try algorithm.train(processed: staging + "/processing", configuration: configuration, output: staging + "/algorithm")
             let baseline = championBaseline(validation: stageFolder + "/validation")
-            log("fitting drift monitoring")
+            logger.info("fitting drift monitoring", metadata: meta)
             let m = try MonitoringComponent().train(images: stageFolder + "/train", holdout: stageFolder + "/validation",
                                                     model: staging + "/algorithm/model", output: staging + "/monitoring")
-            log("explaining a validation sample")
+            logger.info("explaining a validation sample", metadata: meta)
             let e = try ExplainabilityComponent().run(mode: .train, images: stageFolder + "/validation", model: staging + "/algorithm/model",
                                                       budget: .sample(8), output: staging + "/explainability")
             // From choosing the version number to indexing it, one training at a time (concurrent
@@ -91,12 +93,12 @@ extension Pipelines {
     func championBaseline(validation: String) -> RunManifest.Baseline? {
         guard let champion = try? champion() else { return nil }
         do {
-            log("evaluating champion version \(champion.version) on the same validation set")
+            logger.info("evaluating champion version \(champion.version) on the same validation set")
             let classifier = try Classifier(model: root.path + "/" + champion.folder + "/model")
             let dataset = try ImageFolderDataset(root: validation, preprocessing: classifier.preprocessing, classes: classifier.classes)
             return RunManifest.Baseline(version: champion.version, accuracy: try classifier.evaluate(dataset).accuracy)
         } catch {
-            log("champion version \(champion.version) cannot be evaluated on \(root.relative(validation)) (\(error)); the policy will compare validation accuracies")
+            logger.info("champion version \(champion.version) cannot be evaluated on \(root.relative(validation)) (\(error)); the policy will compare validation accuracies")
             return nil
         }
     }

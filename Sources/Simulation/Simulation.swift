@@ -1,6 +1,6 @@
 public import Datasets
 import Daemon
-import DroplineSupport
+public import DroplineSupport
 import Foundation
 import Logging
 public import Imaging
@@ -90,6 +90,8 @@ public struct Simulation {
     public let rules: String
     /// Progress lines for a person (standard error in the CLI).
     public var say: @Sendable (String) -> Void = { _ in }
+    /// Progress displays for the long steps (the CLI gives a terminal one).
+    public var progress: ProgressFactory = { _, _, _ in nil }
     /// Progress of the first training (on Original).
     public var trainingReport: @Sendable (TrainingEvent) -> Void = { _ in }
 
@@ -120,13 +122,13 @@ public struct Simulation {
         let trainingInbox = root.trainingInbox
         let skipped = try StageGenerator(seed: options.seed).generate(dataset, destination: { stage, split in
             split == "test" ? testFolder + "/" + stage.rawValue : trainingInbox + "/" + stage.rawValue + "/" + split
-        }, progress: TerminalProgress("stages", total: total, unit: "images"))
+        }, progress: progress("stages", total, "images"))
         for s in skipped { say("skipped \(s.path): \(s.reason)") }
 
         // 2. The first model, on Original.
         let pipelines = try Pipelines(root: root)
         let sayLine = say
-        pipelines.log = { sayLine("  " + $0) }
+        pipelines.logger = Logger(label: "dropline.simulate") { _ in MessageLogHandler { sayLine("  " + $0) } }
         say("training on original (\(options.training.architecture), \(options.training.imageSize) px, up to \(options.training.epochs) epochs)")
         pipelines.trainingReport = trainingReport
         let (_, first) = try pipelines.train(stage: DriftStage.original.rawValue, configuration: options.training)
@@ -259,7 +261,7 @@ public struct Simulation {
         say("evaluating \(rows.count) model(s) on the \(Self.stageOrder.count) test sets")
         var cache: [String: ImageFolderDataset] = [:]
         var result: [ModelEvaluation] = []
-        let progress = TerminalProgress("evaluating", total: rows.count * Self.stageOrder.count, unit: "test sets")
+        let progress = self.progress("evaluating", rows.count * Self.stageOrder.count, "test sets")
         for (version, stage, folder) in rows {
             let classifier = try Classifier(model: root.path + "/" + folder + "/model")
             var scores: [String: ModelEvaluation.Score] = [:]
@@ -270,11 +272,11 @@ public struct Simulation {
                 }
                 let metrics = try classifier.evaluate(cache[key]!)
                 scores[test.rawValue] = .init(accuracy: metrics.accuracy, loss: metrics.loss)
-                progress.advance()
+                progress?.advance()
             }
             result.append(ModelEvaluation(version: version, trainedOn: stage, scores: scores))
         }
-        progress.finish()
+        progress?.finish()
         return result
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import DroplineSupport
 import Explainability
 import Foundation
+import Logging
 import Modeling
 import Pipeline
 import Store
@@ -13,7 +14,7 @@ struct RootArgument: ParsableArguments {
 
     func pipelines() throws -> Pipelines {
         let pipelines = try Pipelines(root: try DroplineRoot(existing: root))
-        pipelines.log = { Console.note($0) }
+        pipelines.logger = Logger(label: "dropline") { _ in MessageLogHandler { Console.note($0) } }
         try pipelines.recover()
         return pipelines
     }

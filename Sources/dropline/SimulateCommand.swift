@@ -113,6 +113,7 @@ struct StudyOptions: ParsableArguments {
         options.stepTimeout = stepTimeout
         var simulation = Simulation(data: data, root: root, options: options, rules: DefaultRules.yaml)
         simulation.say = { Console.note($0) }
+        simulation.progress = { label, total, unit in TerminalProgress(label, total: total, unit: unit) }
         simulation.trainingReport = TrainingDisplay(quiet: false).handle
         let result = try simulation.run()
         if json {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DroplineSupport
 import Foundation
 
 /// A one-line progress display on standard error for long tasks.
@@ -10,7 +11,7 @@ import Foundation
 /// On a terminal it redraws one line (at most ten times a second) with the count, the rate and an
 /// estimate of the time left; when standard error is not a terminal it stays silent, so logs and
 /// JSON consumers are not polluted. It is a class because the owner updates it from one thread only.
-public final class TerminalProgress: @unchecked Sendable {
+final class TerminalProgress: ProgressReporter, @unchecked Sendable {
     private let label: String
     private let total: Int?
     private let unit: String
@@ -18,10 +19,10 @@ public final class TerminalProgress: @unchecked Sendable {
     private let start: Double
     private var lastDraw: Double = 0
     private var lock = pthread_mutex_t()
-    private(set) public var done = 0
+    private(set) var done = 0
 
     /// Shows progress for `label`; `total` nil when unknown. `enabled` defaults to "stderr is a tty".
-    public init(_ label: String, total: Int?, unit: String = "items", enabled: Bool? = nil) {
+    init(_ label: String, total: Int?, unit: String = "items", enabled: Bool? = nil) {
         self.label = label
         self.total = total
         self.unit = unit
@@ -33,7 +34,7 @@ public final class TerminalProgress: @unchecked Sendable {
     deinit { pthread_mutex_destroy(&lock) }
 
     /// Adds `count` completed items; safe to call from several threads.
-    public func advance(by count: Int = 1, note: String? = nil) {
+    func advance(by count: Int = 1, note: String? = nil) {
         pthread_mutex_lock(&lock)
         done += count
         let now = Self.now()
@@ -45,7 +46,7 @@ public final class TerminalProgress: @unchecked Sendable {
     }
 
     /// Ends the line.
-    public func finish() {
+    func finish() {
         guard enabled else { return }
         draw(done: done, now: Self.now(), note: nil)
         FileHandle.standardError.write(Data("\n".utf8))
@@ -77,10 +78,5 @@ public final class TerminalProgress: @unchecked Sendable {
         return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m"
     }
 
-    /// Monotonic seconds.
-    public static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
+    static func now() -> Double { Stopwatch.now() }
 }
