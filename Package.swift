@@ -31,10 +31,11 @@ let package = Package(
     ],
     targets: [
         // Layers, from the real imports (a module imports only from layers below it):
-        // C: system libraries and the C shim. L0 pure code, values in and values out. L1 the engine,
-        // images and the I/O modules (the watcher, the rules file, the index). L2 models and datasets.
-        // L3 monitoring and explanations. L4 the components and pipelines; benchmarks. L5 the daemon.
-        // L6 the drift study. L7 the executable: argument parsing and wiring only.
+        // C: system libraries and the C shim. L0 pure code, values in and values out. L1 files and
+        // system calls. L2 hashing and JSON files. L3 the engine, images and the I/O modules (the
+        // watcher, the rules file, the index). L4 models and datasets. L5 monitoring and explanations.
+        // L6 the components and pipelines; benchmarks. L7 the daemon. L8 the drift study. L9 the
+        // executable: argument parsing and wiring only.
         .target(
             name: "CCodecs",
             cSettings: cStrictness,
@@ -47,39 +48,44 @@ let package = Package(
         .target(name: "Randomness", swiftSettings: strictness),
         .target(name: "Tensor", swiftSettings: strictness),
         .target(name: "DriftStatistics", swiftSettings: strictness),
-        .target(name: "DroplineSupport", dependencies: ["CCrypto"], swiftSettings: strictness),
-        // L1: decoding and transforming images; the CNN engine on oneDNN; noticing batches (scans,
+        .target(name: "DroplineSupport", swiftSettings: strictness),
+        // L1: files and system calls (no-follow reads, atomic writes, errno-carrying errors).
+        .target(name: "SystemFiles", dependencies: ["DroplineSupport"], swiftSettings: strictness),
+        // L2: SHA-256 content hashes (OpenSSL); Dropline's snake_case JSON files.
+        .target(name: "Hashing", dependencies: ["CCrypto", "SystemFiles"], swiftSettings: strictness),
+        .target(name: "JSONFiles", dependencies: ["SystemFiles"], swiftSettings: strictness),
+        // L3: decoding and transforming images; the CNN engine on oneDNN; noticing batches (scans,
         // inotify, polling); the rules file; the root folder, the output tree and the index.
-        .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport"], swiftSettings: strictness),
+        .target(name: "Imaging", dependencies: ["CCodecs", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
-        .target(name: "FolderWatch", dependencies: ["DroplineSupport"], swiftSettings: strictness),
-        .target(name: "Rules", dependencies: ["DroplineSupport", .product(name: "Yams", package: "Yams")], swiftSettings: strictness),
-        .target(name: "Store", dependencies: ["DroplineSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        // L2: training, evaluation and model artifacts; labelled datasets (the study's drift stages, Fashion-MNIST).
-        .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        .target(name: "Datasets", dependencies: ["CCodecs", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        // L3: drift monitoring; integrated-gradients explanations.
-        .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport"],
+        .target(name: "FolderWatch", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .target(name: "Rules", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "Yams", package: "Yams")], swiftSettings: strictness),
+        .target(name: "Store", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        // L4: training, evaluation and model artifacts; labelled datasets (the study's drift stages, Fashion-MNIST).
+        .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .target(name: "Datasets", dependencies: ["CCodecs", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        // L5: drift monitoring; integrated-gradients explanations.
+        .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
                 swiftSettings: strictness),
-        .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        // L4: the four components with train and serve modes, the two pipelines; measurements against peers.
-        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport",
+        .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        // L6: the four components with train and serve modes, the two pipelines; measurements against peers.
+        .target(name: "Pipeline", dependencies: ["Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                  .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strictness),
-        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        // L5: the watch daemon, as a service.
-        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport",
+        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        // L7: the watch daemon, as a service.
+        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                .product(name: "Logging", package: "swift-log"),
                                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                .product(name: "UnixSignals", package: "swift-service-lifecycle")], swiftSettings: strictness),
-        // L6: the drift study, end to end through the real daemon.
-        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport",
+        // L8: the drift study, end to end through the real daemon.
+        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
-        // L7: argument parsing and wiring only.
+        // L9: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules", "Daemon", "Datasets", "Simulation",
+                "Imaging", "Benchmarks", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules", "Daemon", "Datasets", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -89,34 +95,34 @@ let package = Package(
         .testTarget(name: "RulesTests", dependencies: ["Rules"], swiftSettings: strictness),
         .testTarget(
             name: "ImagingTests",
-            dependencies: ["Imaging", "Randomness", "DroplineSupport"],
+            dependencies: ["Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
             exclude: ["Fixtures"],
             swiftSettings: strictness
         ),
         .testTarget(
             name: "NeuralNetworkTests",
-            dependencies: ["NeuralNetwork", "Tensor", "Randomness", "DroplineSupport", "Imaging"],
+            dependencies: ["NeuralNetwork", "Tensor", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Imaging"],
             exclude: ["Fixtures"],
             swiftSettings: strictness
         ),
         .testTarget(
             name: "ModelingTests",
-            dependencies: ["Modeling", "NeuralNetwork", "Imaging", "Randomness", "DroplineSupport"],
+            dependencies: ["Modeling", "NeuralNetwork", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
             swiftSettings: strictness
         ),
         .testTarget(name: "DriftStatisticsTests", dependencies: ["DriftStatistics"], exclude: ["Fixtures"], swiftSettings: strictness),
-        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport"],
+        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
                     exclude: ["Fixtures"], swiftSettings: strictness),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport",
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Store", "Modeling", "DroplineSupport", .product(name: "Logging", package: "swift-log")],
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strictness),
-        .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch", "DroplineSupport"], swiftSettings: strictness),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Randomness", "DroplineSupport"], swiftSettings: strictness),
-        .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "Tensor"], swiftSettings: strictness),
-        .testTarget(name: "CLITests", dependencies: ["DroplineSupport", "Imaging", "Randomness", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Tensor"], swiftSettings: strictness),
+        .testTarget(name: "CLITests", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Imaging", "Randomness", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -6,6 +6,7 @@ import Pipeline
 import Rules
 import Store
 import Synchronization
+import SystemFiles
 
 /// Runs the queue's jobs through the rules: claims them, decides with the rules in force when each
 /// was claimed, performs the fired rules' actions in order (`DaemonAction`, one file per action),

@@ -1,5 +1,6 @@
 internal import CCodecs
 import DroplineSupport
+import SystemFiles
 
 /// An IDX array (the format of MNIST and Fashion-MNIST): unsigned bytes with their dimensions.
 /// http://yann.lecun.com/exdb/mnist/ describes it: two zero bytes, a type code (0x08 = unsigned

@@ -3,6 +3,8 @@ import Foundation
 public import Imaging
 import Randomness
 import Synchronization
+import SystemFiles
+import Hashing
 
 /// A labelled dataset laid out for training and testing: `<root>/{train,validation,test}/<class>/<images>`.
 public struct LabelledDataset: Sendable {

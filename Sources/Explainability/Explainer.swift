@@ -4,6 +4,7 @@ public import Imaging
 public import Modeling
 import NeuralNetwork
 import Randomness
+import JSONFiles
 
 /// What the path starts from.
 public enum Baseline: String, Sendable, Codable, CaseIterable {

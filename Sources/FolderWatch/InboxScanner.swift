@@ -1,4 +1,5 @@
 import DroplineSupport
+import SystemFiles
 
 /// Scans the production inbox: one snapshot per batch folder, counting only finished files, and
 /// the entries that cannot be batches, each with its reason. Nothing is followed through a link.

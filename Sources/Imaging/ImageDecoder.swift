@@ -1,7 +1,8 @@
 import CCodecs
-public import DroplineSupport
+import DroplineSupport
 #if canImport(Glibc)
 import Glibc
+public import SystemFiles
 #endif
 
 /// How to decode.

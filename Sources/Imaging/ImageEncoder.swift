@@ -1,5 +1,6 @@
 import CCodecs
 import DroplineSupport
+import SystemFiles
 
 /// Encodes RGB images to PNG or JPEG; files are written atomically (temporary name, then rename).
 public enum ImageEncoder {

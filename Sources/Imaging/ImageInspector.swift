@@ -1,5 +1,6 @@
 import DroplineSupport
 import Foundation
+import SystemFiles
 
 /// One file as `dropline image info` reports it.
 public struct ImageRecord: Sendable, Codable, Equatable {

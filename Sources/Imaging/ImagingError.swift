@@ -1,4 +1,5 @@
 import DroplineSupport
+import SystemFiles
 
 /// Why an image could not be used: the kind, the file, the decoder's own words, and a remedy.
 public struct ImagingError: Error, CustomStringConvertible, Sendable, Equatable {

@@ -1,6 +1,8 @@
 public import DroplineSupport
 import Foundation
 public import Imaging
+public import SystemFiles
+import Hashing
 
 /// One image file of a labelled dataset.
 public struct LabelledImage: Sendable, Codable {

@@ -1,6 +1,8 @@
 public import DroplineSupport
 import Foundation
 public import Imaging
+public import SystemFiles
+import Hashing
 
 /// Images from files and folders (walked recursively, sorted, junk skipped), decoded at reduced size
 /// and prepared to a square side, with each file's SHA-256. Files that cannot be used are listed in

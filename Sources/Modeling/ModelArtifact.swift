@@ -2,6 +2,9 @@ import DroplineSupport
 import Foundation
 public import NeuralNetwork
 import Tensor
+import SystemFiles
+import Hashing
+import JSONFiles
 
 /// Where a pretrained base came from.
 public struct BackboneOrigin: Codable, Sendable, Equatable {

@@ -4,6 +4,8 @@ import Imaging
 public import NeuralNetwork
 import Randomness
 import Tensor
+import SystemFiles
+import Hashing
 
 /// Every choice of a training run; stored in the model so it can be reproduced.
 public struct TrainingConfiguration: Codable, Sendable, Equatable {

@@ -5,6 +5,7 @@ import Imaging
 public import Modeling
 public import NeuralNetwork
 import Tensor
+import Hashing
 
 /// The untrained encoder's definition.
 public struct DriftEncoder: Codable, Sendable, Equatable {

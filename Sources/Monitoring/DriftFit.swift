@@ -5,6 +5,9 @@ import Imaging
 public import Modeling
 import NeuralNetwork
 import Tensor
+import SystemFiles
+import Hashing
+import JSONFiles
 
 /// Train mode: reference features of raw training images, written as the artifacts folder.
 extension DriftMonitor {

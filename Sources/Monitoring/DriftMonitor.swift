@@ -5,6 +5,8 @@ import Imaging
 public import Modeling
 import NeuralNetwork
 import Tensor
+import SystemFiles
+import JSONFiles
 /// # Monitoring
 ///
 /// Learns the distribution of raw training images (train mode) and tests production batches against

@@ -3,6 +3,8 @@ import Foundation
 import Imaging
 public import Modeling
 import Randomness
+import SystemFiles
+import JSONFiles
 
 /// # Pipeline
 ///

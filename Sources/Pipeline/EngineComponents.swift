@@ -4,6 +4,9 @@ import Foundation
 import Imaging
 public import Modeling
 public import Monitoring
+import SystemFiles
+import Hashing
+import JSONFiles
 
 /// Algorithm: train mode trains a model on processed train/validation folders; serve mode predicts a
 /// processed batch and writes predictions.csv.

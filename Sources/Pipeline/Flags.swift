@@ -1,6 +1,8 @@
 import DroplineSupport
 import Foundation
 public import Store
+import SystemFiles
+import JSONFiles
 
 /// A drift flag, `flags/drift/<batch>.json`: written by a serve run that found drift, for the rules
 /// to act on (the rules read every top-level value as `flag.<key>`; rules/README.md lists them).

@@ -2,6 +2,8 @@ import DroplineSupport
 import Foundation
 public import Modeling
 public import Store
+import SystemFiles
+import JSONFiles
 
 /// Ground truth for a batch: merged with the batch's latest predictions, recorded as quality, and a
 /// quality flag when accuracy falls below the model's constraint (its validation accuracy minus

@@ -6,6 +6,9 @@ import Imaging
 import Modeling
 import Monitoring
 import Store
+import SystemFiles
+import Hashing
+import JSONFiles
 
 /// A published run's rows in the index, read from its manifest and files.
 extension Pipelines {

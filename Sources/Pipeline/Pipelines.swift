@@ -7,6 +7,7 @@ import Imaging
 public import Modeling
 import Monitoring
 public import Store
+import JSONFiles
 
 /// What a run did, written as `manifest.json` at the top of its published folder.
 public struct RunManifest: Codable, Sendable {

@@ -7,6 +7,7 @@ import Imaging
 public import Modeling
 import Monitoring
 import Store
+import SystemFiles
 
 /// The training pipeline: the four components in train mode on a stage, published as a model version.
 extension Pipelines {

@@ -3,6 +3,7 @@ import Foundation
 import Yams
 #if canImport(Glibc)
 import Glibc
+import SystemFiles
 #endif
 
 /// What happened in the Dropline root that rules may act on.

@@ -8,6 +8,8 @@ public import Modeling
 import Pipeline
 import Store
 import Synchronization
+import SystemFiles
+import JSONFiles
 
 /// How `dropline simulate` runs the study.
 public struct SimulationOptions: Sendable {

@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 #endif
 public import GRDB
+import SystemFiles
 
 /// # Store
 ///

@@ -5,6 +5,7 @@ import Foundation
 import Imaging
 import Modeling
 import Monitoring
+import SystemFiles
 
 struct DriftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,6 +4,7 @@ import Explainability
 import Foundation
 import Imaging
 import Modeling
+import SystemFiles
 
 struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import DroplineSupport
 import Foundation
 import Store
+import SystemFiles
 
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

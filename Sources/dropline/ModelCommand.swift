@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import Modeling
 import NeuralNetwork
+import SystemFiles
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

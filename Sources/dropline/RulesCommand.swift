@@ -2,6 +2,7 @@ import ArgumentParser
 import DroplineSupport
 import Foundation
 import Rules
+import SystemFiles
 
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import Logging
 import Modeling
 import Store
 import Testing
+import SystemFiles
 
 /// The daemon in-process, one look at a time, with a manual clock: settle periods, schedules and
 /// reloads are checked in milliseconds, with real files in a temporary root.

@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import Randomness
 import Testing
+import SystemFiles
 
 @Suite("Datasets")
 struct DatasetsTests {

@@ -4,6 +4,7 @@ import Foundation
 import NeuralNetwork
 import Tensor
 import Testing
+import SystemFiles
 
 /// Integrated gradients against Captum 0.9 (fixtures from scripts/make_ig_fixtures.py).
 @Suite("Captum reference")

@@ -2,6 +2,7 @@ import DroplineSupport
 import Foundation
 import Imaging
 import Testing
+import SystemFiles
 
 @Suite("Codecs")
 struct CodecTests {

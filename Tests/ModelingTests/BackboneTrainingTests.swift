@@ -3,6 +3,7 @@ import Foundation
 import Modeling
 import NeuralNetwork
 import Testing
+import SystemFiles
 
 @Suite("Training on a pretrained backbone", .enabled(if: SharedMaterial.locate() != nil, "../shared is not present: backbone training tests are skipped"))
 struct BackboneTrainingTests {

@@ -4,6 +4,7 @@ import Imaging
 import Modeling
 import NeuralNetwork
 import Testing
+import SystemFiles
 
 @Suite("Datasets")
 struct DatasetTests {

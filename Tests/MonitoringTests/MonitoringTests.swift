@@ -5,6 +5,7 @@ import Modeling
 import Monitoring
 import Randomness
 import Testing
+import SystemFiles
 
 /// Scenes with random shapes on gradients, in memory.
 enum Scenes {

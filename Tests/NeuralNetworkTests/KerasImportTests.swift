@@ -4,6 +4,7 @@ import Imaging
 import NeuralNetwork
 import Tensor
 import Testing
+import SystemFiles
 
 @Suite("Keras / TensorFlow.js import", .enabled(if: SharedMaterial.locate() != nil, "../shared is not present: the backbone import tests are skipped"))
 struct KerasImportTests {

@@ -3,6 +3,7 @@ import Foundation
 import NeuralNetwork
 import Tensor
 import Testing
+import SystemFiles
 
 /// Every layer's forward output and gradients (input and parameters) against PyTorch, on fixtures made
 /// by scripts/make_nn_fixtures.py: within 1e-4 relative (max |a - b| / max(max |b|, 0.1); the floor is

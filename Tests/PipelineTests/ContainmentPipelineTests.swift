@@ -6,6 +6,7 @@ import Store
 import Testing
 #if canImport(Glibc)
 import Glibc
+import Hashing
 #endif
 
 @Suite("Pipelines read only regular files inside the root")

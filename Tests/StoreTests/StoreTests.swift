@@ -213,6 +213,6 @@ extension LayeringTests {
             }
         }
         #expect(wrong.isEmpty, "\(Set(wrong).sorted().joined(separator: "\n"))")
-        #expect(layers["dropline"] == 7 && layers["Store"] == 1 && layers["Daemon"] == 5, "\(layers)")
+        #expect(layers["dropline"] == 9 && layers["Store"] == 3 && layers["Daemon"] == 7 && layers["SystemFiles"] == 1, "\(layers)")
     }
 }

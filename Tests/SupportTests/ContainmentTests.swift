@@ -3,6 +3,8 @@ import Foundation
 import Testing
 #if canImport(Glibc)
 import Glibc
+import SystemFiles
+import Hashing
 #endif
 
 /// A fresh folder under the temporary directory, removed by the caller.

@@ -1,6 +1,8 @@
 import DroplineSupport
 import Foundation
 import Testing
+import SystemFiles
+import Hashing
 
 @Suite("SHA-256")
 struct SHA256Tests {

@@ -1,6 +1,7 @@
 import Store
 import DroplineSupport
 import Pipeline
+import SystemFiles
 
 /// `infer`: the batch-inference pipeline on the event's batch. Idempotent across restarts: a batch
 /// served since the job's first attempt is not served again (its missing drift flag is raised).

@@ -3,6 +3,8 @@ import DroplineSupport
 import FolderWatch
 import Rules
 import Store
+import SystemFiles
+import Hashing
 
 /// Files people and programs drop as requests: flags (`flags/<kind>/*.json`, flag_created) and
 /// labels (`inbox/labels/*.csv`, labels_landed). Each file's content is offered once; unchanged files

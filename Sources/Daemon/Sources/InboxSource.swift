@@ -3,6 +3,8 @@ import DroplineSupport
 import FolderWatch
 import Rules
 import Store
+import Hashing
+import SystemFiles
 
 /// Production batches: scans of `inbox/production/` fed to the batch tracker, which decides when a
 /// batch is complete (its marker, or the settle period: `BatchTracker`); each complete content is

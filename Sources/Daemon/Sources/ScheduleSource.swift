@@ -3,6 +3,7 @@ import DroplineSupport
 import Foundation
 import Rules
 import Store
+import Hashing
 
 /// The rules' cron schedules: each minute that came due since the last look (local time, as cron)
 /// queues its rules once. A schedule that came due while the daemon was down is not caught up, as

@@ -1,3 +1,4 @@
+import SystemFiles
 public import Foundation
 
 /// Dropline's JSON files (manifests, drift reports, explanations, study results): snake_case keys,

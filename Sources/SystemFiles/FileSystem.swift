@@ -1,3 +1,4 @@
+import DroplineSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

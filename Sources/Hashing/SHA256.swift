@@ -1,3 +1,4 @@
+public import SystemFiles
 import CCrypto
 #if canImport(Glibc)
 import Glibc
