@@ -45,6 +45,7 @@ public protocol DroplineIndex: AnyObject, Sendable {
     func recordFlag(kind: FlagKind, path: String, subject: String) throws
     func flagCount(kind: FlagKind, path: String, since: String) throws -> Int
     func handleFlag(kind: FlagKind, path: String, subject: String, createdAt: String, outcome: String) throws
+    func flags(limit: Int) throws -> [FlagRecord]
 
     // MARK: Jobs and the daemon
     @discardableResult func enqueue(event: JobEvent, path: String, contentSha256: String, force: Bool) throws -> Job?
@@ -57,6 +58,7 @@ public protocol DroplineIndex: AnyObject, Sendable {
     func jobProgress(path: String) throws -> (ended: Int, busy: Int)
     func lastFiredOutcome(path: String) throws -> String?
     func recordFiring(job: Int64, rule: String, fired: Bool, reason: String, actions: [String], outcome: String?) throws
+    func firings(job: Int64) throws -> [RuleFiring]
     func daemonState() throws -> DaemonState?
     func daemonHeartbeat(pid: Int32, mode: String, state: DaemonState.State, startedAt: String, rulesFile: String, rulesError: String?) throws
 

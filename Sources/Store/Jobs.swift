@@ -100,6 +100,16 @@ extension Index {
         }
     }
 
+    /// Every rule's decision on a job, in the order the rules were checked.
+    public func firings(job: Int64) throws -> [RuleFiring] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rule_firings WHERE job_id = ? ORDER BY id", arguments: [job]).map {
+                RuleFiring(job: $0["job_id"], rule: $0["rule"], fired: ($0["fired"] as Int) == 1, reason: $0["reason"], actions: $0["actions"],
+                           outcome: $0["outcome"], at: $0["at"])
+            }
+        }
+    }
+
     /// The latest job on `path`.
     public func latestJob(path: String) throws -> Job? {
         try read { db in try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE path = ? ORDER BY id DESC LIMIT 1", arguments: [path]) }

@@ -295,3 +295,26 @@ public struct DriftSummary: Sendable, Equatable {
             && a.predictions.map(\.predicted) == b.predictions.map(\.predicted)
     }
 }
+
+/// A flag as the index records it: raised by Dropline or dropped by hand, and how it was handled.
+public struct FlagRecord: Codable, Sendable, Equatable {
+    public var kind: FlagKind
+    /// Relative to the root: `flags/<kind>/<name>.json`.
+    public var path: String
+    public var subject: String
+    public var createdAt: String
+    public var handledAt: String?
+    public var outcome: String?
+}
+
+/// One rule's decision on one job: fired or not, why, and what its actions did.
+public struct RuleFiring: Codable, Sendable, Equatable {
+    public var job: Int64
+    public var rule: String
+    public var fired: Bool
+    public var reason: String
+    /// The planned actions, as text.
+    public var actions: String
+    public var outcome: String?
+    public var at: String
+}

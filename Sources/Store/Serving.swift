@@ -168,6 +168,16 @@ extension Index {
         }
     }
 
+    /// The most recent flags, newest first.
+    public func flags(limit: Int) throws -> [FlagRecord] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM flags ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit]).map {
+                FlagRecord(kind: FlagKind(rawValue: $0["kind"]) ?? .retrain, path: $0["path"], subject: $0["subject"], createdAt: $0["created_at"],
+                           handledAt: $0["handled_at"], outcome: $0["outcome"])
+            }
+        }
+    }
+
     /// Marks the flag at `path` handled with its outcome; a flag dropped by hand (not raised by
     /// Dropline) gets its row now.
     public func handleFlag(kind: FlagKind, path: String, subject: String, createdAt: String, outcome: String) throws {

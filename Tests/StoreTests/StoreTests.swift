@@ -216,3 +216,22 @@ extension LayeringTests {
         #expect(layers["dropline"] == 9 && layers["Store"] == 3 && layers["Daemon"] == 7 && layers["SystemFiles"] == 1, "\(layers)")
     }
 }
+
+@Suite("Flags and rule firings as records")
+struct FlagAndFiringRecordTests {
+    @Test("a raised flag is recorded, then handled with its outcome; a dropped one gets its row when handled; firings keep their order")
+    func records() throws {
+        let index = try Index()
+        try index.recordFlag(kind: .drift, path: "flags/drift/b1.json", subject: "b1")
+        try index.handleFlag(kind: .drift, path: "flags/drift/b1.json", subject: "b1", createdAt: Index.now(), outcome: "succeeded: retrained")
+        try index.handleFlag(kind: .retrain, path: "flags/retrain/original.json", subject: "original", createdAt: Index.now(), outcome: "skipped: no rule fired")
+        let flags = try index.flags(limit: 10)
+        #expect(Set(flags.map(\.path)) == ["flags/drift/b1.json", "flags/retrain/original.json"])
+        #expect(flags.allSatisfy { $0.handledAt != nil } && flags.first { $0.kind == .drift }?.outcome == "succeeded: retrained")
+        let job = try #require(try index.enqueue(event: .flagCreated, path: "flags/drift/b1.json", contentSha256: String(repeating: "c", count: 64)))
+        try index.recordFiring(job: job.id, rule: "a", fired: false, reason: "it is for batch_landed", actions: [], outcome: nil)
+        try index.recordFiring(job: job.id, rule: "b", fired: true, reason: "it matched", actions: ["train stage s"], outcome: "trained")
+        let firings = try index.firings(job: job.id)
+        #expect(firings.map(\.rule) == ["a", "b"] && firings.map(\.fired) == [false, true] && firings[1].outcome == "trained")
+    }
+}
