@@ -40,7 +40,7 @@ public struct LabelledDataset: Sendable {
                 throw DatasetFileError(path: root + "/" + split, reason: "has classes that train/ does not have: \(unknown.sorted().joined(separator: ", "))",
                                        remedy: "use the same class folders in train/, validation/ and test/")
             }
-            let list = ImageInspector.labelledFiles(in: root + "/" + split, classes: found).map { ($0.label, $0.entry.relative) }
+            let list = LabelledFiles(folder: root + "/" + split, classes: found).files.map { ($0.label, $0.entry.relative) }
             guard !list.isEmpty else {
                 throw DatasetFileError(path: root + "/" + split, reason: "holds no images", remedy: "add JPEG or PNG files to its class folders")
             }

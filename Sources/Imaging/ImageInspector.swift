@@ -108,15 +108,6 @@ public enum ImageInspector {
         }
     }
 
-    /// The images of a class-folder layout (`<folder>/<class>/<images>`): each file of each class
-    /// folder (recursively, junk and hidden names skipped), with its class, in class order. The one
-    /// listing of labelled data, for decoded datasets (Modeling) and dataset files (Datasets).
-    public static func labelledFiles(in folder: String, classes: [String]) -> [(label: String, entry: FileEntry)] {
-        classes.flatMap { label in
-            FileSystem.isRealDirectory(folder + "/" + label) ? expandSkippingJunk([folder + "/" + label]).map { (label, $0) } : []
-        }
-    }
-
     /// Every entry under `paths` except folders (folders walked recursively, entries sorted by name):
     /// regular files, and also links, FIFOs, sockets and devices, which reading then refuses with
     /// their reason (`ImagingError.Kind.notRegular`), so they are reported rather than silently
@@ -147,5 +138,28 @@ extension DecodeOptions {
         var options = DecodeOptions()
         options.maxPixels = .max
         return options
+    }
+}
+
+/// Labelled images as files, not decoded: a class-folder layout (`<folder>/<class>/<images>`), its
+/// classes, and each image with its class. The one labelled-dataset type under both the decoded
+/// datasets (`Modeling.ImageFolderDataset`) and the dataset files (`Datasets.LabelledDataset`, one
+/// per split).
+public struct LabelledFiles: Sendable {
+    public let folder: String
+    /// Class names, in label order.
+    public let classes: [String]
+    /// Every image with its class, in class order, then name order.
+    public let files: [(label: String, entry: ImageInspector.FileEntry)]
+
+    /// The layout of `folder`; `classes` (in that order) instead of its class folders when given.
+    /// Class folders are real folders (never links), not hidden, not junk.
+    public init(folder: String, classes: [String]? = nil) {
+        self.folder = folder
+        let classes = classes ?? ImageInspector.classFolders(in: folder)
+        self.classes = classes
+        files = classes.flatMap { label in
+            FileSystem.isRealDirectory(folder + "/" + label) ? ImageInspector.expandSkippingJunk([folder + "/" + label]).map { (label, $0) } : []
+        }
     }
 }

@@ -71,7 +71,7 @@ public struct ImageFolderDataset: Sendable {
                                remedy: "put each class's images in its own sub-folder (at least two classes)")
         }
         let labels = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
-        let files = ImageInspector.labelledFiles(in: root, classes: classes).map { ($0.entry.path, $0.label + "/" + $0.entry.relative, labels[$0.label]!) }
+        let files = LabelledFiles(folder: root, classes: classes).files.map { ($0.entry.path, $0.label + "/" + $0.entry.relative, labels[$0.label]!) }
         var items: [LabelledImage] = [], images: [RGBImage] = [], rejected: [Rejection] = []
         for ((path, relative, label), result) in zip(files, ImageLoading.load(files.map(\.0), preprocessing: preprocessing, links: links, progress: progress)) {
             switch result {

@@ -203,7 +203,7 @@ public struct Simulation {
         var truth: [String: String] = [:]
         var csv = "image,class\n"
         var n = 0
-        for (label, entry) in ImageInspector.labelledFiles(in: test, classes: ImageInspector.classFolders(in: test)) {
+        for (label, entry) in LabelledFiles(folder: test).files {
             n += 1
             let name = String(format: "%05d-", n) + (entry.relative as NSString).lastPathComponent
             try fm.copyItem(atPath: entry.path, toPath: folder + "/" + name)
