@@ -29,10 +29,10 @@ public struct PromotionPolicy: Sendable, Equatable {
         }
     }
 
-    /// The champion of the time.
-    public struct Champion: Sendable, Equatable {
+    /// A model version and an accuracy: the champion with its own validation accuracy, or the
+    /// baseline, the champion evaluated on the candidate's validation set when the candidate was trained.
+    public struct Score: Sendable, Equatable {
         public var version: Int
-        /// Its accuracy on its own validation set.
         public var accuracy: Double
         public init(version: Int, accuracy: Double) {
             self.version = version
@@ -40,15 +40,8 @@ public struct PromotionPolicy: Sendable, Equatable {
         }
     }
 
-    /// The champion evaluated on the candidate's validation set when the candidate was trained.
-    public struct Baseline: Sendable, Equatable {
-        public var version: Int
-        public var accuracy: Double
-        public init(version: Int, accuracy: Double) {
-            self.version = version
-            self.accuracy = accuracy
-        }
-    }
+    public typealias Champion = Score
+    public typealias Baseline = Score
 
     public enum Decision: Sendable, Equatable {
         case promote(reason: String)
