@@ -51,6 +51,15 @@ public struct CommandRunner: Sendable {
 
     public init(grace: Double = 5) { self.grace = grace }
 
+    /// The process groups of the commands running now, in this process: an immediate exit (a second
+    /// stop signal) kills them first, so no command outlives the daemon.
+    static let running = Mutex<Set<pid_t>>([])
+
+    /// Sends SIGKILL to every running command's process group.
+    public static func killAll() {
+        for group in running.withLock({ $0 }) { kill(-group, SIGKILL) }
+    }
+
     /// Runs `arguments` (the program first, looked up in PATH when it has no `/`), with `environment`
     /// added to the daemon's own; returns how it ended. Never throws: a program that cannot start is
     /// an ending too.
@@ -107,6 +116,8 @@ public struct CommandRunner: Sendable {
             return CommandResult(ending: .notStarted(why), output: "", outputBytes: 0, seconds: Self.now() - started)
         }
         _ = fcntl(reader, F_SETFL, fcntl(reader, F_GETFL) | O_NONBLOCK)
+        Self.running.withLock { _ = $0.insert(pid) }
+        defer { Self.running.withLock { _ = $0.remove(pid) } }
 
         var capture = OutputCapture(kept: Self.keptBytes)
         var ending: CommandResult.Ending?

@@ -9,8 +9,8 @@ import Glibc
 
 /// The daemon as a swift-service-lifecycle service: `ServiceGroup` traps SIGTERM and SIGINT and asks
 /// for a graceful shutdown, which stops the loop after its current step (running commands get SIGTERM,
-/// then SIGKILL: `CommandRunner`). A second SIGTERM or SIGINT during that shutdown exits at once; the
-/// next start recovers the interrupted step. The synchronous loop runs on its own thread, so the
+/// then SIGKILL: `CommandRunner`). A second SIGTERM or SIGINT during that shutdown kills the running
+/// commands' groups and exits at once; the next start recovers the interrupted step. The synchronous loop runs on its own thread, so the
 /// concurrency runtime's threads are never blocked by a pipeline.
 public struct WatchService: Service {
     let daemon: WatchDaemon
@@ -54,7 +54,8 @@ public struct WatchService: Service {
     static func exitOnSecondSignal(daemon: WatchDaemon) {
         Task.detached {
             for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                daemon.log.warning("second stop signal: exiting now; the next start recovers the interrupted step")
+                daemon.log.warning("second stop signal: exiting now (running commands are killed); the next start recovers the interrupted step")
+                CommandRunner.killAll()
                 _exit(130)
             }
         }

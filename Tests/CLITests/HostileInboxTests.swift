@@ -134,3 +134,37 @@ struct HostileInboxTests {
         #expect(daemon.log.contains("was stopped because the daemon is stopping"))
     }
 }
+
+extension HostileInboxTests {
+    @Test("a second stop signal exits at once and kills the running command's group; nothing outlives the daemon")
+    func secondSignal() throws {
+        let root = try W.trainedRoot(seed: 23)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let pidFile = root + "/command.pid"
+        try Self.append("""
+
+          - name: stubborn
+            on: batch_landed
+            do:
+              - run: {command: [sh, -c, "echo $$ > \\"$0\\"; trap '' TERM; sleep 300", "\(pidFile)"], timeout: 600}
+
+        """, to: root)
+        let daemon = try W.Daemon(root: root, arguments: ["--settle", "1"] + W.training)
+        #expect(W.eventually(30) { daemon.log.contains("watching") })
+        let batch = root + "/inbox/production/original/b"
+        try W.writeBatch(batch, count: 4, seed: 43, pause: 0)
+        _ = FileManager.default.createFile(atPath: batch + "/_READY", contents: nil)
+        #expect(W.eventually(60) { FileManager.default.fileExists(atPath: pidFile) }, "\(daemon.log)")
+        let pid = pid_t((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(pid > 0 && kill(pid, 0) == 0)
+        kill(daemon.process.processIdentifier, SIGTERM)
+        #expect(W.eventually(10) { daemon.log.contains("stop requested") })
+        kill(daemon.process.processIdentifier, SIGTERM)
+        #expect(W.eventually(10) { !daemon.process.isRunning }, "the second signal did not end the daemon")
+        if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) }
+        daemon.process.waitUntilExit()
+        #expect(daemon.process.terminationStatus == 130)
+        #expect(W.eventually(10) { kill(pid, 0) != 0 }, "the command outlived the daemon")
+        if kill(pid, 0) == 0 { kill(-pid, SIGKILL) }
+    }
+}
