@@ -85,6 +85,14 @@ public enum FileSystem {
         return EntryType(mode: info.st_mode, path: path)
     }
 
+    /// The file-system identity of the entry at `path` (device, inode, change time in ns; lstat): a
+    /// file written again, or removed and dropped again, has another one, even with the same content.
+    public static func identity(_ path: String) -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return "\(info.st_dev):\(info.st_ino):\(Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec))"
+    }
+
     /// The size of the entry at `path` (lstat: a link's own size, never its target's).
     public static func size(_ path: String) -> Int64? {
         var info = stat()

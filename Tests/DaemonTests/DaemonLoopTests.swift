@@ -151,3 +151,28 @@ struct DaemonLoopTests {
         #expect(log.contains("batch production/s1/b5 is not served"))
     }
 }
+
+extension DaemonLoopTests {
+    @Test("a flag dropped again after it was handled is a new request; the same file seen by a restarted daemon is not")
+    func requests() throws {
+        defer { cleanUp() }
+        let flag = root.flags("retrain") + "/original.json"
+        try Data(#"{"stage": "original"}"#.utf8).write(to: URL(fileURLWithPath: flag))
+        try daemon.tick()
+        // a second daemon on the same root (a restart) sees the same, unhandled file: no new job
+        var options = WatchOptions(training: TrainingConfiguration.defaults(architecture: "small-cnn"))
+        options.settleSeconds = 60
+        let restarted = try WatchDaemon(root: root, options: options, log: Logger.daemon(DaemonLogHandler.Sink(file: nil, echo: false)), clock: clock, index: index)
+        try restarted.tick()
+        #expect(try jobs(.flagCreated).count == 1)
+        try daemon.runQueuedJobs()
+        #expect(try jobs(.flagCreated).map(\.state) == [.succeeded])
+        // the same request dropped again, byte for byte
+        try Data(#"{"stage": "original"}"#.utf8).write(to: URL(fileURLWithPath: flag))
+        try daemon.tick()
+        #expect(try jobs(.flagCreated).count == 2, "a request dropped again was not acted on")
+        try daemon.runQueuedJobs()
+        #expect(try jobs(.flagCreated).map(\.state) == [.succeeded, .succeeded])
+        #expect(FileSystem.names(in: root.flags("done")).count == 2)
+    }
+}

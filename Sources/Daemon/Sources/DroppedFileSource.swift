@@ -7,8 +7,8 @@ import SystemFiles
 import Hashing
 
 /// Files people and programs drop as requests: flags (`flags/<kind>/*.json`, flag_created) and
-/// labels (`inbox/labels/*.csv`, labels_landed). Each file's content is offered once; unchanged files
-/// are not read again. Only regular files with safe names are read (links, FIFOs and the like are
+/// labels (`inbox/labels/*.csv`, labels_landed). Each dropped file is one request, handled once; the
+/// same content dropped again later is a new request. Unchanged files are not read again. Only regular files with safe names are read (links, FIFOs and the like are
 /// refused with their reason, never opened).
 struct DroppedFileSource: EventSource {
     /// The folder watched.
@@ -61,7 +61,11 @@ struct DroppedFileSource: EventSource {
                 continue
             }
             offered[relative] = stamp
-            try queue.offer(event, path: relative, contentSha256: SHA256.hash(data), what: "\(event == .flagCreated ? "flag" : "labels") \(relative) found")
+            // A dropped file is a request: the same file seen again (a restart, a rescan) is the same
+            // request, but a file dropped again later, even with the same content, is a new one. So the
+            // queue's key is the content together with the file's identity (inode, change time).
+            let request = SHA256.hash(Array((SHA256.hash(data) + " " + (FileSystem.identity(path) ?? "")).utf8))
+            try queue.offer(event, path: relative, contentSha256: request, what: "\(event == .flagCreated ? "flag" : "labels") \(relative) found")
         }
         try queue.report(refused, area: prefix + "/")
     }
