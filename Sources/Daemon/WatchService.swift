@@ -20,6 +20,10 @@ public struct WatchService: Service {
     public func run() async throws {
         let stop = StopRequest()
         let daemon = self.daemon
+        // Counted from the start, beside the ServiceGroup's own trap (each gets every signal), so a
+        // second signal is never missed however soon it follows the first.
+        let escalation = Self.exitOnSecondSignal(daemon: daemon)
+        defer { escalation.cancel() }
         try await withGracefulShutdownHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let thread = Thread {
@@ -36,7 +40,6 @@ public struct WatchService: Service {
         } onGracefulShutdown: {
             daemon.log.info("stop requested; finishing the current step")
             stop.request()
-            Self.exitOnSecondSignal(daemon: daemon)
         }
     }
 
@@ -50,10 +53,14 @@ public struct WatchService: Service {
         try await group.run()
     }
 
-    /// After the first stop signal, a second one exits at once.
-    static func exitOnSecondSignal(daemon: WatchDaemon) {
+    /// Counts stop signals: the first is the ServiceGroup's graceful shutdown; the second kills the
+    /// running commands' groups and exits at once.
+    static func exitOnSecondSignal(daemon: WatchDaemon) -> Task<Void, Never> {
         Task.detached {
+            var seen = 0
             for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                seen += 1
+                guard seen >= 2 else { continue }
                 daemon.log.warning("second stop signal: exiting now (running commands are killed); the next start recovers the interrupted step")
                 CommandRunner.killAll()
                 _exit(130)

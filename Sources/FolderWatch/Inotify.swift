@@ -1,7 +1,7 @@
 import DroplineSupport
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
-import SystemFiles
 #endif
 
 /// Wake-ups from Linux inotify for a folder tree: "something changed, scan again". Not recursive in

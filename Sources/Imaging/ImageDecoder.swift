@@ -1,8 +1,8 @@
 import CCodecs
 import DroplineSupport
+public import SystemFiles
 #if canImport(Glibc)
 import Glibc
-public import SystemFiles
 #endif
 
 /// How to decode.

@@ -81,16 +81,35 @@ public struct QualityFlag: Codable, Sendable, Equatable {
 /// The one writer and reader of the flags Dropline raises: snake_case JSON, written atomically
 /// (a reader never sees half a flag), and the row in the index's `flags` table.
 public enum FlagFiles {
-    /// The file of a flag of `kind` about `batch` in `root`.
-    public static func path(_ root: DroplineRoot, kind: String, batch: String) -> String {
-        root.flags(kind) + "/" + Pipelines.safe(batch) + ".json"
+    /// The separator of a batch's path under `inbox/production/` in flag and labels file names:
+    /// `production/stage-2/b1` is `stage-2~b1`. `~` is not in the names' character set (`SafeName`),
+    /// so two batches of the same name in two stages never share a file.
+    public static let pathSeparator: Character = "~"
+
+    /// The file name (without `.json`) of a flag about a batch: its path under `inbox/production/`
+    /// (`batchPath`, relative to inbox/, e.g. `production/stage-2/b1`) with `~` between the parts, or,
+    /// for a batch served from elsewhere, its name.
+    public static func name(batch: String, batchPath: String?) -> String {
+        guard let batchPath, batchPath.hasPrefix("production/") else { return Pipelines.safe(batch) }
+        return batchPath.dropFirst("production/".count).split(separator: "/").map { Pipelines.safe(String($0)) }.joined(separator: String(pathSeparator))
+    }
+
+    /// The batch path (relative to inbox/) a flag or labels file name stands for: `stage-2~b1` is
+    /// `production/stage-2/b1`; a name without `~` is a batch's name alone (nil).
+    public static func batchPath(fromName name: String) -> String? {
+        name.contains(pathSeparator) ? "production/" + name.split(separator: pathSeparator).joined(separator: "/") : nil
+    }
+
+    /// The file of a flag of `kind` named `name` (`name(batch:batchPath:)`) in `root`.
+    public static func path(_ root: DroplineRoot, kind: String, name: String) -> String {
+        root.flags(kind) + "/" + name + ".json"
     }
 
     /// Writes `flag` atomically to its file (replacing an earlier flag of the same batch); returns
     /// the path. The caller records the row in the index in the same transaction as what raised it.
     @discardableResult
-    public static func write(_ flag: some Encodable, kind: String, batch: String, in root: DroplineRoot) throws -> String {
-        let path = path(root, kind: kind, batch: batch)
+    public static func write(_ flag: some Encodable, kind: String, name: String, in root: DroplineRoot) throws -> String {
+        let path = path(root, kind: kind, name: name)
         try SnakeCaseJSON.write(flag, to: path)
         return path
     }

@@ -32,15 +32,36 @@ public struct GroundTruth {
 
     /// Reads `<batch>.csv` (header `image,class`; image = path relative to the batch folder, or SHA-256).
     public func merge(labels file: String) throws -> Result {
-        let batch = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-        do { try SafeName.check(batch, what: "batch name of the labels file") } catch { throw StoreError("'\(DisplayText.escaped(file))': \(error)") }
+        // `<batch>.csv`, or `<stage>~<batch>.csv` for the batch at inbox/production/<stage>/<batch>
+        let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let namedPath = FlagFiles.batchPath(fromName: stem)
+        let batch = namedPath.map { String($0.split(separator: "/").last!) } ?? stem
+        for part in stem.split(separator: FlagFiles.pathSeparator, omittingEmptySubsequences: false) {
+            do { try SafeName.check(String(part), what: "batch name of the labels file") } catch { throw StoreError("'\(DisplayText.escaped(file))': \(error)") }
+        }
         let rows = CSV.parse(String(decoding: try AtomicFile.read(file, limit: 64 << 20, links: .refuse), as: UTF8.self))
         guard let header = rows.first, header.count >= 2, header[0].lowercased() == "image", header[1].lowercased() == "class" else {
             throw StoreError("'\(file)' must start with the header line image,class")
         }
-        guard let served = try index.latestServedRun(subject: batch), let batchID = served.batchId, let folder = served.batchFolder else {
-            throw StoreError("no served batch named '\(batch)' (the labels file's name must be the batch's name)")
+        let served: ServedRun
+        if let namedPath {
+            guard let run = try index.latestServedRun(batchPath: "inbox/" + namedPath) else {
+                throw StoreError("no served batch at inbox/\(namedPath) (a labels file `<stage>~<batch>.csv` names the batch at inbox/production/<stage>/<batch>)")
+            }
+            served = run
+        } else {
+            // a batch's name alone must name one batch: the same name in two stages is ambiguous
+            let paths = Set(try index.servedBatchPaths(subject: batch))
+            guard paths.count <= 1 else {
+                let choices = paths.sorted().map { path in FlagFiles.name(batch: batch, batchPath: String(path.dropFirst("inbox/".count))) + ".csv" }
+                throw StoreError("'\(DisplayText.escaped(file))': \(paths.count) served batches are named '\(batch)' (\(paths.sorted().joined(separator: ", "))); name the labels file after the one it is for: \(choices.joined(separator: " or "))")
+            }
+            guard let run = try index.latestServedRun(subject: batch) else {
+                throw StoreError("no served batch named '\(batch)' (the labels file's name must be the batch's name, or <stage>~<batch>)")
+            }
+            served = run
         }
+        guard let batchID = served.batchId, let folder = served.batchFolder else { throw StoreError("the serve run \(served.run) of '\(batch)' has no batch row") }
         var byPath: [String: (String, String)] = [:], byHash: [String: (String, String)] = [:]
         for p in try index.predictions(run: served.run) {
             let relative = p.path.hasPrefix(folder + "/") ? String(p.path.dropFirst(folder.count + 1)) : p.path
@@ -81,10 +102,11 @@ public struct GroundTruth {
                 flag?.batchPath = located.batchPath
             }
         }
-        let flagPath = FlagFiles.path(root, kind: "quality", batch: batch)
+        let flagName = FlagFiles.name(batch: batch, batchPath: served.batchPath.flatMap { Pipelines.productionStage($0)?.batchPath } ?? namedPath)
+        let flagPath = FlagFiles.path(root, kind: "quality", name: flagName)
         try index.recordQuality(rowsToRecord, flag: flag.map { _ in (root.relative(flagPath), batch) }) {
             // the file inside the transaction: if it cannot be written, nothing is recorded
-            if let flag { try FlagFiles.write(flag, kind: "quality", batch: batch, in: root) }
+            if let flag { try FlagFiles.write(flag, kind: "quality", name: flagName, in: root) }
         }
         return Result(batch: batch, run: served.run, labelled: labels.count, unmatched: unmatched, accuracy: metrics.accuracy,
                       constraintAccuracy: constraint, belowConstraint: below, metrics: recorded)

@@ -33,10 +33,11 @@ extension Pipelines {
     /// one was written since the run started. Returns whether it wrote one.
     public func raiseMissingDriftFlag(run runID: String) throws -> Bool {
         guard let served = try index.servedRun(id: runID), served.drift == true, let batchPath = served.batchPath else { return false }
-        let flag = root.relative(FlagFiles.path(root, kind: "drift", batch: served.subject))
+        let batchFolder = root.path + "/" + batchPath
+        let flag = root.relative(FlagFiles.path(root, kind: "drift", name: FlagFiles.name(batch: served.subject, batchPath: productionLocation(batchFolder).batchPath)))
         guard try index.flagCount(kind: .drift, path: flag, since: served.startedAt) == 0 else { return false }
         let report = try Self.readDriftReport(run: root.path + "/" + served.folder)
-        try writeDriftFlag(batch: served.subject, folder: root.path + "/" + batchPath, run: runID, version: served.modelVersion, report: report)
+        try writeDriftFlag(batch: served.subject, folder: batchFolder, run: runID, version: served.modelVersion, report: report)
         return true
     }
 }

@@ -1,9 +1,9 @@
 import DroplineSupport
 import Foundation
 import Yams
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
-import SystemFiles
 #endif
 
 /// What happened in the Dropline root that rules may act on.

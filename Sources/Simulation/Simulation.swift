@@ -248,7 +248,8 @@ public struct Simulation {
         }
         let new = try index.models().filter { $0.version > modelsBefore }.last
         let promotion = try new.flatMap { try index.promotionReason(version: $0.version) }
-        let kept = try new.flatMap { _ in try index.lastFiredOutcome(path: "flags/drift/\(batch).json") }
+        let flag = FlagFiles.name(batch: batch, batchPath: "production/\(stage.rawValue)/\(batch)")
+        let kept = try new.flatMap { _ in try index.lastFiredOutcome(path: "flags/drift/\(flag).json") }
         return StudyStep(step: number, cycle: cycle, testSet: stage.rawValue, batch: batch, servingModel: served.modelVersion,
                          driftArtifactsStage: servingModel.stage, drift: summary.drift,
                          minimumAdjustedPValue: summary.minimumAdjustedPValue, maximumStatistic: summary.maximumStatistic, driftReason: summary.reason,

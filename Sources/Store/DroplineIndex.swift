@@ -20,6 +20,8 @@ public protocol DroplineIndex: AnyObject, Sendable {
     func completeServeRun(id: String, folder: String, outputs: [String: String], inputs: [RunInput], rows: ServeRows) throws
     func servedRun(id: String) throws -> ServedRun?
     func latestServedRun(subject: String) throws -> ServedRun?
+    func latestServedRun(batchPath: String) throws -> ServedRun?
+    func servedBatchPaths(subject: String) throws -> [String]
     func servedRun(batchPath: String, since: String) throws -> String?
     func trainedRun(stage: String, since: String) throws -> (run: String, version: Int)?
     func driftStreak() throws -> Int

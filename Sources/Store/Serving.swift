@@ -78,6 +78,24 @@ extension Index {
         }
     }
 
+    /// The latest succeeded serve run of the batch at `batchPath` (relative to the root).
+    public func latestServedRun(batchPath: String) throws -> ServedRun? {
+        try read { db in
+            try Row.fetchOne(db, sql: Self.servedRunSelect + " AND i.path = ? ORDER BY r.finished_at DESC LIMIT 1", arguments: [batchPath]).map(Self.servedRun)
+        }
+    }
+
+    /// The folders (relative to the root) of the served batches named `subject`: more than one when
+    /// the same name stands in two stages.
+    public func servedBatchPaths(subject: String) throws -> [String] {
+        try read { db in
+            try String.fetchAll(db, sql: """
+                SELECT DISTINCT i.path FROM runs r JOIN run_inputs i ON i.run_id = r.id AND i.role = 'processing/batch'
+                WHERE r.kind = 'serve' AND r.status = 'succeeded' AND r.subject = ? ORDER BY i.path
+                """, arguments: [subject])
+        }
+    }
+
     /// The first serve run that succeeded on the batch at `batchPath` (relative to the root) since
     /// `since`: a restarted job does not serve a batch twice.
     public func servedRun(batchPath: String, since: String) throws -> String? {

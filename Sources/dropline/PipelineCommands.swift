@@ -69,7 +69,7 @@ struct InferCommand: ParsableCommand {
         Runs the four components in serve mode into outputs/runs/<run>-serve-<batch>: predictions.csv, \
         drift.json, explanations (by default the 8 images the drift check ranks as most outlying), and indexes \
         the batch, its images, predictions, drift results and explanations. When drift is detected, writes \
-        flags/drift/<batch>.json.
+        flags/drift/<stage>~<batch>.json (<batch>.json for a batch outside inbox/production/<stage>/).
         """
     )
 

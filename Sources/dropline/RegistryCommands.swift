@@ -122,9 +122,9 @@ struct LabelsCommand: ParsableCommand {
         commandName: "labels",
         abstract: "Merge a batch's ground truth with its predictions; record accuracy; flag when below the model's constraint.",
         discussion: """
-        The file is named after the batch (<batch>.csv, as dropped in inbox/labels), with the header image,class; \
+        The file is named after the batch (<batch>.csv, or <stage>~<batch>.csv for inbox/production/<stage>/<batch>), with the header image,class; \
         image is a path relative to the batch folder or the file's SHA-256. Accuracy below the model's validation \
-        accuracy minus 0.05 writes flags/quality/<batch>.json.
+        accuracy minus 0.05 writes flags/quality/<stage>~<batch>.json.
         """
     )
     @Argument(help: "A Dropline root.") var root: String

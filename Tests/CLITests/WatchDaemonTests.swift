@@ -236,7 +236,7 @@ struct WatchDaemonTests {
         let again = try Binary.run(["watch", root, "--once"] + Self.training)
         #expect(again.status == 0, "\(again.stderr)")
         #expect(again.stderr.contains("its drift flag, not written then, raised now"), "\(again.stderr)")
-        #expect(try Self.jobs(root).map(\.path) == ["production/original/dark", "flags/drift/dark.json"])
+        #expect(try Self.jobs(root).map(\.path) == ["production/original/dark", "flags/drift/original~dark.json"])
         #expect(try Self.jobs(root).allSatisfy { $0.state == "succeeded" }, "\(again.stderr)")
         let versions = try DatabaseQueue(path: root + "/index.sqlite").read { db in try Int.fetchAll(db, sql: "SELECT version FROM models ORDER BY version") }
         #expect(versions == [1, 2])

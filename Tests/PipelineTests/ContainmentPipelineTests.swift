@@ -1,12 +1,15 @@
 import DroplineSupport
+import Imaging
+import Randomness
 import Foundation
 import GRDB
 import Pipeline
 import Store
 import Testing
+import Hashing
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
-import Hashing
 #endif
 
 @Suite("Pipelines read only regular files inside the root")
@@ -54,6 +57,45 @@ struct ContainmentPipelineTests {
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE sha256 = ?", arguments: [passwdHash]) == 0)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM predictions WHERE run_id = ? AND (path LIKE '%passwd%' OR path LIKE '%pipe%')", arguments: [run]) == 0)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM predictions WHERE run_id = ?", arguments: [run]) == 24)
+        }
+    }
+}
+
+@Suite("Batch identity: a batch is its path under the inbox")
+struct BatchIdentityTests {
+    @Test("two batches of one name in two stages get two drift flags; labels name the batch by its path, and a bare name that is ambiguous is refused with the choices")
+    func sameNameTwoStages() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        _ = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        var g = SeededGenerator(seed: 19)
+        for stage in ["stage-a", "stage-c"] {
+            let batch = root.productionInbox + "/\(stage)/b1"
+            try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
+            for i in 0..<24 {
+                var image = RGBImage(width: 32, height: 32)
+                for y in 0..<32 { for x in 0..<32 { let v = UInt8(235 + Int(g.next() % 20)); image[x, y] = RGB(v, v, v) } }
+                try ImageEncoder.write(image, to: batch + "/\(stage)-\(i).png")
+            }
+            #expect(try pipelines.infer(batch: batch).drift)
+        }
+        #expect(FileSystem.names(in: root.flags("drift")) == ["stage-a~b1.json", "stage-c~b1.json"])
+        let flag = try FlagFiles.read(DriftFlag.self, from: root.flags("drift") + "/stage-c~b1.json")
+        #expect(flag.stage == "stage-c" && flag.batchPath == "production/stage-c/b1")
+
+        // labels for stage-c's b1, named by its path
+        let labels = root.labelsInbox + "/stage-c~b1.csv"
+        try ("image,class\n" + (0..<24).map { "stage-c-\($0).png,red" }.joined(separator: "\n") + "\n").write(toFile: labels, atomically: true, encoding: .utf8)
+        let result = try GroundTruth(root: root, index: pipelines.index).merge(labels: labels)
+        #expect(result.labelled == 24 && result.batch == "b1")
+        let served = try #require(try pipelines.index.servedRun(id: result.run))
+        #expect(served.batchPath == "inbox/production/stage-c/b1")
+        // the bare name stands for two batches
+        let bare = root.labelsInbox + "/b1.csv"
+        try "image,class\nstage-a-0.png,red\n".write(toFile: bare, atomically: true, encoding: .utf8)
+        #expect { try GroundTruth(root: root, index: pipelines.index).merge(labels: bare) } throws: {
+            "\($0)".contains("2 served batches are named 'b1'") && "\($0)".contains("stage-a~b1.csv or stage-c~b1.csv")
         }
     }
 }

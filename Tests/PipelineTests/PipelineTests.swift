@@ -70,7 +70,7 @@ struct PipelineTests {
         }
         let (run, drift) = try pipelines.infer(batch: batch)
         #expect(drift)
-        let data = try Data(contentsOf: URL(fileURLWithPath: root.flags("drift") + "/washed-out.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: root.flags("drift") + "/original~washed-out.json"))
         let flag = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(flag["stage"] as? String == "original")
         #expect(flag["batch_path"] as? String == "production/original/washed-out")
@@ -79,7 +79,7 @@ struct PipelineTests {
         // A second drifted batch in a row is counted, for rules with hysteresis.
         try FileManager.default.copyItem(atPath: batch, toPath: batch + "-again")
         _ = try pipelines.infer(batch: batch + "-again")
-        let second = try Data(contentsOf: URL(fileURLWithPath: root.flags("drift") + "/washed-out-again.json"))
+        let second = try Data(contentsOf: URL(fileURLWithPath: root.flags("drift") + "/original~washed-out-again.json"))
         #expect((try JSONSerialization.jsonObject(with: second) as? [String: Any])?["batches_in_a_row"] as? Int == 2)
     }
 

@@ -43,14 +43,15 @@ struct FlagFileTests {
         let flag = DriftFlag(batch: "b1", stage: "stage-2", batchPath: "production/stage-2/b1", run: "r1", modelVersion: 4, reason: "2 of 2 detectors",
                              detectors: [.init(name: "encoder", drift: true, minimumAdjustedPValue: 1e-9, maximumStatistic: 0.4)],
                              createdAt: "2026-12-01T00:00:00.000Z", batchesInARow: 2)
-        let path = try FlagFiles.write(flag, kind: "drift", batch: "b1", in: root)
-        #expect(path == root.flags("drift") + "/b1.json")
+        let path = try FlagFiles.write(flag, kind: "drift", name: FlagFiles.name(batch: "b1", batchPath: "production/stage-2/b1"), in: root)
+        #expect(path == root.flags("drift") + "/stage-2~b1.json")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
         #expect(Set(object.keys) == ["kind", "batch", "stage", "batch_path", "run", "model_version", "drift", "reason", "detectors", "created_at", "batches_in_a_row"])
         #expect(((object["detectors"] as? [[String: Any]])?.first?.keys).map(Set.init) == ["name", "drift", "minimum_adjusted_p_value", "maximum_statistic"])
         #expect(try FlagFiles.read(DriftFlag.self, from: path) == flag)
         let unstaged = DriftFlag(batch: "b2", run: "r2", modelVersion: 4, reason: "x", detectors: [], createdAt: "t", batchesInARow: 1)
-        let second = try FlagFiles.write(unstaged, kind: "drift", batch: "b2", in: root)
+        let second = try FlagFiles.write(unstaged, kind: "drift", name: FlagFiles.name(batch: "b2", batchPath: "production/b2"), in: root)
+        #expect(second == root.flags("drift") + "/b2.json")
         let keys = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: second))) as? [String: Any]).keys
         #expect(!keys.contains("stage"), "a batch without a stage has no stage key, so retrain rules do not guess one")
     }

@@ -1,9 +1,9 @@
 import DroplineSupport
 import Foundation
 import Testing
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
-import SystemFiles
 import Hashing
 #endif
 

@@ -44,8 +44,9 @@ struct DroppedFileSource: EventSource {
         var refused: [(String, String)] = []
         for name in FileSystem.names(in: folder) where name.lowercased().hasSuffix(suffix) && !scanner.ignored(name) {
             let path = folder + "/" + name, relative = prefix + "/" + name
+            // a safe name, or safe names joined by `~` (a batch's path: `stage-2~b1`)
             let stem = String(name.dropLast(suffix.count))
-            if let problem = SafeName.problem(stem, what: "file name") {
+            if let problem = stem.split(separator: "~", omittingEmptySubsequences: false).lazy.compactMap({ SafeName.problem(String($0), what: "file name") }).first {
                 refused.append((root.relative(path), "\(problem); \(SafeName.remedy)"))
                 continue
             }
