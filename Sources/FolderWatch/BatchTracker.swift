@@ -102,7 +102,9 @@ public struct BatchTracker: Sendable {
                 state.changedAt = now
             }
             let unreported = state.reported != snapshot.files
-            if !snapshot.files.isEmpty && unreported {
+            // A folder with its marker is a batch even with nothing else in it (it is served, and its
+            // outcome says it held no image); a folder with nothing in it and no marker is not one yet.
+            if (!snapshot.files.isEmpty || snapshot.hasMarker) && unreported {
                 if snapshot.hasMarker {
                     ready.append(ReadyBatch(name: name, completion: .marker, files: snapshot.files.count))
                     state.reported = snapshot.files

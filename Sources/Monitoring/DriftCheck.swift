@@ -9,12 +9,21 @@ import Tensor
 /// Serve mode: a batch's features against the reference, per detector, with outlier scores.
 extension DriftMonitor {
 
-    /// Tests a batch against the reference.
+    /// The fewest usable images a drift test is run on (a smaller batch is served with its drift
+    /// decision "not tested").
+    public static let minimumBatch = 2
+
+    /// Tests a batch against the reference; a batch smaller than `minimumBatch` is reported as not tested.
     public func check(_ batch: ImageCollection, name: String) throws -> DriftReport {
-        guard batch.images.count >= 2 else {
-            throw MonitoringError(reason: "batch '\(name)' has \(batch.images.count) usable image\(batch.images.count == 1 ? "" : "s"); a drift test needs at least 2")
-        }
         let t = description.thresholds
+        guard batch.images.count >= Self.minimumBatch else {
+            // Served all the same, and said so: no test, no drift decision made from too little.
+            let n = batch.images.count
+            return DriftReport(drift: false, reason: "not tested: the batch has \(n) usable image\(n == 1 ? "" : "s"); a drift test needs at least \(Self.minimumBatch)",
+                               batch: name, batchSize: n, referenceSize: description.referenceImages, artifacts: contentHash, thresholds: t,
+                               detectors: [], outliers: batch.items.map { RankedImage(path: $0.path, sha256: $0.sha256, score: 0) },
+                               rejected: batch.rejected, createdAt: Self.timestamp(), tested: false)
+        }
         var features: [String: [[Double]]] = [:]
         let encoded = try Self.encode(batch.images, encoder: description.encoder, parameters: encoderParameters)
         features["encoder"] = Self.columns(encoded, rows: batch.images.count, width: description.encoder.features)
@@ -57,7 +66,7 @@ extension DriftMonitor {
         }
         return DriftReport(drift: drift, reason: reason, batch: name, batchSize: batch.images.count, referenceSize: description.referenceImages,
                            artifacts: contentHash, thresholds: t, detectors: detectors, outliers: outliers, rejected: batch.rejected,
-                           createdAt: Self.timestamp())
+                           createdAt: Self.timestamp(), tested: true)
     }
 
     // MARK: - Features

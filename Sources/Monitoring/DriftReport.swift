@@ -49,6 +49,9 @@ public struct DriftReport: Codable, Sendable {
     public var outliers: [RankedImage]
     public var rejected: [Rejection]
     public var createdAt: String
+    /// False when the batch was too small to test (`drift` is then false, and `reason` says why);
+    /// absent in reports written before this field existed (they were all tested).
+    public var tested: Bool? = nil
 }
 
 public struct MonitoringError: Error, CustomStringConvertible, Sendable {

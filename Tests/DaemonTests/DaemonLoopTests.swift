@@ -176,3 +176,18 @@ extension DaemonLoopTests {
         #expect(FileSystem.names(in: root.flags("done")).count == 2)
     }
 }
+
+extension DaemonLoopTests {
+    @Test("a folder holding only its marker is a batch and gets a job (its outcome says it held no image); an empty folder without one is not a batch yet")
+    func markerOnly() throws {
+        defer { cleanUp() }
+        try FileManager.default.createDirectory(atPath: root.productionInbox + "/s1/empty", withIntermediateDirectories: true)
+        try daemon.tick()
+        clock.advance(by: 120)
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).isEmpty)
+        try write("production/s1/only-marker/_READY", "")
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).map(\.path) == ["production/s1/only-marker"])
+    }
+}

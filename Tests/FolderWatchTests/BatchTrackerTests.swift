@@ -32,10 +32,14 @@ struct BatchTrackerTests {
         #expect(tracker.nextDeadline(now: 25) == nil)
     }
 
-    @Test("a batch changed after completion is a new version; empty folders never complete; handled content is not repeated")
+    @Test("a batch changed after completion is a new version; empty folders never complete, a marker alone does (once); handled content is not repeated")
     func versions() {
         var tracker = BatchTracker(settleSeconds: 0)
-        #expect(tracker.update(["empty": BatchSnapshot(files: [:], hasMarker: true)], now: 0).isEmpty)
+        #expect(tracker.update(["empty": BatchSnapshot(files: [:], hasMarker: false)], now: 0).isEmpty)
+        #expect(tracker.update(["empty": BatchSnapshot(files: [:], hasMarker: false)], now: 100).isEmpty)
+        // a producer that wrote only its marker gets an outcome for it (issue 13): served once, with no image
+        #expect(tracker.update(["marker-only": BatchSnapshot(files: [:], hasMarker: true)], now: 0) == [ReadyBatch(name: "marker-only", completion: .marker, files: 0)])
+        #expect(tracker.update(["marker-only": BatchSnapshot(files: [:], hasMarker: true)], now: 1).isEmpty)
         #expect(tracker.update(["b1": BatchSnapshot(files: files(["a.jpg"]), hasMarker: true)], now: 0).count == 1)
         #expect(tracker.update(["b1": BatchSnapshot(files: files(["a.jpg", "c.jpg"]), hasMarker: true)], now: 1).map(\.files) == [2])
         tracker.markHandled("b2", files: files(["x.jpg"]))

@@ -99,3 +99,34 @@ struct BatchIdentityTests {
         }
     }
 }
+
+@Suite("Every batch gets an outcome")
+struct DegenerateBatchTests {
+    @Test("a one-image batch is served and says it was too small to test; a batch of only broken or empty files is served with every refusal recorded")
+    func smallAndBroken() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        _ = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        let one = root.productionInbox + "/s/one"
+        try FileManager.default.createDirectory(atPath: one, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: root.trainingInbox + "/original/train/red/0.png", toPath: one + "/a.png")
+        let (run, drift) = try pipelines.infer(batch: one)
+        #expect(!drift)
+        let served = try #require(try pipelines.index.servedRun(id: run))
+        #expect(served.drift == false && served.driftReason?.hasPrefix("not tested: the batch has 1 usable image") == true)
+        #expect(try pipelines.index.predictions(run: run).count == 1)
+
+        let broken = root.productionInbox + "/s/broken"
+        try FileManager.default.createDirectory(atPath: broken, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: broken + "/zero.jpg", contents: Data())
+        _ = FileManager.default.createFile(atPath: broken + "/text.png", contents: Data("not an image".utf8))
+        let (brokenRun, _) = try pipelines.infer(batch: broken)
+        let outcome = try #require(try pipelines.index.servedRun(id: brokenRun))
+        #expect(outcome.driftReason?.hasPrefix("not tested: the batch has 0 usable images") == true)
+        try pipelines.sqlite.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT path, outcome FROM images WHERE batch_id = ? ORDER BY path", arguments: [outcome.batchId])
+            #expect(rows.map { $0["outcome"] as String } == ["unsupported", "empty"])
+        }
+    }
+}
