@@ -81,7 +81,7 @@ public final class WatchDaemon: @unchecked Sendable {
         self.options = options
         self.log = log
         self.clock = clock
-        pipelines = try index.map { Pipelines(root: root, index: $0) } ?? Pipelines(root: root)
+        pipelines = Pipelines(root: root, index: try index ?? Index.open(root: root, quickCheck: true))
         pipelines.policy.automatic = false  // the rules' promote action decides
         pipelines.logger = log
         queue = EventQueue(root: root, index: pipelines.index, log: log)

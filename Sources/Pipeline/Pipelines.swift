@@ -42,7 +42,7 @@ public final class Pipelines {
 
     /// The pipelines on `root` with its SQLite index.
     public convenience init(root: DroplineRoot) throws {
-        self.init(root: root, index: try Index(path: root.index))
+        self.init(root: root, index: try Index.open(root: root))
     }
 
     /// The pipelines on `root` with the given index (any backend).

@@ -113,7 +113,7 @@ public struct Simulation {
             throw SimulationError("'\(rootPath)' already exists and is not empty; the simulation creates its own root: give a new --root, or remove this one")
         }
         let root = try DroplineRoot.create(at: rootPath)
-        _ = try Index(path: root.index)
+        _ = try Index.open(root: root)
         try AtomicFile.write(Array(rules.utf8), to: root.path + "/rules.yaml")
         let simulation = root.path + "/simulation"
 

@@ -18,6 +18,9 @@ enum Schema {
         migrator.registerMigration("v4-not-regular") { db in
             try db.execute(sql: v4)
         }
+        migrator.registerMigration("v5-root-identity") { db in
+            try db.execute(sql: v5)
+        }
         return migrator
     }
 
@@ -245,5 +248,15 @@ enum Schema {
     DROP TABLE images;
     ALTER TABLE images_v4 RENAME TO images;
     CREATE INDEX images_by_hash ON images(sha256);
+    """
+
+    /// The root this index belongs to: the same id is in `<root>/.dropline-root.json`, so a missing,
+    /// replaced or foreign index is noticed instead of silently starting anew.
+    static let v5 = """
+    CREATE TABLE root_identity (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        root_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
     """
 }

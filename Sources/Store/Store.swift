@@ -40,12 +40,15 @@ public struct DroplineRoot: Sendable {
          flags("drift"), flags("retrain"), flags("quality"), flags("done"), logs]
     }
 
-    /// Creates the layout (missing folders only; an existing root is left as it is).
-    public static func create(at path: String) throws -> DroplineRoot {
+    /// Creates the layout (missing folders only; an existing root is left as it is) and its index,
+    /// with the root's id in both. A root that lost its index is refused unless `newIndex` (which
+    /// starts an empty one): a missing index is never silently replaced.
+    public static func create(at path: String, newIndex: Bool = false) throws -> DroplineRoot {
         let root = DroplineRoot(path: Self.normalized(path))
         for folder in root.folders {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
+        try Index.prepare(root: root, newIndex: newIndex)
         return root
     }
 

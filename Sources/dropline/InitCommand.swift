@@ -13,6 +13,8 @@ struct InitCommand: ParsableCommand {
         <root>/flags/{drift,retrain,quality,done}, <root>/logs, <root>/index.sqlite and <root>/rules.yaml (a copy of \
         the shipped rules/default.yaml, kept if it exists). Safe to run on an \
         existing root: only what is missing is created, and the index is migrated to this version's schema. \
+        The root's id goes into <root>/.dropline-root.json and the index; a root whose index is missing is refused \
+        (restore it from a backup) unless --new-index, which starts an empty one. \
         The layout is documented in inbox-layout/README.md and docs/store.md.
         """
     )
@@ -20,10 +22,13 @@ struct InitCommand: ParsableCommand {
     @Argument(help: "The root folder (created if missing).")
     var root: String
 
+    @Flag(help: "Start an empty index for a root whose index.sqlite is missing (the record of runs, models and jobs is lost; the folders stay).")
+    var newIndex = false
+
     func run() throws {
         let existed = FileManager.default.fileExists(atPath: root + "/index.sqlite")
-        let created = try DroplineRoot.create(at: root)
-        let index = try Index(path: created.index)
+        let created = try DroplineRoot.create(at: root, newIndex: newIndex)
+        let index = try Index.open(root: created)
         let rules = created.path + "/rules.yaml"
         var rulesNote = "kept (existing)"
         if !FileManager.default.fileExists(atPath: rules) {

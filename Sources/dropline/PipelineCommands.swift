@@ -100,7 +100,7 @@ struct RunsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let index = try Index(path: try DroplineRoot(existing: root.root).index)
+        let index = try Index.open(root: try DroplineRoot(existing: root.root))
         let runs = try index.runs(limit: limit)
         if json {
             try JSONOutput.print(runs)

@@ -12,7 +12,7 @@ struct ModelsCommand: ParsableCommand {
     )
 
     static func registry(_ root: String) throws -> Registry {
-        Registry(index: try Index(path: try DroplineRoot(existing: root).index))
+        Registry(index: try Index.open(root: try DroplineRoot(existing: root)))
     }
 
     struct List: ParsableCommand {
@@ -102,7 +102,7 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         let r = try DroplineRoot(existing: root)
-        let index = try Index(path: r.index)
+        let index = try Index.open(root: r)
         guard let record = try index.run(runID) else { throw ValidationError("there is no run \(runID) (see `dropline runs \(root)`)") }
         let outputs = try index.outputs(of: runID)
         if json {
@@ -133,7 +133,7 @@ struct LabelsCommand: ParsableCommand {
 
     func run() throws {
         let r = try DroplineRoot(existing: root)
-        let result = try GroundTruth(root: r, index: try Index(path: r.index)).merge(labels: file)
+        let result = try GroundTruth(root: r, index: try Index.open(root: r)).merge(labels: file)
         if json { return try JSONOutput.print(result) }
         print(String(format: "batch %@: %d labelled images, accuracy %.2f%% (constraint %.2f%%)%@", result.batch, result.labelled,
                      result.accuracy * 100, result.constraintAccuracy * 100, result.belowConstraint ? ": BELOW, quality flag written" : ""))

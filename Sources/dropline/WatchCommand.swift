@@ -83,7 +83,7 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         let dropline = try DroplineRoot(existing: root.root)
-        let index = try Index(path: dropline.index)
+        let index = try Index.open(root: dropline)
         let daemon = try index.daemonState().map { d in
             Daemon(state: d.state.rawValue, pid: d.pid, alive: d.state == .running && kill(pid_t(d.pid), 0) == 0, mode: d.mode,
                    startedAt: d.startedAt, heartbeatAt: d.heartbeatAt, rulesError: d.rulesError)
