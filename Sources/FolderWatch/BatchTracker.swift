@@ -104,8 +104,11 @@ public struct BatchTracker: Sendable {
             let unreported = state.reported != snapshot.files
             // A folder with its marker is a batch even with nothing else in it (it is served, and its
             // outcome says it held no image); a folder with nothing in it and no marker is not one yet.
+            // A batch that changes after it was reported (files added after its marker) is reopened:
+            // it is reported again once the settle period passed without change, marker or not, so a
+            // producer still copying gets one new run for the final content, not one per file.
             if (!snapshot.files.isEmpty || snapshot.hasMarker) && unreported {
-                if snapshot.hasMarker {
+                if snapshot.hasMarker && state.reported == nil {
                     ready.append(ReadyBatch(name: name, completion: .marker, files: snapshot.files.count))
                     state.reported = snapshot.files
                 } else if now - state.changedAt >= settleSeconds {

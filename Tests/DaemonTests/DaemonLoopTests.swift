@@ -96,7 +96,7 @@ struct DaemonLoopTests {
         #expect(log.contains("batch production/s1/b2 landed (settled, 5 file(s))"))
     }
 
-    @Test("the marker completes a batch at once; new content after it is a new job")
+    @Test("the marker completes a batch at once; new content after it reopens the batch: one new job once it settles")
     func marker() throws {
         defer { cleanUp() }
         try write("production/s1/b3/a.jpg")
@@ -105,7 +105,14 @@ struct DaemonLoopTests {
         #expect(try jobs(.batchLanded).count == 1)
         try write("production/s1/b3/b.jpg")
         try daemon.tick()
+        clock.advance(by: 30)
+        try write("production/s1/b3/c.jpg")
+        try daemon.tick()
+        #expect(try jobs(.batchLanded).count == 1, "served again while files were still arriving")
+        clock.advance(by: 60)
+        try daemon.tick()
         #expect(try jobs(.batchLanded).count == 2)
+        #expect(log.contains("batch production/s1/b3 landed (settled, 3 file(s))"))
     }
 
     @Test("a schedule fires once per due minute, and not for minutes before the daemon started")

@@ -94,3 +94,29 @@ struct InotifyTests {
         #expect(MountKind.type(of: "/proc") == "proc")
     }
 }
+
+@Suite("Batch completion after the marker")
+struct ReopenedBatchTests {
+    func files(_ names: [String]) -> [String: FileStamp] {
+        Dictionary(uniqueKeysWithValues: names.map { ($0, FileStamp(size: 100, modified: 1)) })
+    }
+
+    @Test("files that keep arriving after the marker reopen the batch: one new report after the settle period, not one per file")
+    func growingAfterMarker() {
+        var tracker = BatchTracker(settleSeconds: 60)
+        #expect(tracker.update(["b1": BatchSnapshot(files: files(["0.jpg"]), hasMarker: true)], now: 0).map(\.completion) == [.marker])
+        var names = ["0.jpg"]
+        var reports = 0
+        for i in 1...10 {  // a file every 10 s after the marker
+            names.append("\(i).jpg")
+            reports += tracker.update(["b1": BatchSnapshot(files: files(names), hasMarker: true)], now: Double(i * 10)).count
+        }
+        #expect(reports == 0, "reported while still changing")
+        #expect(tracker.nextDeadline(now: 100) == 60)
+        #expect(tracker.update(["b1": BatchSnapshot(files: files(names), hasMarker: true)], now: 159).isEmpty)
+        let final = tracker.update(["b1": BatchSnapshot(files: files(names), hasMarker: true)], now: 160)
+        #expect(final == [ReadyBatch(name: "b1", completion: .settled, files: 11)])
+        #expect(tracker.update(["b1": BatchSnapshot(files: files(names), hasMarker: true)], now: 500).isEmpty)
+    }
+}
+
