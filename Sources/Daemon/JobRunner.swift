@@ -66,7 +66,7 @@ final class JobRunner: @unchecked Sendable {
     }
 
     /// Waits for the worker threads to end their current job.
-    func waitForWorkers(clock: any DaemonClock) {
+    func waitForWorkers() {
         guard busy else { return }
         log.info("waiting for the running jobs to finish their current step")
         while busy { usleep(100_000) }

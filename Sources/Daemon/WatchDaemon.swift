@@ -151,7 +151,7 @@ public final class WatchDaemon: @unchecked Sendable {
             waker.wait(timeout: timeout)
             mode = waker.mode
         }
-        runner.waitForWorkers(clock: clock)
+        runner.waitForWorkers()
         try heartbeat(state: .stopped)
         log.info("stopped")
     }

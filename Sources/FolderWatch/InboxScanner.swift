@@ -98,7 +98,4 @@ public struct InboxScanner: Sendable {
         }
         return BatchSnapshot(files: files, hasMarker: hasMarker, special: special)
     }
-
-    /// The names in a folder, sorted.
-    public static func entries(_ path: String) -> [String] { FileSystem.names(in: path) }
 }
