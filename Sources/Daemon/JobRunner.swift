@@ -25,6 +25,17 @@ final class JobRunner: @unchecked Sendable {
     let stop: StopRequest?
     /// Jobs running on worker threads.
     let running = Mutex<Set<Int64>>([])
+    /// The owner id jobs are claimed under (the daemon's session).
+    var owner: String?
+    /// The marker producers write last.
+    var marker = "_READY"
+    /// A transient trouble a job ran into (the daemon goes degraded; the job was queued again).
+    let transient = Mutex<String?>(nil)
+
+    var runningJobs: Set<Int64> { running.withLock { $0 } }
+
+    /// The transient trouble seen since the last call, if any.
+    func takeTransient() -> String? { transient.withLock { t in defer { t = nil }; return t } }
 
     init(root: DroplineRoot, pipelines: Pipelines, log: Logger, training: TrainingConfiguration, concurrentJobs: Int, stop: StopRequest?) {
         self.root = root
@@ -40,11 +51,11 @@ final class JobRunner: @unchecked Sendable {
     /// Claims queued jobs while fewer than `concurrentJobs` run, each on its own thread with the
     /// rules given; a job's failure to record its end is logged, and the job is requeued at the next start.
     func startWorkers(rules: RuleSet) throws {
-        while stop?.requested != true, running.withLock({ $0.count }) < concurrentJobs, let job = try pipelines.index.claimNextJob() {
+        while stop?.requested != true, running.withLock({ $0.count }) < concurrentJobs, let job = try pipelines.index.claimNextJob(owner: owner) {
             running.withLock { _ = $0.insert(job.id) }
             let thread = Thread { [self] in
                 do { try handle(job, rules: rules) } catch {
-                    log.error("job \(job.id) could not be recorded: \(error); it is queued again at the next start", metadata: ["job": "\(job.id)"])
+                    noteFailure(of: job, error)
                 }
                 running.withLock { _ = $0.remove(job.id) }
             }
@@ -58,8 +69,11 @@ final class JobRunner: @unchecked Sendable {
     @discardableResult
     func runQueued(rules: RuleSet) throws -> Int {
         var count = 0
-        while stop?.requested != true, let job = try pipelines.index.claimNextJob() {
-            try handle(job, rules: rules)
+        while stop?.requested != true, transient.withLock({ $0 == nil }), let job = try pipelines.index.claimNextJob(owner: owner) {
+            do { try handle(job, rules: rules) } catch {
+                guard Trouble.transient(error) != nil else { throw error }
+                noteFailure(of: job, error)
+            }
             count += 1
         }
         return count
@@ -70,6 +84,18 @@ final class JobRunner: @unchecked Sendable {
         guard busy else { return }
         log.info("waiting for the running jobs to finish their current step")
         while busy { usleep(100_000) }
+    }
+
+    /// A job whose end could not be recorded: transient (queued again when the daemon resumes) or not
+    /// (queued again at the next start).
+    func noteFailure(of job: Job, _ error: any Error) {
+        if let why = Trouble.transient(error) {
+            transient.withLock { $0 = $0 ?? why }
+            try? pipelines.index.requeueJob(job.id, detail: "waiting: \(why)")
+            log.warning("job \(job.id) waits: \(why); it runs again when the daemon resumes", metadata: ["job": "\(job.id)"])
+        } else {
+            log.error("job \(job.id) could not be recorded: \(error); it is queued again at the next start", metadata: ["job": "\(job.id)"])
+        }
     }
 
     // MARK: - One job
@@ -99,12 +125,15 @@ final class JobRunner: @unchecked Sendable {
             log.info("rule \(decision.rule) fires: \(decision.actions.map(\.description).joined(separator: ", "))", metadata: ruleMeta)
             var results: [String] = []
             var context = ActionContext(root: root, pipelines: pipelines, job: job, event: event, training: training, commands: commands, stop: stop)
+            context.marker = marker
             for action in decision.actions {
                 do {
                     let result = try action.performer.perform(&context)
                     results.append(result)
                     log.info("\(result)", metadata: ruleMeta)
                 } catch {
+                    // a locked index or a full disk is not the job's fault: it waits and runs again
+                    if Trouble.transient(error) != nil { throw error }
                     failed = "\(action): \(error)"
                     log.error("rule \(decision.rule): \(action) failed: \(error)", metadata: ruleMeta)
                     break

@@ -7,6 +7,7 @@ import Pipeline
 import Rules
 public import Store
 import Synchronization
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,6 +33,12 @@ public struct WatchOptions: Sendable {
     /// model versions are allocated under a lock); on a 2-core machine it mainly lets quick jobs
     /// (flags, labels, notifications) pass a long training run.
     public var concurrentJobs = 1
+    /// Wait for the root's lease instead of refusing when another daemon holds it, and take over
+    /// when that daemon is gone or its lease expires.
+    public var standby = false
+    /// The lease's time-to-live: renewed every third of it; a standby takes over when it was not
+    /// renewed for this long (a holder on this machine whose process is gone: at once).
+    public var leaseSeconds = 30.0
 
     public init(training: TrainingConfiguration) { self.training = training }
 }
@@ -72,6 +79,10 @@ public final class WatchDaemon: @unchecked Sendable {
     var rulesError: String?
     let startedAt = Index.now()
     var mode = "inotify"
+    /// Why the daemon cannot work now (the index locked, the disk full), with when it looks again.
+    var degraded: (reason: String, retryAt: Double, delay: Double)?
+    /// This daemon as the root's owner (created at `start`, or given by a test).
+    public private(set) var session: OwnerSession?
 
     /// Flag files not handled yet (still in their folder), as `flags/<kind>/<name>.json`, sorted per kind.
     public static func pendingFlags(in root: DroplineRoot) -> [String] { DroppedFileSource.pendingFlags(in: root) }
@@ -94,11 +105,21 @@ public final class WatchDaemon: @unchecked Sendable {
         rulesStamp = FileStamp(path: root.path + "/rules.yaml")
     }
 
-    /// Start-up: recovery of a previous process's work, the queue's interrupted jobs, the heartbeat.
+    /// Start-up: the root's lease (refused with the holder's name when another daemon holds it;
+    /// `waitForLease` is the standby's way), recovery of gone owners' work, the queue's interrupted
+    /// jobs, the heartbeat.
     public func start(stop: StopRequest? = nil) throws {
         runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, concurrentJobs: options.concurrentJobs, stop: stop)
+        runner.marker = options.marker
+        runner.owner = session?.id
+        if session == nil {
+            var observation = DaemonLease.Observation()
+            try takeLease(&observation)
+        }
+        Owners.live(root, prune: true)  // heartbeat files of owners that are gone
         try pipelines.recover()
-        let requeued = try pipelines.index.requeueInterruptedJobs()
+        let me = session?.id
+        let requeued = try pipelines.index.requeueInterruptedJobs { owner in owner != me && !Owners.liveness(owner, in: self.root).isAlive }
         if requeued > 0 { log.info("requeued \(requeued) job(s) the previous daemon left running", metadata: ["jobs": "\(requeued)"]) }
         if options.retryFailed {
             let retried = try pipelines.index.requeueFailedJobs()
@@ -108,6 +129,48 @@ public final class WatchDaemon: @unchecked Sendable {
             log.warning("the rules serve no batch in inbox/\(layout.layout)/ (\(layout.reason ?? "")); such batches are recorded as not served")
         }
         try heartbeat(state: .running)
+    }
+
+    /// One attempt at the root's lease; throws `DaemonError` naming the holder when it is taken.
+    func takeLease(_ observation: inout DaemonLease.Observation) throws {
+        let session = try OwnerSession(root: root, command: "watch", ttlSeconds: options.leaseSeconds)
+        do {
+            let how = try DaemonLease.acquire(session, observation: &observation)
+            if how != "free" { log.warning("took over the lease of \(root.path): \(how)") }
+        } catch let held as LeaseHeld {
+            session.end()
+            throw DaemonError("\(held) — one daemon per root. Stop it first, or start this one with `--standby` to take over when it stops or its lease expires")
+        }
+        let log = self.log
+        session.onLeaseLost = { why in log.error("lost the lease: \(why); stopping without touching anything more") }
+        self.session = session
+        pipelines.owner = session
+        runner.owner = session.id
+    }
+
+    /// Standby: tries for the lease every second until it is taken (true) or `stop` is requested.
+    public func waitForLease(stop: StopRequest) throws -> Bool {
+        var observation = DaemonLease.Observation()
+        var announced = false
+        while !stop.requested {
+            do {
+                try takeLease(&observation)
+                return true
+            } catch let error as DaemonError {
+                if !announced, let holder = DaemonLease.read(root) {
+                    log.info("standing by: \(holder.host) pid \(holder.pid) holds the lease of \(root.path) (since \(holder.startedAt)); taking over when it stops or does not renew it for \(Int(holder.ttlSeconds)) s")
+                    announced = true
+                }
+                _ = error
+            }
+            clock.sleep(1)
+        }
+        return false
+    }
+
+    /// Releases the lease and the owner's heartbeat (a clean stop).
+    public func end() {
+        session?.end()
     }
 
     /// One look at everything: the rules file, every event source. Queued jobs are left to the
@@ -121,22 +184,39 @@ public final class WatchDaemon: @unchecked Sendable {
 
     /// Runs the queued jobs on this thread, in order (tests; no worker threads). Returns how many ran.
     @discardableResult
-    public func runQueuedJobs() throws -> Int { try runner.runQueued(rules: rules) }
+    public func runQueuedJobs() throws -> Int {
+        let count = try runner.runQueued(rules: rules)
+        if let why = runner.takeTransient() { enterDegraded(why) }
+        return count
+    }
+
+    /// Waits for the jobs running on worker threads (`step` starts them).
+    public func waitForJobs() { runner.waitForWorkers() }
 
     /// When a batch still settling must be looked at again (nil: none is waiting).
     public var nextDeadline: Double? { inbox.nextDeadline(now: clock.now()) }
 
-    /// Runs until `stop` is requested (or, with `once`, until nothing is left to do).
+    /// Runs until `stop` is requested (or, with `once`, until nothing is left to do). A standby first
+    /// waits for the lease.
     public func run(stop: StopRequest) throws {
+        if options.standby, session == nil {
+            guard try waitForLease(stop: stop) else { return }
+        }
+        defer { end() }
         try start(stop: stop)
         var waker = Waker(root: root, options: options, clock: clock, log: log)
         mode = waker.mode
         log.info("watching \(root.path) (\(mode)); \(rules.rules.count) rule(s); marker \(options.marker), settle \(options.settleSeconds) s")
         try heartbeat(state: .running)
         while !stop.requested {
-            try tick()
-            try runner.startWorkers(rules: rules)
-            try heartbeat(state: .running)
+            if let lost = session?.leaseLost {
+                runner.waitForWorkers()
+                throw DaemonError("stopped: \(lost)")
+            }
+            guard try step() else {
+                waker.wait(timeout: max(0.05, (degraded?.retryAt ?? clock.now()) - clock.now()))
+                continue
+            }
             if options.once && !runner.busy && nextDeadline == nil {
                 // a job that ended since the last look may have raised a flag or trained a model
                 try tick()
@@ -152,8 +232,82 @@ public final class WatchDaemon: @unchecked Sendable {
             mode = waker.mode
         }
         runner.waitForWorkers()
-        try heartbeat(state: .stopped)
+        try? heartbeat(state: .stopped)
         log.info("stopped")
+    }
+
+    /// One look and the workers it calls for, unless degraded; a transient failure (the index
+    /// locked, the disk full) makes the daemon degraded instead of stopping it. Returns false while
+    /// degraded (the caller waits until `degraded.retryAt`).
+    @discardableResult
+    public func step() throws -> Bool {
+        if let d = degraded {
+            guard clock.now() >= d.retryAt else { return false }
+            if let still = probe() {
+                let delay = min(d.delay * 2, Self.maximumBackoff)
+                degraded = (still, clock.now() + delay, delay)
+                log.warning("still degraded: \(still); next try in \(Int(delay)) s")
+                return false
+            }
+            try resume(after: d.reason)
+        }
+        do {
+            try tick()
+            try runner.startWorkers(rules: rules)
+            try heartbeat(state: .running)
+        } catch {
+            guard let why = Trouble.transient(error) else { throw error }
+            enterDegraded(why)
+            return false
+        }
+        if let why = runner.takeTransient() {
+            enterDegraded(why)
+            return false
+        }
+        return true
+    }
+
+    static let maximumBackoff = 30.0
+
+    /// Whether the daemon is degraded now, and why.
+    public var degradedReason: String? { degraded?.reason }
+
+    func enterDegraded(_ why: String) {
+        if degraded == nil {
+            log.error("degraded: \(why); the work stays queued, and the daemon tries again with back-off (1 s, doubling up to \(Int(Self.maximumBackoff)) s)")
+            degraded = (why, clock.now() + 1, 1)
+        }
+        try? session?.heartbeat(state: "degraded", detail: .some(why))
+    }
+
+    /// What still stands in the way: a write to the index and a small file in the output tree.
+    func probe() -> String? {
+        do {
+            try heartbeat(state: .running)
+            try AtomicFile.write([UInt8](repeating: 0, count: 64 * 1024), to: root.staging + "/.probe")
+            unlink(root.staging + "/.probe")
+            return nil
+        } catch {
+            return Trouble.transient(error) ?? "\(error)"
+        }
+    }
+
+    /// Back from degraded: published runs not indexed are indexed, and this daemon's jobs that were
+    /// left running (their end could not be recorded) are queued again.
+    func resume(after reason: String) throws {
+        degraded = nil
+        try pipelines.reconcilePublished()
+        let me = session?.id
+        let busy = runner.runningJobs
+        let requeued = try pipelines.index.requeueInterruptedJobs { owner in owner == me ? false : !Owners.liveness(owner, in: self.root).isAlive }
+        var mine = 0
+        for job in try pipelines.index.jobs(states: [.running], limit: 1000) where job.owner == me && !busy.contains(job.id) {
+            try pipelines.index.requeueJob(job.id, detail: "requeued: its end could not be recorded (\(reason))")
+            mine += 1
+        }
+        try? session?.heartbeat(state: "running", detail: .some(nil))
+        let again = requeued + mine > 0 ? "; \(requeued + mine) job(s) queued again" : ""
+        log.info("resumed: \(reason) is over\(again)")
     }
 
     // MARK: - Rules reload, heartbeat

@@ -128,6 +128,12 @@ public struct BatchTracker: Sendable {
             .map { max(0, $0.changedAt + settleSeconds - now) }.min()
     }
 
+    /// Takes back a report: the batch could not be queued (a file could not be read), so it is
+    /// reported again at the next update that finds it complete.
+    public mutating func reopen(_ name: String) {
+        states[name]?.reported = nil
+    }
+
     /// Marks a batch's current content as already handled (e.g. found processed in the index at start-up).
     public mutating func markHandled(_ name: String, files: [String: FileStamp]) {
         var state = states[name] ?? State(signature: files, changedAt: 0, reported: nil)

@@ -45,11 +45,11 @@ public struct ImageCollection: Sendable {
     }
 
     /// A collection of already decoded images (for evaluations that transform images in memory).
-    public init(items: [Item], images: [RGBImage]) {
+    public init(items: [Item], images: [RGBImage], rejected: [Rejection] = []) {
         precondition(items.count == images.count, "\(items.count) items for \(images.count) images")
         self.items = items
         self.images = images
-        rejected = []
+        self.rejected = rejected
     }
 
     /// SHA-256 over the sorted "relative path, file hash" lines.

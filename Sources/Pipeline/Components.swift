@@ -129,11 +129,12 @@ public struct ProcessingComponent {
 
     /// Serve mode: resizes a batch into images/ and writes files.csv (processed name, original path,
     /// SHA-256), so later components can name the original files.
-    public func serve(batch: String, output: String) throws -> ComponentManifest {
+    /// With `frozen`, exactly the files of the frozen batch, each checked against its hash (`BatchChanged`).
+    public func serve(batch: String, output: String, frozen: FrozenBatch? = nil) throws -> ComponentManifest {
         let started = ComponentRun.now()
         try ComponentRun.requireFolder(batch, "batch")
         try ComponentRun.prepare(output)
-        let collection = ImageCollection(paths: [batch], side: imageSize)
+        let collection = try ImageCollection.of(batch, frozen: frozen, side: imageSize)
         try FileManager.default.createDirectory(atPath: output + "/images", withIntermediateDirectories: true)
         var lines = ["processed,original,sha256"]
         for (n, (item, image)) in zip(collection.items, collection.images).enumerated() {

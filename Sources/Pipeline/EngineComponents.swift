@@ -120,13 +120,13 @@ public struct MonitoringComponent {
         return manifest
     }
 
-    public func serve(batch: String, artifacts: String, model: String?, output: String) throws -> (ComponentManifest, DriftReport) {
+    public func serve(batch: String, artifacts: String, model: String?, output: String, frozen: FrozenBatch? = nil) throws -> (ComponentManifest, DriftReport) {
         let started = ComponentRun.now()
         try ComponentRun.requireFolder(batch, "batch")
         try ComponentRun.prepare(output)
         let classifier = try model.map { try Classifier(model: $0) }
         let monitor = try DriftMonitor(artifacts: artifacts, model: classifier)
-        let collection = ImageCollection(paths: [batch], side: max(64, classifier?.preprocessing.imageSize ?? 64))
+        let collection = try ImageCollection.of(batch, frozen: frozen, side: max(64, classifier?.preprocessing.imageSize ?? 64))
         let report = try monitor.check(collection, name: (batch as NSString).lastPathComponent)
         try SnakeCaseJSON.write(report, to: output + "/drift.json")
         let manifest = ComponentManifest(
@@ -149,7 +149,8 @@ public struct ExplainabilityComponent {
     public var seed: UInt64 = 1
     public init() {}
 
-    public func run(mode: ComponentMode, images: String, model: String, budget: ExplanationBudget, output: String) throws -> ComponentManifest {
+    public func run(mode: ComponentMode, images: String, model: String, budget: ExplanationBudget, output: String,
+                    frozen: FrozenBatch? = nil) throws -> ComponentManifest {
         let started = ComponentRun.now()
         try ComponentRun.requireFolder(images, "images")
         try ComponentRun.prepare(output)
@@ -157,7 +158,7 @@ public struct ExplainabilityComponent {
         let explainer = try Explainer(classifier: classifier)
         explainer.steps = steps
         explainer.baseline = baseline
-        let collection = ImageCollection(paths: [images], side: classifier.preprocessing.imageSize)
+        let collection = try ImageCollection.of(images, frozen: frozen, side: classifier.preprocessing.imageSize)
         let predictions = try classifier.predict(collection.images)
         let chosen = try budget.select(paths: collection.items.map(\.path), confidences: predictions.map(\.confidence), seed: seed)
         try FileManager.default.createDirectory(atPath: output + "/explanations", withIntermediateDirectories: true)
@@ -179,5 +180,13 @@ public struct ExplainabilityComponent {
             finishedAt: ComponentRun.now(), outcome: "succeeded")
         try manifest.write(to: output)
         return manifest
+    }
+}
+
+extension ImageCollection {
+    /// A component's images: the frozen batch's files when the pipeline froze it, else the folder as it is now.
+    static func of(_ folder: String, frozen: FrozenBatch?, side: Int) throws -> ImageCollection {
+        if let frozen { return try ImageCollection(frozen: frozen, side: side) }
+        return ImageCollection(paths: [folder], side: side)
     }
 }

@@ -7,6 +7,7 @@ import Imaging
 public import Modeling
 import Monitoring
 public import Store
+import Synchronization
 import JSONFiles
 
 /// What a run did, written as `manifest.json` at the top of its published folder.
@@ -30,6 +31,17 @@ public struct RunManifest: Codable, Sendable {
     }
 }
 
+/// A run whose folder was published but whose rows could not be written: it is not lost, it is
+/// completed from its manifest at the next reconciliation.
+public struct PublishedNotIndexed: Error, CustomStringConvertible, Sendable {
+    public var run: String
+    public var folder: String
+    public var cause: String
+    public var description: String {
+        "run \(run) is published in \(folder) but could not be indexed (\(cause)); it is indexed from its manifest when the index can be written again (the daemon retries; or run `dropline recover`)"
+    }
+}
+
 /// Both pipelines, on a Dropline root.
 public final class Pipelines {
     public let root: DroplineRoot
@@ -39,6 +51,11 @@ public final class Pipelines {
     /// The daemon gives its own logger; the CLI one that prints the messages; by default nothing.
     public var logger = Logger(label: "dropline.pipelines") { _ in SwiftLogNoOpLogHandler() }
     public var trainingReport: @Sendable (TrainingEvent) -> Void = { _ in }
+    /// This process as an owner of the root: its id goes on every run it starts, and recovery leaves
+    /// alone the runs of owners that still live (nil: an anonymous owner, for in-memory tests).
+    public var owner: OwnerSession?
+    /// Runs this process is working on now (recovery and reconciliation leave them alone).
+    let inFlight = Mutex<Set<String>>([])
 
     /// The pipelines on `root` with its SQLite index.
     public convenience init(root: DroplineRoot) throws {
@@ -70,6 +87,46 @@ public final class Pipelines {
     }
 
     static func versionName(_ version: Int) -> String { String(format: "v%04d", version) }
+
+    /// Records a run as started under this process's ownership and as in flight.
+    func startRun(id: String, kind: RunKind, subject: String, modelVersion: Int? = nil) throws {
+        inFlight.withLock { _ = $0.insert(id) }
+        do { try index.startRun(id: id, kind: kind, subject: subject, modelVersion: modelVersion, owner: owner?.id) } catch {
+            inFlight.withLock { _ = $0.remove(id) }
+            throw error
+        }
+    }
+
+    /// Publishes a complete staging folder as `outputs/runs/<name>` and indexes it from its manifest.
+    /// A failure before the rename fails the run and removes its staging; a failure after it (the index
+    /// is locked or the disk full) never does: the published run is completed from its manifest by the
+    /// next reconciliation (`reconcilePublished`, at the next start, resume or `dropline recover`), so no
+    /// published folder is left without its rows.
+    func publishAndIndex(_ manifest: RunManifest, staging: String, name: String, faults: (published: String, indexed: String)) throws {
+        try Self.writeManifest(manifest, to: staging)
+        try root.publish(staging: staging, as: root.runs + "/" + name)
+        FaultInjection.point(faults.published)
+        do {
+            try complete(manifest: manifest, folder: root.runs + "/" + name)
+        } catch {
+            throw PublishedNotIndexed(run: manifest.runId, folder: "outputs/runs/" + name, cause: "\(error)")
+        }
+        FaultInjection.point(faults.indexed)
+    }
+
+    /// Runs a pipeline's body for run `id`: on an error, the run is failed and its staging removed,
+    /// unless its folder was already published (then it stays for reconciliation). Ends in flight either way.
+    func guarded<T>(run id: String, staging: String, _ body: () throws -> T) throws -> T {
+        defer { inFlight.withLock { _ = $0.remove(id) } }
+        do { return try body() } catch let published as PublishedNotIndexed {
+            logger.error("\(published)", metadata: ["run": "\(id)"])
+            throw published
+        } catch {
+            try? index.failRun(id: id, error: "\(error)")
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+    }
 
     /// A name safe as one path component.
     static func safe(_ name: String) -> String {

@@ -7,16 +7,46 @@ import Imaging
 import Modeling
 import Monitoring
 import Store
+import FolderWatch
+import JSONFiles
+
+/// What the daemon queued a batch for: its content hash and the marker its producers write.
+public struct QueuedBatch: Sendable {
+    public var contentSha256: String
+    public var marker: String
+    public init(contentSha256: String, marker: String) {
+        self.contentSha256 = contentSha256
+        self.marker = marker
+    }
+}
+
+/// A queued batch whose content changed before its job ran: not served (its new content is queued
+/// when it settles).
+public struct BatchSuperseded: Error, CustomStringConvertible, Sendable {
+    public var folder: String
+    public var description: String {
+        "\(folder) changed since it was queued; this content is not served, the new content is served once it settles"
+    }
+}
 
 /// The batch-inference pipeline: the four components in serve mode on a batch, and its drift flag.
 extension Pipelines {
 
     /// Runs the batch-inference pipeline on a batch folder with the champion model. Returns the run
     /// id and the drift decision.
+    ///
+    /// The batch is frozen first (`FrozenBatch`: every file's path, size and hash), and every component
+    /// reads exactly that snapshot, written as `batch.json` in the run folder. With `queued` (the
+    /// daemon's job), a batch whose content is no longer the one queued is not served
+    /// (`BatchSuperseded`: its new content is queued when it settles).
     @discardableResult
-    public func infer(batch folder: String, budget: ExplanationBudget? = nil) throws -> (run: String, drift: Bool) {
+    public func infer(batch folder: String, budget: ExplanationBudget? = nil, queued: QueuedBatch? = nil) throws -> (run: String, drift: Bool) {
         guard let champion = try champion() else {
             throw ComponentError("there is no champion model yet; train one with `dropline train \(root.path) --stage <stage>`")
+        }
+        let frozen = try Self.freeze(folder, marker: queued?.marker ?? "_READY")
+        if let queued, frozen.contentSha256 != queued.contentSha256 {
+            throw BatchSuperseded(folder: root.relative(folder))
         }
         let batchName = (folder as NSString).lastPathComponent
         let runID = Index.newRunID()
@@ -25,34 +55,36 @@ extension Pipelines {
         let staging = root.staging + "/" + name
         let started = Index.now()
         let modelFolder = root.path + "/" + champion.folder + "/model"
-        try index.startRun(id: runID, kind: .serve, subject: batchName, modelVersion: champion.version)
-        do {
+        try startRun(id: runID, kind: .serve, subject: batchName, modelVersion: champion.version)
+        return try guarded(run: runID, staging: staging) {
             let classifier = try Classifier(model: modelFolder)
-            logger.info("processing \(batchName)", metadata: meta)
-            let p = try ProcessingComponent(imageSize: classifier.preprocessing.imageSize).serve(batch: folder, output: staging + "/processing")
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            try SnakeCaseJSON.write(frozen, to: staging + "/batch.json")
+            logger.info("processing \(batchName) (\(frozen.entries.count) file(s), frozen)", metadata: meta)
+            let p = try ProcessingComponent(imageSize: classifier.preprocessing.imageSize).serve(batch: folder, output: staging + "/processing", frozen: frozen)
             FaultInjection.point("infer-after-processing")
             logger.info("predicting", metadata: meta)
             let a = try AlgorithmComponent().serve(processed: staging + "/processing", model: modelFolder, output: staging + "/algorithm")
             logger.info("checking drift", metadata: meta)
             let (m, report) = try MonitoringComponent().serve(batch: folder, artifacts: root.path + "/" + champion.folder + "/drift",
-                                                              model: modelFolder, output: staging + "/monitoring")
+                                                              model: modelFolder, output: staging + "/monitoring", frozen: frozen)
             logger.info("explaining", metadata: meta)
             let chosen = budget ?? .drift(report: staging + "/monitoring/drift.json", count: 8)
-            let e = try ExplainabilityComponent().run(mode: .serve, images: folder, model: modelFolder, budget: chosen, output: staging + "/explainability")
+            let e = try ExplainabilityComponent().run(mode: .serve, images: folder, model: modelFolder, budget: chosen, output: staging + "/explainability",
+                                                      frozen: frozen)
             let manifest = RunManifest(runId: runID, kind: "serve", subject: batchName, modelVersion: champion.version, components: [p, a, m, e],
                                        droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
-            try Self.writeManifest(manifest, to: staging)
-            try root.publish(staging: staging, as: root.runs + "/" + name)
-            FaultInjection.point("infer-after-run-published")
-            try complete(manifest: manifest, folder: root.runs + "/" + name)
-            FaultInjection.point("infer-after-index")
+            try publishAndIndex(manifest, staging: staging, name: name, faults: ("infer-after-run-published", "infer-after-index"))
             if report.drift { try writeDriftFlag(batch: batchName, folder: folder, run: runID, version: champion.version, report: report) }
             return (runID, report.drift)
-        } catch {
-            try? index.failRun(id: runID, error: "\(error)")
-            try? FileManager.default.removeItem(atPath: staging)
-            throw error
         }
+    }
+
+    /// The batch folder's files as the inbox scanner counts them (finished files, no marker, no junk;
+    /// links and special files as entries), each hashed once.
+    static func freeze(_ folder: String, marker: String) throws -> FrozenBatch {
+        let snapshot = InboxScanner(marker: marker).snapshot(folder)
+        return try FrozenBatch.capture(folder: folder, listing: snapshot.files.keys.map { ($0, snapshot.special[$0]) })
     }
 
     /// The stage of a batch at `inbox/production/<stage>/<batch>` (a path relative to the root), and

@@ -21,8 +21,8 @@ extension Pipelines {
         let name = "\(runID)-train-\(Self.safe(stage))"
         let staging = root.staging + "/" + name
         let started = Index.now()
-        try index.startRun(id: runID, kind: .train, subject: stage)
-        do {
+        try startRun(id: runID, kind: .train, subject: stage)
+        return try guarded(run: runID, staging: staging) {
             logger.info("processing", metadata: meta)
             var processing = ProcessingComponent(imageSize: configuration.imageSize)
             processing.seed = configuration.seed
@@ -46,18 +46,10 @@ extension Pipelines {
                 let manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
                                            droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded",
                                            baseline: baseline)
-                try Self.writeManifest(manifest, to: staging)
-                try root.publish(staging: staging, as: root.runs + "/" + name)
-                FaultInjection.point("train-after-run-published")
-                try complete(manifest: manifest, folder: root.runs + "/" + name)
-                FaultInjection.point("train-after-index")
+                try publishAndIndex(manifest, staging: staging, name: name, faults: ("train-after-run-published", "train-after-index"))
                 return version
             }
             return (runID, version)
-        } catch {
-            try? index.failRun(id: runID, error: "\(error)")
-            try? FileManager.default.removeItem(atPath: staging)
-            throw error
         }
     }
 

@@ -5,7 +5,8 @@
 /// tests. Every method that changes more than one row is one transaction in the backend.
 public protocol DroplineIndex: AnyObject, Sendable {
     // MARK: Runs
-    func startRun(id: String, kind: RunKind, subject: String, batchID: Int64?, modelVersion: Int?, inputs: [RunInput]) throws
+    func startRun(id: String, kind: RunKind, subject: String, batchID: Int64?, modelVersion: Int?, inputs: [RunInput], owner: String?) throws
+    @discardableResult func reopenRun(id: String, kind: RunKind, subject: String, modelVersion: Int?, startedAt: String, owner: String?) throws -> Bool
     func finishRun(id: String, folder: String, outputs: [String: String], inputs: [RunInput]) throws
     func failRun(id: String, error: String) throws
     func interruptedRuns() throws -> [RunRecord]
@@ -51,9 +52,10 @@ public protocol DroplineIndex: AnyObject, Sendable {
 
     // MARK: Jobs and the daemon
     @discardableResult func enqueue(event: JobEvent, path: String, contentSha256: String, force: Bool) throws -> Job?
-    func claimNextJob() throws -> Job?
+    func claimNextJob(owner: String?) throws -> Job?
     func finishJob(_ id: Int64, state: JobState, detail: String) throws
-    @discardableResult func requeueInterruptedJobs() throws -> Int
+    @discardableResult func requeueInterruptedJobs(isGone: (String?) -> Bool) throws -> Int
+    func requeueJob(_ id: Int64, detail: String) throws
     func requeueFailedJobs() throws -> Int
     func jobs(states: [JobState]?, limit: Int) throws -> [Job]
     func latestJob(path: String) throws -> Job?
@@ -71,9 +73,10 @@ public protocol DroplineIndex: AnyObject, Sendable {
 
 /// The defaults of the protocol's parameters (a protocol requirement cannot declare them).
 extension DroplineIndex {
-    public func startRun(id: String, kind: RunKind, subject: String, batchID: Int64? = nil, modelVersion: Int? = nil) throws {
-        try startRun(id: id, kind: kind, subject: subject, batchID: batchID, modelVersion: modelVersion, inputs: [])
+    public func startRun(id: String, kind: RunKind, subject: String, batchID: Int64? = nil, modelVersion: Int? = nil, owner: String? = nil) throws {
+        try startRun(id: id, kind: kind, subject: subject, batchID: batchID, modelVersion: modelVersion, inputs: [], owner: owner)
     }
+    public func claimNextJob() throws -> Job? { try claimNextJob(owner: nil) }
     public func finishRun(id: String, folder: String, outputs: [String: String]) throws {
         try finishRun(id: id, folder: folder, outputs: outputs, inputs: [])
     }

@@ -15,9 +15,11 @@ public struct Job: Codable, Sendable, Equatable, FetchableRecord {
     public var createdAt: String
     public var startedAt: String?
     public var finishedAt: String?
+    /// The owner id of the daemon that claimed it (while running).
+    public var owner: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, event, path, state, attempts, detail
+        case id, event, path, state, attempts, detail, owner
         case contentSha256 = "content_sha256", createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
     }
 }
@@ -46,14 +48,14 @@ extension Index {
     /// Takes the oldest queued job and marks it running. A job queued again after an interruption
     /// keeps the start time of its first attempt. Jobs on a path that is running (another version of
     /// the same batch, flag or file) wait for it, so each path's jobs run in order.
-    public func claimNextJob() throws -> Job? {
+    public func claimNextJob(owner: String?) throws -> Job? {
         try write { db in
             guard let job = try Job.fetchOne(db, sql: """
                 SELECT * FROM jobs WHERE state = 'queued' AND path NOT IN (SELECT path FROM jobs WHERE state = 'running') ORDER BY id LIMIT 1
                 """) else { return nil }
             // started_at is the first attempt's start: a retried job looks for runs it finished since then
-            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
-                           arguments: [Self.now(), job.id])
+            try db.execute(sql: "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = coalesce(started_at, ?), owner = ? WHERE id = ?",
+                           arguments: [Self.now(), owner, job.id])
             return try Job.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [job.id])
         }
     }
@@ -65,11 +67,27 @@ extension Index {
         }
     }
 
-    /// Queues again the jobs a dead process left running; returns how many.
-    public func requeueInterruptedJobs() throws -> Int {
+    /// Queues again the jobs left running by owners that are gone (`isGone` says, per owner id; nil:
+    /// from before owners were tracked); returns how many.
+    public func requeueInterruptedJobs(isGone: (String?) -> Bool) throws -> Int {
+        let owners = try read { db in try Row.fetchAll(db, sql: "SELECT id, owner FROM jobs WHERE state = 'running'").map { ($0["id"] as Int64, $0["owner"] as String?) } }
+        let gone = owners.filter { isGone($0.1) }.map(\.0)
+        guard !gone.isEmpty else { return 0 }
+        return try write { db in
+            var count = 0
+            for id in gone {
+                try db.execute(sql: "UPDATE jobs SET state = 'queued', owner = NULL, detail = 'requeued: the daemon that ran it stopped' WHERE id = ? AND state = 'running'",
+                               arguments: [id])
+                count += db.changesCount
+            }
+            return count
+        }
+    }
+
+    /// Puts a running job back in the queue (its daemon could not go on: a full disk, a locked index).
+    public func requeueJob(_ id: Int64, detail: String) throws {
         try write { db in
-            try db.execute(sql: "UPDATE jobs SET state = 'queued', detail = 'requeued: the daemon stopped while it ran' WHERE state = 'running'")
-            return db.changesCount
+            try db.execute(sql: "UPDATE jobs SET state = 'queued', owner = NULL, detail = ? WHERE id = ? AND state = 'running'", arguments: [detail, id])
         }
     }
 

@@ -21,6 +21,9 @@ enum Schema {
         migrator.registerMigration("v5-root-identity") { db in
             try db.execute(sql: v5)
         }
+        migrator.registerMigration("v6-owners") { db in
+            try db.execute(sql: v6)
+        }
         return migrator
     }
 
@@ -258,5 +261,12 @@ enum Schema {
         root_id TEXT NOT NULL,
         created_at TEXT NOT NULL
     );
+    """
+
+    /// Who does a run or a job: the owner id of the process (`OwnerSession`), so that recovery fails
+    /// or requeues only the work of owners that are gone. NULL: recorded before owners were tracked.
+    static let v6 = """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
     """
 }

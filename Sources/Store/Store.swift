@@ -121,9 +121,11 @@ public struct RunRecord: Codable, Sendable, Equatable, FetchableRecord, Persista
     public var startedAt: String
     public var finishedAt: String?
     public var error: String?
+    /// The owner id of the process that runs it (nil: from before owners were tracked).
+    public var owner: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, subject, status, folder, error
+        case id, kind, subject, status, folder, error, owner
         case batchId = "batch_id", modelVersion = "model_version", startedAt = "started_at", finishedAt = "finished_at"
     }
 }
@@ -133,11 +135,15 @@ public struct RunRecord: Codable, Sendable, Equatable, FetchableRecord, Persista
 public final class Index: Sendable {
     let writer: any DatabaseWriter
 
+    /// How long a write waits for another process's lock before it fails with SQLITE_BUSY (the
+    /// daemon is then degraded and retries with back-off: `Trouble`).
+    public static let defaultBusySeconds = 10.0
+
     /// Opens (creating and migrating as needed) the index at `path`.
-    public init(path: String) throws {
+    public init(path: String, busySeconds: Double = Index.defaultBusySeconds) throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(busySeconds)
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
         writer = pool
@@ -164,10 +170,10 @@ public final class Index: Sendable {
 
     /// Records a run as started, with its inputs (role, relative path, SHA-256).
     public func startRun(id: String, kind: RunKind, subject: String, batchID: Int64? = nil, modelVersion: Int? = nil,
-                         inputs: [RunInput] = []) throws {
+                         inputs: [RunInput] = [], owner: String? = nil) throws {
         try writer.write { db in
             try RunRecord(id: id, kind: kind, subject: subject, batchId: batchID, modelVersion: modelVersion, status: .running,
-                          folder: nil, startedAt: Self.now(), finishedAt: nil, error: nil).insert(db)
+                          folder: nil, startedAt: Self.now(), finishedAt: nil, error: nil, owner: owner).insert(db)
             try Self.insertInputs(db, run: id, inputs)
             try Self.event(db, kind: "run_started", subject: id, detail: "\(kind.rawValue) \(subject)")
         }
@@ -207,6 +213,24 @@ public final class Index: Sendable {
             try db.execute(sql: "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
                            arguments: [Self.now(), error, id])
             try Self.event(db, kind: "run_failed", subject: id, detail: error)
+        }
+    }
+
+    /// Puts back as running, under `owner`, a run whose folder was published but whose row says
+    /// otherwise (an error between the rename and the index marked it failed, or it was never
+    /// recorded): so that it can be completed from its manifest. Returns whether anything changed.
+    @discardableResult
+    public func reopenRun(id: String, kind: RunKind, subject: String, modelVersion: Int?, startedAt: String, owner: String?) throws -> Bool {
+        try writer.write { db in
+            if let existing = try RunRecord.fetchOne(db, key: id) {
+                guard existing.status == .failed else { return false }
+                try db.execute(sql: "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, owner = ? WHERE id = ?", arguments: [owner, id])
+            } else {
+                try RunRecord(id: id, kind: kind, subject: subject, batchId: nil, modelVersion: modelVersion, status: .running,
+                              folder: nil, startedAt: startedAt, finishedAt: nil, error: nil, owner: owner).insert(db)
+            }
+            try Self.event(db, kind: "run_reopened", subject: id, detail: "published but not indexed: completing it from its manifest")
+            return true
         }
     }
 

@@ -13,8 +13,12 @@ struct RootArgument: ParsableArguments {
     var root: String
 
     func pipelines() throws -> Pipelines {
-        let pipelines = try Pipelines(root: try DroplineRoot(existing: root))
+        let dropline = try DroplineRoot(existing: root)
+        let pipelines = try Pipelines(root: dropline)
         pipelines.logger = Logger(label: "dropline") { _ in MessageLogHandler { Console.note($0) } }
+        // this command is an owner of its own runs: a daemon beside it leaves them alone, and its
+        // recovery touches only the work of owners that are gone
+        pipelines.owner = try OwnerSession(root: dropline, command: CommandLine.arguments.dropFirst().first ?? "dropline")
         try pipelines.recover()
         return pipelines
     }

@@ -20,7 +20,11 @@ struct WatchCommand: AsyncParsableCommand {
         change. Each complete batch and each flag (flags/drift, flags/retrain, flags/quality) becomes a job in \
         the index's durable queue, run through the rules one at a time (--jobs N: N at once); a handled flag moves to flags/done/. \
         The same batch content is processed once. Inotify on local disks; polling on NFS, SMB/CIFS and FUSE \
-        mounts, or with --poll. SIGTERM or SIGINT stops it after the current step (a second one stops at once; \
+        mounts, or with --poll. One daemon per root: the daemon holds the root's lease (<root>/.dropline-lease.json, \
+        renewed every third of --lease-seconds); a second `watch` refuses and names the owner, and `watch --standby` waits \
+        and takes over when the owner stops, dies, or does not renew its lease in time. A locked index or a full disk \
+        makes the daemon degraded (shown by `dropline status`): the work stays queued and is retried with back-off. \
+        SIGTERM or SIGINT stops it after the current step (a second one stops at once; \
         the next start cleans up). Logs go to standard error and <root>/logs/watch.log. A changed rules file is \
         reloaded; an invalid one is reported and the previous rules stay in force.
         """
@@ -36,11 +40,14 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "How many jobs run at once (1: one pipeline at a time, in queue order).") var jobs = 1
     @Flag(help: "Queue the failed jobs again at start-up (after fixing their cause).") var retryFailed = false
     @Flag(help: "Handle what is queued and complete now, then exit (batches still settling are waited for).") var once = false
+    @Flag(help: "When another daemon owns the root, wait and take over when it stops or its lease expires (instead of refusing).") var standby = false
+    @Option(help: "Seconds the daemon's lease lasts without renewal (renewed every third of it); a standby takes over after that.") var leaseSeconds = 30.0
 
     func validate() throws {
         if let poll, poll <= 0 { throw ValidationError("--poll must be a positive number of seconds") }
         if settle < 0 { throw ValidationError("--settle must be zero or more seconds") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if leaseSeconds < 3 { throw ValidationError("--lease-seconds must be at least 3") }
     }
 
     func run() async throws {
@@ -52,6 +59,8 @@ struct WatchCommand: AsyncParsableCommand {
         options.once = once
         options.retryFailed = retryFailed
         options.concurrentJobs = jobs
+        options.standby = standby
+        options.leaseSeconds = leaseSeconds
         let log = Logger.daemon(DaemonLogHandler.Sink(file: dropline.logs + "/watch.log"))
         let daemon = try WatchDaemon(root: dropline, options: options, log: log)
         try await WatchService(daemon: daemon).runUntilStopped()
@@ -67,7 +76,16 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     struct Daemon: Encodable { var state: String; var pid: Int; var alive: Bool; var mode: String; var startedAt: String; var heartbeatAt: String; var rulesError: String? }
+    /// The holder of the root's lease (the daemon that owns the root), from the lease file.
+    struct Owner: Encodable {
+        var host: String; var pid: Int32; var startedAt: String; var heartbeatAt: String; var leaseSeconds: Double
+        var state: String; var detail: String?; var alive: Bool; var why: String?
+    }
+    /// A hand-run command working on the root now.
+    struct OtherOwner: Encodable { var command: String; var host: String; var pid: Int32; var startedAt: String }
     struct Output: Encodable {
+        var owner: Owner?
+        var otherOwners: [OtherOwner]
         var daemon: Daemon?
         var queued: [Job]
         var running: [Job]
@@ -90,12 +108,27 @@ struct StatusCommand: ParsableCommand {
         }
         let registry = Registry(index: index)
         let pending = WatchDaemon.pendingFlags(in: dropline)
-        let output = Output(daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
+        let lease = DaemonLease.read(dropline).map { holder -> Owner in
+            let liveness = Owners.liveness(holder)
+            var why: String?
+            if case .gone(let reason) = liveness { why = reason }
+            return Owner(host: holder.host, pid: holder.pid, startedAt: holder.startedAt, heartbeatAt: holder.heartbeatAt, leaseSeconds: holder.ttlSeconds,
+                         state: holder.state, detail: holder.detail, alive: liveness.isAlive, why: why)
+        }
+        let others = Owners.live(dropline).filter { $0.command != "watch" }.map { OtherOwner(command: $0.command, host: $0.host, pid: $0.pid, startedAt: $0.startedAt) }
+        let output = Output(owner: lease, otherOwners: others, daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
                             recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == .champion },
                             recentRuns: try index.runs(limit: limit), pendingFlags: pending,
                             unservedBatches: try index.jobs(states: [.skipped], limit: 200).filter { $0.event == .batchLanded }.prefix(limit).map { $0 },
                             refused: try index.refusals(limit: limit))
         if json { return try JSONOutput.print(output) }
+        if let o = output.owner {
+            let state = o.alive ? (o.state == "degraded" ? "DEGRADED: \(o.detail ?? "")" : o.state) : "gone (\(o.why ?? "")); a new `dropline watch` takes over"
+            print("owner:    \(o.host) pid \(o.pid), started \(o.startedAt), lease renewed \(o.heartbeatAt) (lasts \(Int(o.leaseSeconds)) s): \(state)")
+        } else {
+            print("owner:    none (no daemon holds the root's lease)")
+        }
+        for other in output.otherOwners { print("also:     `dropline \(other.command)` on \(other.host) pid \(other.pid), since \(other.startedAt)") }
         if let d = output.daemon {
             let liveness = d.state == "running" ? (d.alive ? "running (pid \(d.pid))" : "not running (pid \(d.pid) is gone; it did not stop cleanly)") : "stopped"
             print("daemon:   \(liveness), \(d.mode), started \(d.startedAt), last heartbeat \(d.heartbeatAt)")

@@ -46,6 +46,20 @@ enum Fixture {
     }
 }
 
+extension Fixture {
+    /// Takes a published training run's rows out of the index (its model, promotions and outputs) and
+    /// sets its row as `set` says: as a crash or an error between the rename and the index left it.
+    static func unindex(run: String, in pipelines: Pipelines, as set: String) throws {
+        try pipelines.sqlite.write { db in
+            try db.execute(sql: "DELETE FROM component_outputs WHERE run_id = ?", arguments: [run])
+            try db.execute(sql: "DELETE FROM promotions")
+            try db.execute(sql: "UPDATE runs SET model_version = NULL WHERE id = ?", arguments: [run])
+            try db.execute(sql: "DELETE FROM models")
+            try db.execute(sql: "UPDATE runs SET \(set) WHERE id = ?", arguments: [run])
+        }
+    }
+}
+
 extension Pipelines {
     /// The SQLite index behind the pipelines, for tests that inspect its rows.
     var sqlite: Index { index as! Index }
@@ -149,13 +163,7 @@ struct PipelineTests {
         // A run that published its folder but died before the index transaction: completed from its manifest.
         let (run, _) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
         let folder = try #require(try pipelines.index.run(run)?.folder)
-        try pipelines.sqlite.write { db in
-            try db.execute(sql: "DELETE FROM component_outputs WHERE run_id = ?", arguments: [run])
-            try db.execute(sql: "DELETE FROM promotions")
-            try db.execute(sql: "UPDATE runs SET model_version = NULL WHERE id = ?", arguments: [run])
-            try db.execute(sql: "DELETE FROM models")
-            try db.execute(sql: "UPDATE runs SET status = 'running', folder = NULL, finished_at = NULL WHERE id = ?", arguments: [run])
-        }
+        try Fixture.unindex(run: run, in: pipelines, as: "status = 'running', folder = NULL, finished_at = NULL")
         try pipelines.recover()
         let recovered = try #require(try pipelines.index.run(run))
         #expect(recovered.status == .succeeded && recovered.folder == folder && recovered.modelVersion == 1)

@@ -13,6 +13,8 @@ struct ActionContext {
     let training: TrainingConfiguration
     let commands: CommandRunner
     let stop: StopRequest?
+    /// The marker file producers write last (a frozen batch leaves it out, as the queue's hash does).
+    var marker = "_READY"
     /// The model version an earlier action of the same rule trained (for `promote`).
     var trained: Int?
 

@@ -21,7 +21,15 @@ struct InferAction: DaemonAction {
         guard FileSystem.isRealDirectory(folder), FileSystem.isInside(folder, root.productionInbox) else {
             throw DaemonError("\(DisplayText.escaped(batch)) is no longer a folder inside inbox/production/ (it was removed or replaced by a link); not served")
         }
-        let (run, drift) = try pipelines.infer(batch: folder)
+        let run: String, drift: Bool
+        do {
+            // the job of this batch's landing carries the content it was queued for
+            let queued = context.job.event == .batchLanded && context.job.path == batch
+                ? QueuedBatch(contentSha256: context.job.contentSha256, marker: context.marker) : nil
+            (run, drift) = try pipelines.infer(batch: folder, queued: queued)
+        } catch let superseded as BatchSuperseded {
+            return "not served: \(superseded)"
+        }
         return "inferred \(batch): run \(run), \(drift ? "drift: flag raised" : "no drift")"
     }
 }

@@ -61,12 +61,12 @@ struct DroppedFileSource: EventSource {
                 refused.append((root.relative(path), "cannot be read: \(error)"))
                 continue
             }
-            offered[relative] = stamp
             // A dropped file is a request: the same file seen again (a restart, a rescan) is the same
             // request, but a file dropped again later, even with the same content, is a new one. So the
             // queue's key is the content together with the file's identity (inode, change time).
             let request = SHA256.hash(Array((SHA256.hash(data) + " " + (FileSystem.identity(path) ?? "")).utf8))
             try queue.offer(event, path: relative, contentSha256: request, what: "\(event == .flagCreated ? "flag" : "labels") \(relative) found")
+            offered[relative] = stamp  // only once it is in the queue (a locked index: offered again next time)
         }
         try queue.report(refused, area: prefix + "/")
     }

@@ -4,6 +4,7 @@ import FolderWatch
 import Rules
 import Store
 import Hashing
+import Modeling
 import SystemFiles
 
 /// Production batches: scans of `inbox/production/` fed to the batch tracker, which decides when a
@@ -22,36 +23,40 @@ struct InboxSource: EventSource {
         let root = queue.root
         let scan = scanner.scan(root.productionInbox)
         try queue.report(scan.refused.map { ("inbox/production/" + $0.path, $0.reason) }, area: "inbox/production/")
+        var unreadable: [(path: String, reason: String)] = []
         for ready in tracker.update(scan.batches, now: now) {
             guard let snapshot = scan.batches[ready.name] else { continue }
             let folder = root.productionInbox + "/" + ready.name
             let hash: String
             do { hash = try Self.contentHash(folder: folder, snapshot: snapshot) } catch {
-                queue.log.warning("cannot read batch \(ready.name) yet (\(error)); will look again")
+                // a file that cannot be read (permissions, an I/O error on a share) keeps the batch
+                // waiting, with the reason in `status`; it is tried again at every scan until it can be read
+                unreadable.append(("inbox/production/" + ready.name, "cannot be read yet, so it is not queued (tried again at every scan): \(error)"))
+                tracker.reopen(ready.name)
                 continue
             }
-            tracker.markHandled(ready.name, files: snapshot.files)
             let path = "production/" + ready.name
-            if try queue.offer(.batchLanded, path: path, contentSha256: hash,
-                               what: "batch \(path) landed (\(ready.completion.rawValue), \(ready.files) file(s))") == nil {
+            let offered: Job?
+            do {
+                offered = try queue.offer(.batchLanded, path: path, contentSha256: hash,
+                                          what: "batch \(path) landed (\(ready.completion.rawValue), \(ready.files) file(s))")
+            } catch {
+                tracker.reopen(ready.name)  // not queued (the index is locked, the disk full): offered again next time
+                throw error
+            }
+            tracker.markHandled(ready.name, files: snapshot.files)
+            if offered == nil {
                 queue.log.info("batch \(path) with this content is already in the job queue (queued, done or failed); not queuing it again (to rerun it: `dropline infer \(root.path) \(folder)`; failed jobs: `dropline watch --retry-failed`)")
             }
         }
+        try queue.report(unreadable, area: "unreadable")
     }
 
     func nextDeadline(now: Double) -> Double? { tracker.nextDeadline(now: now).map { now + $0 } }
 
-    /// SHA-256 over the batch's "hash  relative path" lines; a link or special file is never
-    /// opened: its line says what it is instead.
+    /// The batch's content hash: `FrozenBatch`'s, over the files this scan counted (the serve run
+    /// freezes the same listing and compares).
     static func contentHash(folder: String, snapshot: BatchSnapshot) throws -> String {
-        var listing = ""
-        for file in snapshot.files.keys.sorted() {
-            if let special = snapshot.special[file] {
-                listing += "\(SHA256.hash(Array(special.utf8)))  \(file) (special)\n"
-            } else {
-                listing += "\(try SHA256.hash(file: folder + "/" + file, links: .refuse))  \(file)\n"
-            }
-        }
-        return SHA256.hash(Array(listing.utf8))
+        try FrozenBatch.capture(folder: folder, listing: snapshot.files.keys.map { ($0, snapshot.special[$0]) }).contentSha256
     }
 }
