@@ -307,7 +307,7 @@ public final class WatchDaemon: @unchecked Sendable {
         }
         try? session?.heartbeat(state: "running", detail: .some(nil))
         let again = requeued + mine > 0 ? "; \(requeued + mine) job(s) queued again" : ""
-        log.info("resumed: \(reason) is over\(again)")
+        log.info("resumed: the daemon was degraded (\(reason)) and can work again\(again)")
     }
 
     // MARK: - Rules reload, heartbeat

@@ -14,10 +14,11 @@ struct WatchDaemonTests {
         let process = Process()
         let logPath: String
 
-        init(root: String, arguments: [String]) throws {
+        init(root: String, arguments: [String], environment: [String: String] = [:]) throws {
             logPath = root + "/logs/watch.log"
             process.executableURL = URL(fileURLWithPath: Binary.path!)
             process.arguments = ["watch", root] + arguments
+            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
             process.standardError = FileHandle.nullDevice
             process.standardOutput = FileHandle.nullDevice
             try process.run()
