@@ -54,6 +54,34 @@ struct OwnershipProcessTests {
         try CrashSafetyTests.checkConsistent(root)
     }
 
+    @Test("files removed and added while a batch is being served: the run fails naming them, leaves nothing behind, and the next run serves the new content")
+    func changedMidRun() throws {
+        let root = try WatchDaemonTests.trainedRoot(seed: 39)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let batch = root + "/inbox/production/original/b1"
+        try WatchDaemonTests.writeBatch(batch, count: 6, seed: 40, pause: 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binary.path!)
+        process.arguments = ["infer", root, batch]
+        process.environment = ProcessInfo.processInfo.environment.merging(["DROPLINE_PAUSE": "infer-after-processing=3"]) { $1 }
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        #expect(try WatchDaemonTests.eventually(20) { try Self.rows(root, "SELECT status FROM runs WHERE kind = 'serve'") == ["running"] })
+        usleep(500_000)
+        try FileManager.default.removeItem(atPath: batch + "/img-1.png")
+        try FileManager.default.copyItem(atPath: batch + "/img-2.png", toPath: batch + "/img-9.png")
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(stderr.contains("changed since the batch was frozen") && stderr.contains("img-1.png (it vanished)") && !stderr.contains("img-9.png"), "\(stderr)")
+        #expect(try Self.rows(root, "SELECT status FROM runs WHERE kind = 'serve'") == ["failed"])
+        try CrashSafetyTests.checkConsistent(root)
+        #expect(try Binary.run(["infer", root, batch]).status == 0)
+        #expect(try Self.rows(root, "SELECT CAST(images AS TEXT) FROM batches") == ["6"])
+    }
+
     @Test("a hand-run train beside a daemon that is training touches none of its work: two runs, two versions, nothing left behind")
     func handRunBesideDaemon() throws {
         let root = try WatchDaemonTests.trainedRoot(seed: 33)
