@@ -204,6 +204,7 @@ public final class OwnerSession: @unchecked Sendable {
         var record: OwnerRecord?
         var holdsLease = false
         var stopped = false
+        var paused = false
         var leaseLost: String?
     }
     /// Called once, from the heartbeat thread, if the lease is found taken by another daemon.
@@ -233,7 +234,7 @@ public final class OwnerSession: @unchecked Sendable {
                 usleep(100_000)
                 waited += 0.1
                 guard let session = self, !session.lock.withLock({ $0.stopped }) else { return }
-                if waited >= session.ttlSeconds / 3 {
+                if waited >= session.ttlSeconds / 3, !session.lock.withLock({ $0.paused }) {
                     waited = 0
                     try? session.heartbeat()
                 }
@@ -270,6 +271,9 @@ public final class OwnerSession: @unchecked Sendable {
             }
         }
     }
+
+    /// Stops the heartbeat thread without ending the session (tests: an owner that hangs).
+    public func stopHeartbeats() { lock.withLock { $0.paused = true } }
 
     /// Why the lease was lost, if it was.
     public var leaseLost: String? { lock.withLock { $0.leaseLost } }
@@ -344,7 +348,7 @@ public enum DaemonLease {
             }
             let code = errno
             guard code == EEXIST else { throw SystemError(call: "link", path: path, errno: code) }
-            guard let holder = read(root), let seenInode = inode(path) else { continue }  // released meanwhile
+            guard let holder = read(root) else { continue }  // released meanwhile
             if holder.id == record.id { session.markHoldsLease(true); return "free" }
             var why: String?
             if holder.host == ThisProcess.host, case .gone(let reason) = Owners.liveness(holder) {
@@ -364,7 +368,10 @@ public enum DaemonLease {
             // take it over: move the expired version aside; only one taker's rename finds it
             let aside = path + ".expired-" + record.id
             guard rename(path, aside) == 0 else { continue }
-            if inode(aside) != seenInode {
+            // the version moved must be the one seen expired (compared by content: inode numbers are
+            // not stable across the clients of a network file system)
+            let moved = Owners.read(aside)
+            if moved?.id != holder.id || moved?.sequence != holder.sequence {
                 // renewed between our look and the rename: give the live version back
                 _ = link(aside, path)
                 unlink(aside)
@@ -395,11 +402,5 @@ public enum DaemonLease {
     static func release(root: DroplineRoot, id: String) {
         guard read(root)?.id == id else { return }
         unlink(file(root))
-    }
-
-    static func inode(_ path: String) -> UInt64? {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        return UInt64(info.st_ino)
     }
 }

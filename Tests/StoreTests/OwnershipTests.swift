@@ -144,3 +144,56 @@ extension JSONEncoder {
         return encoder
     }
 }
+
+/// The lease on a real network file system: one SFTP share mounted twice (two clients with their own
+/// caches), where advisory locks mean nothing across clients.
+@Suite("The daemon's lease on a network share (SFTP, two sshfs clients)", .enabled(if: SFTPShare.available, "\(SFTPShare.unavailable)"), .serialized)
+struct NetworkLeaseTests {
+    @Test("held through one client, refused through the other; expired on one, taken through the other, found lost by the first; a race across clients has one winner")
+    func twoClients() throws {
+        let share = try SFTPShare()
+        defer { share.close() }
+        // the root's folders only: an index in WAL mode on a network file system is what issue 15 forbids
+        for folder in ["inbox", "outputs", "flags"] {
+            try FileManager.default.createDirectory(atPath: share.mounts[0] + "/root/" + folder, withIntermediateDirectories: true)
+        }
+        let here = try DroplineRoot(existing: share.mounts[0] + "/root")
+        let there = try DroplineRoot(existing: share.mounts[1] + "/root")
+
+        let first = try OwnerSession(root: here, command: "watch", ttlSeconds: 0.9)
+        var observation = DaemonLease.Observation()
+        #expect(try DaemonLease.acquire(first, observation: &observation) == "free")
+        let second = try OwnerSession(root: there, command: "watch", ttlSeconds: 0.9)
+        var watching = DaemonLease.Observation()
+        #expect(throws: LeaseHeld.self) { try DaemonLease.acquire(second, observation: &watching) }
+        // the first renews (its own thread, every 0.3 s): the second keeps seeing new versions
+        usleep(1_200_000)
+        #expect(throws: LeaseHeld.self) { try DaemonLease.acquire(second, observation: &watching) }
+
+        // the first stops renewing (as a machine that hangs would): its last version expires
+        first.stopHeartbeats()
+        _ = try? DaemonLease.acquire(second, observation: &watching)
+        var taken = false
+        for _ in 0..<30 where !taken {
+            usleep(200_000)
+            taken = (try? DaemonLease.acquire(second, observation: &watching)) != nil
+        }
+        #expect(taken, "the standby never took over")
+        #expect(DaemonLease.read(here)?.id == second.id, "the first client sees the new holder")
+        #expect(throws: LeaseLost.self) { try first.heartbeat() }
+        second.end()
+        first.end()
+        #expect(DaemonLease.read(here) == nil && DaemonLease.read(there) == nil)
+
+        // eight contenders, four on each client, for a free lease
+        let roots = [here, there]
+        let sessions = try (0..<8).map { try OwnerSession(root: roots[$0 % 2], command: "watch") }
+        defer { sessions.forEach { $0.end() } }
+        let wins = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: sessions.count) { i in
+            var seen = DaemonLease.Observation()
+            if (try? DaemonLease.acquire(sessions[i], observation: &seen)) != nil { wins.withLock { $0 += 1 } }
+        }
+        #expect(wins.withLock { $0 } == 1)
+    }
+}
