@@ -252,6 +252,7 @@ public final class WatchDaemon: @unchecked Sendable {
             try resume(after: d.reason)
         }
         do {
+            try sweepGoneOwners()
             try tick()
             try runner.startWorkers(rules: rules)
             try heartbeat(state: .running)
@@ -268,6 +269,22 @@ public final class WatchDaemon: @unchecked Sendable {
     }
 
     static let maximumBackoff = 30.0
+    /// How often the running daemon looks for work of owners that went away meanwhile (a daemon it
+    /// took the lease from that was hung, not dead; a hand-run command that was killed).
+    static let sweepSeconds = 60.0
+    var lastSweep: Double?
+
+    /// Recovers gone owners' runs and requeues their jobs, at most every `sweepSeconds`.
+    func sweepGoneOwners() throws {
+        let now = clock.now()
+        guard now - (lastSweep ?? now) >= Self.sweepSeconds || lastSweep == nil else { return }
+        defer { lastSweep = now }
+        guard lastSweep != nil else { return }  // start() has just recovered
+        try pipelines.recover()
+        let me = session?.id
+        let requeued = try pipelines.index.requeueInterruptedJobs { owner in owner != me && !Owners.liveness(owner, in: self.root).isAlive }
+        if requeued > 0 { log.info("requeued \(requeued) job(s) whose owner is gone", metadata: ["jobs": "\(requeued)"]) }
+    }
 
     /// Whether the daemon is degraded now, and why.
     public var degradedReason: String? { degraded?.reason }

@@ -54,4 +54,33 @@ struct DegradedTests {
         #expect(jobs.map(\.state) == [.succeeded] && jobs.map(\.path) == ["production/s/b1"])
         #expect(try String(contentsOfFile: root.logs + "/watch.log", encoding: .utf8).contains("resumed"))
     }
+
+    @Test("a job left running by an owner that went away while this daemon runs (a hung daemon it took over from) is queued again within a minute")
+    func goneOwnerSwept() throws {
+        let root = try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-sweep-\(UUID().uuidString)").path)
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        try DaemonLoopTests.rules.write(toFile: root.path + "/rules.yaml", atomically: true, encoding: .utf8)
+        let clock = ManualClock()
+        let index = try Index(path: root.index)
+        let daemon = try WatchDaemon(root: root, options: WatchOptions(training: TrainingConfiguration.defaults(architecture: "small-cnn")),
+                                     log: Logger.daemon(DaemonLogHandler.Sink(file: root.logs + "/watch.log", echo: false)), clock: clock, index: index)
+        try daemon.start()
+        defer { daemon.end() }
+        #expect(try daemon.step())
+        // a job claimed by another daemon that then stopped for good
+        try Data(#"{"stage": "original"}"#.utf8).write(to: URL(fileURLWithPath: root.flags("retrain") + "/original.json"))
+        try index.enqueue(event: .flagCreated, path: "flags/retrain/original.json", contentSha256: String(repeating: "a", count: 64))
+        #expect(try index.claimNextJob(owner: "elsewhere-1-00000000") != nil)
+        clock.advance(by: 30)
+        #expect(try daemon.step())
+        #expect(try index.jobs(states: [.running]).count == 1, "swept before the minute")
+        clock.advance(by: 31)
+        #expect(try daemon.step())
+        daemon.waitForJobs()
+        #expect(try daemon.step())  // the queue's next job, if any (the file seen by this daemon's own scan)
+        daemon.waitForJobs()
+        #expect(try index.jobs(states: [.running, .queued]).isEmpty)
+        #expect(try index.jobs(limit: 10).last?.state == .succeeded, "the swept job ran")
+        #expect(try String(contentsOfFile: root.logs + "/watch.log", encoding: .utf8).contains("requeued 1 job(s) whose owner is gone"))
+    }
 }
