@@ -187,6 +187,12 @@ final class JobRunner: @unchecked Sendable {
         try pipelines.index.finishJob(job.id, state: state, detail: detail)
         let line = "job \(job.id) \(state.rawValue): \(detail)" + (state == .failed ? " (fix the cause, then `dropline watch --retry-failed` runs it again)" : "")
         if state == .failed { log.error("\(line)", metadata: ["job": "\(job.id)"]) } else { log.info("\(line)", metadata: ["job": "\(job.id)"]) }
+        if job.event == .batchLanded {
+            // the producer's view; the job's record is what counts, so a failure here is only logged
+            do { try BatchOutcome.write(root: root, index: pipelines.index, job: job, state: state, detail: detail) } catch {
+                log.warning("could not write the outcome of \(job.path) for its producer: \(error)", metadata: ["job": "\(job.id)"])
+            }
+        }
         guard job.event == .flagCreated else { return }
         let source = root.path + "/" + job.path
         guard FileSystem.entryType(source) != nil else { return }

@@ -39,6 +39,7 @@ struct OwnershipProcessTests {
         let standby = try Daemon(root: root, arguments: ["--poll", "0.5", "--standby"] + WatchDaemonTests.training)
         #expect(WatchDaemonTests.eventually(10) { standby.log.contains("standing by") }, "\(standby.log)")
         try WatchDaemonTests.writeBatch(root + "/inbox/production/original/b1", count: 6, seed: 32, pause: 0)
+        _ = FileManager.default.createFile(atPath: root + "/inbox/production/original/b1/broken.jpg", contents: Data("not a jpeg".utf8))
         _ = FileManager.default.createFile(atPath: root + "/inbox/production/original/b1/_READY", contents: nil)
         #expect(try WatchDaemonTests.eventually(30) { try Self.rows(root, "SELECT status FROM runs WHERE kind = 'serve'") == ["running"] })
         kill(first.process.processIdentifier, SIGKILL)
@@ -47,6 +48,16 @@ struct OwnershipProcessTests {
         #expect(try WatchDaemonTests.eventually(60) { try WatchDaemonTests.jobs(root).map(\.state) == ["succeeded"] }, "\(standby.log)")
         #expect(standby.log.contains("took over the lease") && standby.log.contains("is not running"))
         #expect(try Self.rows(root, "SELECT status FROM runs WHERE kind = 'serve' ORDER BY started_at") == ["failed", "succeeded"])
+        // the producer's outcome file: served once, by the run that succeeded, with the refused file
+        let outcome = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/outcomes/production/original/b1.json"))) as? [String: Any]
+        let run = outcome?["run"] as? [String: Any]
+        #expect(outcome?["outcome"] as? String == "served")
+        let succeeded = try Self.rows(root, "SELECT id FROM runs WHERE kind = 'serve' AND status = 'succeeded'")
+        #expect(run?["id"] as? String == succeeded.first)
+        #expect(run?["images"] as? Int == 6 && run?["drift"] as? Bool != nil)
+        #expect((run?["refused"] as? [[String: Any]])?.map { $0["path"] as? String } == ["inbox/production/original/b1/broken.jpg"])
+        let batchFiles = try FileManager.default.contentsOfDirectory(atPath: root + "/inbox/production/original/b1")
+        #expect(batchFiles.count == 8 && !batchFiles.contains { $0.contains("outcome") }, "the batch folder is left as the producer wrote it")
         let newOwner = try Self.status(root)["owner"] as? [String: Any]
         #expect(newOwner?["pid"] as? Int == Int(standby.process.processIdentifier))
         #expect(standby.stop() == 0)

@@ -155,6 +155,10 @@ struct DaemonLoopTests {
         try daemon.runQueuedJobs()
         let unserved = try #require(try jobs(.batchLanded).last)
         #expect(unserved.state == .skipped && unserved.detail?.hasPrefix("no rule serves this batch") == true)
+        // its producer can read that on the share, outside the batch folder
+        let outcome = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root.path + "/outcomes/" + unserved.path + ".json"))) as? [String: Any]
+        #expect(outcome?["outcome"] as? String == "not_served" && (outcome?["detail"] as? String)?.hasPrefix("no rule serves this batch") == true)
+        #expect(outcome?["content_sha256"] as? String == unserved.contentSha256 && outcome?["run"] == nil)
         #expect(log.contains("batch production/s1/b5 is not served"))
     }
 }
