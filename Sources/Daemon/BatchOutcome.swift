@@ -11,12 +11,13 @@ import SystemFiles
 /// job of the batch ends, so that a producer on another machine can read it from the share. It is
 /// outside the batch folder on purpose: a file inside would change the batch's content.
 struct BatchOutcome: Codable, Sendable {
-    /// `served`, `not_served` (no rule served it, or its content moved on before its job ran) or `failed`.
+    /// `served`, `not_served` (no rule served it, or its content moved on before its job ran), `failed`,
+    /// or `waiting` (complete, but a file cannot be read yet: not queued).
     var outcome: String
     /// The batch's path under inbox/.
     var batch: String
-    var contentSha256: String
-    var job: Int64
+    var contentSha256: String?
+    var job: Int64?
     var finishedAt: String
     /// What the rules did (the job's detail).
     var detail: String
@@ -43,6 +44,19 @@ struct BatchOutcome: Codable, Sendable {
 
     static func file(_ root: DroplineRoot, batch: String) -> String { root.path + "/outcomes/" + batch + ".json" }
 
+    /// A complete batch that is not queued yet because a file cannot be read; `reason` says which and why.
+    static func writeWaiting(root: DroplineRoot, batch: String, reason: String) throws {
+        try BatchOutcome(outcome: "waiting", batch: batch, contentSha256: nil, job: nil, finishedAt: ISOTime.now(), detail: reason,
+                              remedy: "make the file readable by the daemon (or remove it); the batch is queued at the next scan after that", run: nil)
+            .save(root: root)
+    }
+
+    func save(root: DroplineRoot) throws {
+        let path = Self.file(root, batch: batch)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try SnakeCaseJSON.write(self, to: path)
+    }
+
     /// The outcome of a batch job that ended with `state` and `detail`.
     static func write(root: DroplineRoot, index: any DroplineIndex, job: Job, state: JobState, detail: String) throws {
         var run: Run?
@@ -56,8 +70,6 @@ struct BatchOutcome: Codable, Sendable {
         let record = BatchOutcome(outcome: outcome, batch: job.path, contentSha256: job.contentSha256, job: job.id, finishedAt: ISOTime.now(), detail: detail,
                                   remedy: state == .failed ? "fix the cause named in detail, then `dropline watch \(root.path) --retry-failed` runs the job again" : nil,
                                   run: run)
-        let path = file(root, batch: job.path)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try SnakeCaseJSON.write(record, to: path)
+        try record.save(root: root)
     }
 }

@@ -214,9 +214,13 @@ struct UnreadableFileTests {
         }, "\(stderr)")
         usleep(1_500_000)  // several scans: still not queued
         #expect(try WatchDaemonTests.jobs(root).isEmpty)
+        let outcomeFile = URL(fileURLWithPath: root + "/outcomes/production/original/b1.json")
+        let waiting = try JSONSerialization.jsonObject(with: Data(contentsOf: outcomeFile)) as? [String: Any]
+        #expect(waiting?["outcome"] as? String == "waiting" && (waiting?["detail"] as? String)?.contains("img-2.png") == true, "\(waiting ?? [:])")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: batch + "/img-2.png")
         #expect(try WatchDaemonTests.eventually(60) { try WatchDaemonTests.jobs(root).map(\.state) == ["succeeded"] })
         #expect(try OwnershipProcessTests.rows(root, "SELECT CAST(images AS TEXT) FROM batches") == ["6"])
+        #expect((try JSONSerialization.jsonObject(with: Data(contentsOf: outcomeFile)) as? [String: Any])?["outcome"] as? String == "served")
         kill(daemon.processIdentifier, SIGTERM)
         daemon.waitUntilExit()
         #expect(daemon.terminationStatus == 0)

@@ -13,6 +13,8 @@ import SystemFiles
 struct InboxSource: EventSource {
     let scanner: InboxScanner
     var tracker: BatchTracker
+    /// The reason written to each waiting batch's outcome file (rewritten only when it changes).
+    var waiting: [String: String] = [:]
 
     init(marker: String, settleSeconds: Double) {
         scanner = InboxScanner(marker: marker)
@@ -50,6 +52,13 @@ struct InboxSource: EventSource {
             }
         }
         try queue.report(unreadable, area: "unreadable")
+        for (path, reason) in unreadable where waiting[path] != reason {
+            let batch = String(path.dropFirst("inbox/".count))
+            do { try BatchOutcome.writeWaiting(root: root, batch: batch, reason: reason) } catch {
+                queue.log.warning("could not write the outcome of \(batch) for its producer: \(error)")
+            }
+        }
+        waiting = Dictionary(unreadable, uniquingKeysWith: { a, _ in a })
     }
 
     func nextDeadline(now: Double) -> Double? { tracker.nextDeadline(now: now).map { now + $0 } }
