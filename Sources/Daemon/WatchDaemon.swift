@@ -118,8 +118,7 @@ public final class WatchDaemon: @unchecked Sendable {
         }
         Owners.live(root, prune: true)  // heartbeat files of owners that are gone
         try pipelines.recover()
-        let me = session?.id
-        let requeued = try pipelines.index.requeueInterruptedJobs { owner in owner != me && !Owners.liveness(owner, in: self.root).isAlive }
+        let requeued = try requeueGoneOwnersJobs()
         if requeued > 0 { log.info("requeued \(requeued) job(s) the previous daemon left running", metadata: ["jobs": "\(requeued)"]) }
         if options.retryFailed {
             let retried = try pipelines.index.requeueFailedJobs()
@@ -129,6 +128,12 @@ public final class WatchDaemon: @unchecked Sendable {
             log.warning("the rules serve no batch in inbox/\(layout.layout)/ (\(layout.reason ?? "")); such batches are recorded as not served")
         }
         try heartbeat(state: .running)
+    }
+
+    /// Queues again the jobs left running by owners that are gone (never this daemon's own).
+    func requeueGoneOwnersJobs() throws -> Int {
+        let me = session?.id
+        return try pipelines.index.requeueInterruptedJobs { owner in owner != me && !Owners.liveness(owner, in: self.root).isAlive }
     }
 
     /// One attempt at the root's lease; throws `DaemonError` naming the holder when it is taken.
@@ -156,12 +161,11 @@ public final class WatchDaemon: @unchecked Sendable {
             do {
                 try takeLease(&observation)
                 return true
-            } catch let error as DaemonError {
+            } catch is DaemonError {
                 if !announced, let holder = DaemonLease.read(root) {
                     log.info("standing by: \(holder.host) pid \(holder.pid) holds the lease of \(root.path) (since \(holder.startedAt)); taking over when it stops or does not renew it for \(Int(holder.ttlSeconds)) s")
                     announced = true
                 }
-                _ = error
             }
             clock.sleep(1)
         }
@@ -281,8 +285,7 @@ public final class WatchDaemon: @unchecked Sendable {
         defer { lastSweep = now }
         guard lastSweep != nil else { return }  // start() has just recovered
         try pipelines.recover()
-        let me = session?.id
-        let requeued = try pipelines.index.requeueInterruptedJobs { owner in owner != me && !Owners.liveness(owner, in: self.root).isAlive }
+        let requeued = try requeueGoneOwnersJobs()
         if requeued > 0 { log.info("requeued \(requeued) job(s) whose owner is gone", metadata: ["jobs": "\(requeued)"]) }
     }
 
@@ -316,7 +319,7 @@ public final class WatchDaemon: @unchecked Sendable {
         try pipelines.reconcilePublished()
         let me = session?.id
         let busy = runner.runningJobs
-        let requeued = try pipelines.index.requeueInterruptedJobs { owner in owner == me ? false : !Owners.liveness(owner, in: self.root).isAlive }
+        let requeued = try requeueGoneOwnersJobs()
         var mine = 0
         for job in try pipelines.index.jobs(states: [.running], limit: 1000) where job.owner == me && !busy.contains(job.id) {
             try pipelines.index.requeueJob(job.id, detail: "requeued: its end could not be recorded (\(reason))")

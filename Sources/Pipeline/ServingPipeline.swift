@@ -4,11 +4,19 @@ import DroplineSupport
 public import Explainability
 import Foundation
 import Imaging
-import Modeling
+public import Modeling
 import Monitoring
 import Store
-import FolderWatch
+public import FolderWatch
 import JSONFiles
+
+extension FrozenBatch {
+    /// The batch as a scan counted it (the daemon's queue and the serve run both freeze through this,
+    /// so their content hashes agree).
+    public static func capture(folder: String, snapshot: BatchSnapshot) throws -> FrozenBatch {
+        try capture(folder: folder, listing: snapshot.files.keys.map { ($0, snapshot.special[$0]) })
+    }
+}
 
 /// What the daemon queued a batch for: its content hash and the marker its producers write.
 public struct QueuedBatch: Sendable {
@@ -83,8 +91,7 @@ extension Pipelines {
     /// The batch folder's files as the inbox scanner counts them (finished files, no marker, no junk;
     /// links and special files as entries), each hashed once.
     static func freeze(_ folder: String, marker: String) throws -> FrozenBatch {
-        let snapshot = InboxScanner(marker: marker).snapshot(folder)
-        return try FrozenBatch.capture(folder: folder, listing: snapshot.files.keys.map { ($0, snapshot.special[$0]) })
+        try FrozenBatch.capture(folder: folder, snapshot: InboxScanner(marker: marker).snapshot(folder))
     }
 
     /// The stage of a batch at `inbox/production/<stage>/<batch>` (a path relative to the root), and

@@ -83,23 +83,24 @@ public enum ThisProcess {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// Field 22 of /proc/<pid>/stat (start time in ticks since boot), or nil when no such process runs.
-    public static func startTime(pid: Int32) -> UInt64? {
-        guard let text = procFile("/proc/\(pid)/stat") else { return nil }
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
+    /// The start time (field 22 of /proc/<pid>/stat, in ticks since boot) and the state letter of
+    /// process `pid`, or nil when no such process runs.
+    static func stat(pid: Int32) -> (start: UInt64, state: Character)? {
+        guard let text = procFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         // after ")": state is field 3, so start time (field 22) is the 20th
-        guard fields.count > 19, let value = UInt64(fields[19]) else { return nil }
-        return value
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let start = UInt64(fields[19]), let state = fields[0].first else { return nil }
+        return (start, state)
     }
 
-    /// Whether the process `pid` on this machine is the one that started at `start` and has not exited.
+    /// Field 22 of /proc/<pid>/stat (start time in ticks since boot), or nil when no such process runs.
+    public static func startTime(pid: Int32) -> UInt64? { stat(pid: pid)?.start }
+
+    /// Whether the process `pid` on this machine is the one that started at `start` and has not exited
+    /// (a zombie, killed and not yet reaped, is gone for our purposes).
     public static func isRunning(pid: Int32, start: UInt64) -> Bool {
-        guard startTime(pid: pid) == start else { return false }
-        // a zombie (killed, not yet reaped) is gone for our purposes
-        guard let text = procFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return false }
-        let state = text[text.index(close, offsetBy: 2)...].prefix(1)
-        return state != "Z" && state != "X"
+        guard let process = stat(pid: pid), process.start == start else { return false }
+        return process.state != "Z" && process.state != "X"
     }
 }
 

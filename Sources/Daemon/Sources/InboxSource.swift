@@ -5,6 +5,7 @@ import Rules
 import Store
 import Hashing
 import Modeling
+import Pipeline
 import SystemFiles
 
 /// Production batches: scans of `inbox/production/` fed to the batch tracker, which decides when a
@@ -66,6 +67,6 @@ struct InboxSource: EventSource {
     /// The batch's content hash: `FrozenBatch`'s, over the files this scan counted (the serve run
     /// freezes the same listing and compares).
     static func contentHash(folder: String, snapshot: BatchSnapshot) throws -> String {
-        try FrozenBatch.capture(folder: folder, listing: snapshot.files.keys.map { ($0, snapshot.special[$0]) }).contentSha256
+        try FrozenBatch.capture(folder: folder, snapshot: snapshot).contentSha256
     }
 }
