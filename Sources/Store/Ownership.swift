@@ -349,7 +349,12 @@ public enum DaemonLease {
             }
             let code = errno
             guard code == EEXIST else { throw SystemError(call: "link", path: path, errno: code) }
-            guard let holder = read(root) else { continue }  // released meanwhile
+            guard let holder = read(root) else {
+                if let type = FileSystem.entryType(path), type != .regular {
+                    throw StoreError("\(path) is a \(type), not a lease Dropline wrote; links and special files are never followed there: remove it, then start again")
+                }
+                continue  // released meanwhile, or a version being replaced
+            }
             if holder.id == record.id { session.markHoldsLease(true); return "free" }
             var why: String?
             if holder.host == ThisProcess.host, case .gone(let reason) = Owners.liveness(holder) {

@@ -159,6 +159,20 @@ struct DaemonLoopTests {
         let outcome = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root.path + "/outcomes/" + unserved.path + ".json"))) as? [String: Any]
         #expect(outcome?["outcome"] as? String == "not_served" && (outcome?["detail"] as? String)?.hasPrefix("no rule serves this batch") == true)
         #expect(outcome?["content_sha256"] as? String == unserved.contentSha256 && outcome?["run"] == nil)
+        // a link planted where a stage's outcomes go is not followed out of the root
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-outside-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        let stage = unserved.path.split(separator: "/").dropLast().joined(separator: "/")
+        try FileManager.default.removeItem(atPath: root.path + "/outcomes/" + stage)
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/outcomes/" + stage, withDestinationPath: outside)
+        try write(unserved.path + "/again.jpg")  // new content: the batch is reported again once it settles
+        try daemon.tick()
+        clock.advance(by: 61)
+        try daemon.tick()
+        try daemon.runQueuedJobs()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty, "an outcome was written through the link")
+        #expect(log.contains("could not write the outcome") && log.contains("is not a real folder"))
         #expect(log.contains("batch production/s1/b5 is not served"))
     }
 }

@@ -121,6 +121,27 @@ struct OwnershipTests {
         #expect(!Owners.liveness(session.id, in: root).isAlive, "its heartbeat file is removed at the end")
     }
 
+    @Test("a link or a FIFO where the lease goes is refused with what to do, never followed or opened", arguments: ["link", "fifo"])
+    func plantedLease(kind: String) throws {
+        defer { cleanUp() }
+        let target = root.path + "/elsewhere.json"
+        if kind == "link" {
+            try FileManager.default.createSymbolicLink(atPath: DaemonLease.file(root), withDestinationPath: target)
+        } else {
+            #expect(mkfifo(DaemonLease.file(root), 0o644) == 0)
+        }
+        let session = try OwnerSession(root: root, command: "watch")
+        defer { session.end() }
+        var observation = DaemonLease.Observation()
+        do {
+            try DaemonLease.acquire(session, observation: &observation)
+            Issue.record("took a planted \(kind) as the lease")
+        } catch {
+            #expect("\(error)".contains("not a lease Dropline wrote") && "\(error)".contains("remove it"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: target), "written through the link")
+    }
+
     @Test("two sessions racing for a free lease from many threads: exactly one wins")
     func race() throws {
         defer { cleanUp() }
