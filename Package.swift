@@ -114,7 +114,9 @@ let package = Package(
         .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
                     exclude: ["Fixtures"], swiftSettings: strictness),
-        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        // A real network share for tests (a loopback SFTP server, sshfs clients), shared by the test targets that need one.
+        .target(name: "ShareSupport", path: "Tests/ShareSupport", swiftSettings: strictness),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "ShareSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
@@ -122,7 +124,7 @@ let package = Package(
         .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Tensor"], swiftSettings: strictness),
-        .testTarget(name: "CLITests", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Imaging", "Randomness", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        .testTarget(name: "CLITests", dependencies: ["ShareSupport", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Imaging", "Randomness", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
     ],
     swiftLanguageModes: [.v6]
 )

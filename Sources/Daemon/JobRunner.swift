@@ -33,6 +33,8 @@ final class JobRunner: @unchecked Sendable {
     let transient = Mutex<String?>(nil)
 
     var runningJobs: Set<Int64> { running.withLock { $0 } }
+    /// How many jobs ended (the daemon publishes the index's snapshot when it changes).
+    let endedJobs = Atomic<Int>(0)
 
     /// The transient trouble seen since the last call, if any.
     func takeTransient() -> String? { transient.withLock { t in defer { t = nil }; return t } }
@@ -185,6 +187,7 @@ final class JobRunner: @unchecked Sendable {
     /// Ends a job; a flag job's file moves to flags/done/ and its outcome goes into the flags table.
     func finish(_ job: Job, state: JobState, detail: String) throws {
         try pipelines.index.finishJob(job.id, state: state, detail: detail)
+        endedJobs.add(1, ordering: .relaxed)
         let line = "job \(job.id) \(state.rawValue): \(detail)" + (state == .failed ? " (fix the cause, then `dropline watch --retry-failed` runs it again)" : "")
         if state == .failed { log.error("\(line)", metadata: ["job": "\(job.id)"]) } else { log.info("\(line)", metadata: ["job": "\(job.id)"]) }
         if job.event == .batchLanded {

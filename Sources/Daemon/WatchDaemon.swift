@@ -87,7 +87,9 @@ public final class WatchDaemon: @unchecked Sendable {
     /// Flag files not handled yet (still in their folder), as `flags/<kind>/<name>.json`, sorted per kind.
     public static func pendingFlags(in root: DroplineRoot) -> [String] { DroppedFileSource.pendingFlags(in: root) }
 
-    public init(root: DroplineRoot, options: WatchOptions, log: Logger, clock: any DaemonClock = SystemClock(), index: (any DroplineIndex)? = nil) throws {
+    /// `session`: the root's lease, already taken (`launch`); without one, `start` takes it.
+    public init(root: DroplineRoot, options: WatchOptions, log: Logger, clock: any DaemonClock = SystemClock(), index: (any DroplineIndex)? = nil,
+                session: OwnerSession? = nil) throws {
         self.root = root
         self.options = options
         self.log = log
@@ -103,6 +105,58 @@ public final class WatchDaemon: @unchecked Sendable {
             throw DaemonError("the rules file is invalid, so the daemon does not start: \(error). Fix it (check with `dropline rules check \(root.path)`) and start again")
         }
         rulesStamp = FileStamp(path: root.path + "/rules.yaml")
+        if let session { own(session) }
+    }
+
+    /// The daemon as a user starts it: takes the root's lease (a standby waits for it) before the
+    /// index is opened, since a standby on another machine cannot open the index of the daemon it
+    /// replaces: when the index is recorded on another machine, it adopts the root's snapshot once
+    /// every owner on that machine is gone (`Index.adopt`, docs/nas.md). Nil: stopped while standing by.
+    public static func launch(root: DroplineRoot, options: WatchOptions, log: Logger, stop: StopRequest) throws -> WatchDaemon? {
+        let clock = SystemClock()
+        let session: OwnerSession
+        if options.standby {
+            guard let taken = try standBy(root: root, options: options, log: log, clock: clock, stop: stop) else { return nil }
+            session = taken
+        } else {
+            var observation = DaemonLease.Observation()
+            session = try acquireLease(root: root, options: options, log: log, observation: &observation)
+        }
+        do {
+            guard try adoptIndexIfElsewhere(root: root, options: options, log: log, clock: clock, stop: stop) else {
+                session.end()
+                return nil
+            }
+            return try WatchDaemon(root: root, options: options, log: log, clock: clock, session: session)
+        } catch {
+            session.end()
+            throw error
+        }
+    }
+
+    /// Holding the lease: when the index is recorded on another machine, waits (a standby) until no
+    /// owner lives there and adopts the snapshot. False: stopped while waiting.
+    static func adoptIndexIfElsewhere(root: DroplineRoot, options: WatchOptions, log: Logger, clock: any DaemonClock, stop: StopRequest) throws -> Bool {
+        guard case .elsewhere(let elsewhere) = try root.indexLocation() else { return true }
+        guard let host = elsewhere.host else { throw DaemonError("\(elsewhere)") }
+        var announced = false
+        while !stop.requested {
+            let busy = Owners.live(root).filter { $0.host == host }
+            if busy.isEmpty {
+                let info = try Index.adopt(root: root)
+                log.warning("took over the index of \(root.path) from \(host), which is gone: adopted the snapshot it published at \(info.takenAt); runs published after it are indexed from their folders")
+                return true
+            }
+            guard options.standby else {
+                throw DaemonError("\(elsewhere)\n(\(host) still works on the root: `dropline \(busy[0].command)` pid \(busy[0].pid), heartbeat \(busy[0].heartbeatAt))")
+            }
+            if !announced {
+                log.info("holding the lease; waiting for \(host), which holds the index, to stop (`dropline \(busy[0].command)` pid \(busy[0].pid) is alive there, last heartbeat \(busy[0].heartbeatAt))")
+                announced = true
+            }
+            clock.sleep(1)
+        }
+        return false
     }
 
     /// Start-up: the root's lease (refused with the holder's name when another daemon holds it;
@@ -138,6 +192,19 @@ public final class WatchDaemon: @unchecked Sendable {
 
     /// One attempt at the root's lease; throws `DaemonError` naming the holder when it is taken.
     func takeLease(_ observation: inout DaemonLease.Observation) throws {
+        own(try Self.acquireLease(root: root, options: options, log: log, observation: &observation))
+    }
+
+    /// Becomes the owner `session` (which holds the lease).
+    func own(_ session: OwnerSession) {
+        let log = self.log
+        session.onLeaseLost = { why in log.error("lost the lease: \(why); stopping without touching anything more") }
+        self.session = session
+        pipelines.owner = session
+        runner.owner = session.id
+    }
+
+    static func acquireLease(root: DroplineRoot, options: WatchOptions, log: Logger, observation: inout DaemonLease.Observation) throws -> OwnerSession {
         let session = try OwnerSession(root: root, command: "watch", ttlSeconds: options.leaseSeconds)
         do {
             let how = try DaemonLease.acquire(session, observation: &observation)
@@ -146,21 +213,23 @@ public final class WatchDaemon: @unchecked Sendable {
             session.end()
             throw DaemonError("\(held) — one daemon per root. Stop it first, or start this one with `--standby` to take over when it stops or its lease expires")
         }
-        let log = self.log
-        session.onLeaseLost = { why in log.error("lost the lease: \(why); stopping without touching anything more") }
-        self.session = session
-        pipelines.owner = session
-        runner.owner = session.id
+        return session
     }
 
     /// Standby: tries for the lease every second until it is taken (true) or `stop` is requested.
     public func waitForLease(stop: StopRequest) throws -> Bool {
+        guard let session = try Self.standBy(root: root, options: options, log: log, clock: clock, stop: stop) else { return false }
+        own(session)
+        return true
+    }
+
+    /// Tries for the lease every second until it is taken or `stop` is requested (nil).
+    static func standBy(root: DroplineRoot, options: WatchOptions, log: Logger, clock: any DaemonClock, stop: StopRequest) throws -> OwnerSession? {
         var observation = DaemonLease.Observation()
         var announced = false
         while !stop.requested {
             do {
-                try takeLease(&observation)
-                return true
+                return try acquireLease(root: root, options: options, log: log, observation: &observation)
             } catch is DaemonError {
                 if !announced, let holder = DaemonLease.read(root) {
                     log.info("standing by: \(holder.host) pid \(holder.pid) holds the lease of \(root.path) (since \(holder.startedAt)); taking over when it stops or does not renew it for \(Int(holder.ttlSeconds)) s")
@@ -169,7 +238,7 @@ public final class WatchDaemon: @unchecked Sendable {
             }
             clock.sleep(1)
         }
-        return false
+        return nil
     }
 
     /// Releases the lease and the owner's heartbeat (a clean stop).
@@ -237,6 +306,8 @@ public final class WatchDaemon: @unchecked Sendable {
         }
         runner.waitForWorkers()
         try? heartbeat(state: .stopped)
+        lastSnapshot = nil
+        publishSnapshotIfDue()
         log.info("stopped")
     }
 
@@ -260,6 +331,7 @@ public final class WatchDaemon: @unchecked Sendable {
             try tick()
             try runner.startWorkers(rules: rules)
             try heartbeat(state: .running)
+            publishSnapshotIfDue()
         } catch {
             guard let why = Trouble.transient(error) else { throw error }
             enterDegraded(why)
@@ -287,6 +359,27 @@ public final class WatchDaemon: @unchecked Sendable {
         try pipelines.recover()
         let requeued = try requeueGoneOwnersJobs()
         if requeued > 0 { log.info("requeued \(requeued) job(s) whose owner is gone", metadata: ["jobs": "\(requeued)"]) }
+    }
+
+    /// The index's snapshot for other machines (docs/nas.md): after jobs end, at most every
+    /// `snapshotSeconds`, and at least every `snapshotRefreshSeconds` (the daemon's heartbeat).
+    static let snapshotSeconds = 2.0
+    static let snapshotRefreshSeconds = 30.0
+    var lastSnapshot: (at: Double, ended: Int)?
+
+    func publishSnapshotIfDue() {
+        guard let index = pipelines.index as? Index else { return }
+        // a daemon that lost its lease (it was suspended) must not overwrite its successor's snapshot
+        if let session, DaemonLease.read(root)?.id != session.id { return }
+        let now = clock.now(), ended = runner.endedJobs.load(ordering: .relaxed)
+        if let last = lastSnapshot {
+            let changed = ended != last.ended && now - last.at >= Self.snapshotSeconds
+            guard changed || now - last.at >= Self.snapshotRefreshSeconds else { return }
+        }
+        lastSnapshot = (now, ended)
+        do { try index.publishSnapshot(root: root) } catch {
+            log.warning("could not publish the index's snapshot (\(error)); other machines see an older one until the next")
+        }
     }
 
     /// Whether the daemon is degraded now, and why.
@@ -370,6 +463,13 @@ struct Waker {
             pollSeconds = WatchOptions.defaultPollSeconds
             log.info("the inbox is on a \(type) mount, where inotify sees no changes made by other machines; polling every \(Int(WatchOptions.defaultPollSeconds)) s")
         }
+        if let type = MountKind.remote(root.inbox), options.settleSeconds < Self.attributeCacheSeconds {
+            log.warning("""
+                the inbox is on a \(type) mount, whose attribute cache can hide a producer's changes from this machine for up to \
+                \(Int(Self.attributeCacheSeconds)) s (NFS's default acdirmax): a batch without a marker may look settled before it is \
+                (--settle is \(Int(options.settleSeconds)) s). Have producers write \(options.marker) last, or settle longer (docs/nas.md)
+                """)
+        }
         if pollSeconds == nil {
             do { watcher = try InotifyWatcher(root: root.inbox) } catch {
                 pollSeconds = WatchOptions.defaultPollSeconds
@@ -377,6 +477,9 @@ struct Waker {
             }
         }
     }
+
+    /// How long a network client may cache attributes by default (NFS's acdirmax).
+    static let attributeCacheSeconds = 60.0
 
     var mode: String { pollSeconds.map { "polling every \($0) s" } ?? "inotify" }
 

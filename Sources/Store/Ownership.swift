@@ -395,6 +395,18 @@ public enum DaemonLease {
     }
 
     /// Rewrites the lease with `record` (a new version), after checking that it is still ours.
+    /// Runs `body` holding the root's lease for the moment (a command that must not run beside a
+    /// daemon, such as adopting the index); refused, naming the holder, while a daemon holds it.
+    public static func whileHolding<T>(_ root: DroplineRoot, command: String, _ body: () throws -> T) throws -> T {
+        let session = try OwnerSession(root: root, command: command)
+        defer { session.end() }
+        var observation = Observation()
+        do { _ = try acquire(session, observation: &observation) } catch let held as LeaseHeld {
+            throw StoreError("\(held); stop that daemon first (a standby daemon adopts the index on its own when it takes over)")
+        }
+        return try body()
+    }
+
     static func renew(root: DroplineRoot, record: OwnerRecord) throws {
         let path = file(root)
         guard let current = read(root), current.id == record.id else {

@@ -27,8 +27,15 @@ extension Index {
     /// carrying the root's id (an index from before root ids adopts a new one). With `quickCheck`,
     /// SQLite's `quick_check` must pass too (the daemon checks at start).
     public static func open(root: DroplineRoot, quickCheck: Bool = false) throws -> Index {
+        let path = try root.openableIndex()
         let identity = try RootIdentity.read(root)
-        guard FileSystem.entryType(root.index) != nil else {
+        guard FileSystem.entryType(path) != nil else {
+            if path != root.index {
+                throw StoreError("""
+                    the index of \(root.path) is missing from this machine (\(path), recorded in .dropline-index.json): restore it from \
+                    a backup; or start from the root's latest snapshot with `dropline init \(root.path) --adopt-index`
+                    """)
+            }
             throw StoreError("""
                 \(root.relative(root.index)) is missing from \(root.path)\(identity.map { " (root id \($0.rootId))" } ?? ""): \
                 restore it from a backup; or, to start an empty index and lose the record of runs, models and jobs \
@@ -37,14 +44,14 @@ extension Index {
         }
         let index: Index
         do {
-            index = try Index(path: root.index)
+            index = try Index(path: path)
             if quickCheck {
                 let result = try index.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
                 guard result == ["ok"] else { throw StoreError(result.prefix(3).joined(separator: "; ")) }
             }
         } catch {
             throw StoreError("""
-                \(root.relative(root.index)) in \(root.path) is damaged or not a Dropline index (\(error)): \
+                \(root.relative(path)) of \(root.path) is damaged or not a Dropline index (\(error)): \
                 restore it from a backup, or move it aside and run `dropline init \(root.path) --new-index`
                 """)
         }
@@ -54,16 +61,16 @@ extension Index {
 
     /// Creates (or, for an existing root, opens) the index of `root`: what `dropline init` does. A root
     /// that has an id but lost its index is refused unless `newIndex`, which starts an empty one.
-    static func prepare(root: DroplineRoot, newIndex: Bool) throws {
+    static func prepare(root: DroplineRoot, at path: String, newIndex: Bool) throws {
         let identity = try RootIdentity.read(root)
-        let present = FileSystem.entryType(root.index) != nil
+        let present = FileSystem.entryType(path) != nil
         if identity != nil && !present && !newIndex {
             _ = try open(root: root)  // throws the "missing" error with its remedy
         }
         if newIndex && present {
-            throw StoreError("\(root.relative(root.index)) exists in \(root.path); --new-index only replaces a missing index (move the old one aside first)")
+            throw StoreError("\(root.relative(path)) exists for \(root.path); --new-index only replaces a missing index (move the old one aside first)")
         }
-        let index = try Index(path: root.index)
+        let index = try Index(path: path)
         if newIndex || identity == nil {
             let existing = try index.read { db in try String.fetchOne(db, sql: "SELECT root_id FROM root_identity WHERE id = 1") }
             let id = RootIdentity(rootId: existing ?? identity?.rootId ?? UUID().uuidString.lowercased(), createdAt: Index.now())

@@ -43,12 +43,33 @@ public struct DroplineRoot: Sendable {
     /// Creates the layout (missing folders only; an existing root is left as it is) and its index,
     /// with the root's id in both. A root that lost its index is refused unless `newIndex` (which
     /// starts an empty one): a missing index is never silently replaced.
-    public static func create(at path: String, newIndex: Bool = false) throws -> DroplineRoot {
+    ///
+    /// A root on a network or FUSE file system (or any root given `stateDirectory`) gets its index
+    /// on this machine's local disk, in `stateDirectory` (default `StateDirectory.default`), recorded
+    /// in the root (`IndexPlacement`); an index already inside such a root is refused unless
+    /// `moveIndex`. `adoptIndex` makes this machine the index's from the root's snapshot.
+    public static func create(at path: String, newIndex: Bool = false, stateDirectory: String? = nil, moveIndex: Bool = false,
+                              adoptIndex: Bool = false) throws -> DroplineRoot {
         let root = DroplineRoot(path: Self.normalized(path))
         for folder in root.folders {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
-        try Index.prepare(root: root, newIndex: newIndex)
+        if let placement = try IndexPlacement.read(root) {
+            if adoptIndex {
+                _ = try DaemonLease.whileHolding(root, command: "init") { try Index.adopt(root: root, stateDirectory: stateDirectory ?? StateDirectory.default) }
+                return root
+            }
+            if let stateDirectory, (placement.path as NSString).deletingLastPathComponent != stateDirectory + "/" + placement.rootId {
+                throw StoreError("the index of \(root.path) is recorded at \(placement.host):\(placement.path), not in \(stateDirectory); leave out --state-dir (moving an index between state directories is done by hand: docs/nas.md)")
+            }
+            try Index.prepare(root: root, at: try root.openableIndex(), newIndex: newIndex)
+        } else if adoptIndex {
+            throw StoreError("the index of \(root.path) is inside the root (no .dropline-index.json); there is no snapshot to adopt")
+        } else if stateDirectory != nil || moveIndex || MountKind.remote(root.path) != nil {
+            _ = try Index.place(root: root, stateDirectory: stateDirectory ?? StateDirectory.default, moveIndex: moveIndex)
+        } else {
+            try Index.prepare(root: root, at: root.index, newIndex: newIndex)
+        }
         return root
     }
 
@@ -134,6 +155,10 @@ public struct RunRecord: Codable, Sendable, Equatable, FetchableRecord, Persista
 /// schema's named migrations applied on open. Every invariant-bearing change is one transaction.
 public final class Index: Sendable {
     let writer: any DatabaseWriter
+    /// A private copy of a root's snapshot, removed when this index is released (`openSnapshot`).
+    let snapshotCopy: String?
+    /// Whether this is a read-only copy of a snapshot (`Index.openSnapshot`), not an index.
+    public var isSnapshot: Bool { snapshotCopy != nil }
 
     /// How long a write waits for another process's lock before it fails with SQLITE_BUSY (the
     /// daemon is then degraded and retries with back-off: `Trouble`).
@@ -147,6 +172,19 @@ public final class Index: Sendable {
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
         writer = pool
+        snapshotCopy = nil
+    }
+
+    /// A read-only copy of a snapshot at `path`, a private local file, removed with this index.
+    init(snapshot path: String) throws {
+        var configuration = IndexSnapshot.readOnly
+        configuration.foreignKeysEnabled = true
+        writer = try DatabaseQueue(path: path, configuration: configuration)
+        snapshotCopy = path
+    }
+
+    deinit {
+        if let snapshotCopy { unlink(snapshotCopy) }
     }
 
     /// An in-memory index (tests).
@@ -156,6 +194,7 @@ public final class Index: Sendable {
         let queue = try DatabaseQueue(configuration: configuration)
         try Schema.migrator.migrate(queue)
         writer = queue
+        snapshotCopy = nil
     }
 
     /// Names of the applied migrations, oldest first.

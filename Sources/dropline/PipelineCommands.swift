@@ -22,6 +22,14 @@ struct RootArgument: ParsableArguments {
         try pipelines.recover()
         return pipelines
     }
+
+    /// Runs `body` on the root's pipelines, then publishes the index's snapshot for other machines
+    /// (also when `body` fails: a failed run is recorded too).
+    func withPipelines<T>(_ body: (Pipelines) throws -> T) throws -> T {
+        let pipelines = try pipelines()
+        defer { if let index = pipelines.index as? Index { RootIndex.publish(index, pipelines.root) } }
+        return try body(pipelines)
+    }
 }
 
 struct TrainCommand: ParsableCommand {
@@ -55,12 +63,13 @@ struct TrainCommand: ParsableCommand {
     var seed: UInt64 = 1
 
     func run() throws {
-        let pipelines = try root.pipelines()
         var c = try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs)
         c.seed = seed
-        pipelines.trainingReport = TrainingDisplay(quiet: false).handle
-        let (run, version) = try pipelines.train(stage: stage, configuration: c)
-        let champion = try pipelines.champion()
+        let (run, version, champion) = try root.withPipelines { pipelines in
+            pipelines.trainingReport = TrainingDisplay(quiet: false).handle
+            let (run, version) = try pipelines.train(stage: stage, configuration: c)
+            return (run, version, try pipelines.champion())
+        }
         print("run \(run): model version \(version)\(champion?.version == version ? " (champion)" : " (candidate)")")
     }
 }
@@ -86,8 +95,8 @@ struct InferCommand: ParsableCommand {
     var budget: String?
 
     func run() throws {
-        let pipelines = try root.pipelines()
-        let (run, drift) = try pipelines.infer(batch: batch, budget: try budget.map { try ExplanationBudget(parsing: $0) })
+        let budget = try budget.map { try ExplanationBudget(parsing: $0) }
+        let (run, drift) = try root.withPipelines { try $0.infer(batch: batch, budget: budget) }
         print("run \(run): \(drift ? "DRIFT detected, flag written to flags/drift/" : "no drift")")
     }
 }
@@ -104,7 +113,7 @@ struct RunsCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let index = try Index.open(root: try DroplineRoot(existing: root.root))
+        let index = try RootIndex.reading(root.root)
         let runs = try index.runs(limit: limit)
         if json {
             try JSONOutput.print(runs)
@@ -128,7 +137,7 @@ struct RecoverCommand: ParsableCommand {
     @OptionGroup var root: RootArgument
 
     func run() throws {
-        _ = try root.pipelines()
+        try root.withPipelines { _ in }
         print("recovered \(root.root)")
     }
 }

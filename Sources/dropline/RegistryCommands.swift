@@ -12,7 +12,16 @@ struct ModelsCommand: ParsableCommand {
     )
 
     static func registry(_ root: String) throws -> Registry {
-        Registry(index: try Index.open(root: try DroplineRoot(existing: root)))
+        Registry(index: try RootIndex.reading(root))
+    }
+
+    /// A registry change: on the index itself (never a snapshot), whose snapshot is published after.
+    static func changing<T>(_ root: String, _ body: (Registry) throws -> T) throws -> T {
+        let dropline = try DroplineRoot(existing: root)
+        let index = try Index.open(root: dropline)
+        let result = try body(Registry(index: index))
+        RootIndex.publish(index, dropline)
+        return result
     }
 
     struct List: ParsableCommand {
@@ -56,7 +65,7 @@ struct ModelsCommand: ParsableCommand {
         @Argument(help: "The version number.") var version: Int
         @Option(help: "Why (recorded in the history).") var reason = "promoted by hand"
         func run() throws {
-            try ModelsCommand.registry(root).promote(version, reason: reason)
+            try ModelsCommand.changing(root) { try $0.promote(version, reason: reason) }
             print("version \(version) is now the champion")
         }
     }
@@ -66,7 +75,7 @@ struct ModelsCommand: ParsableCommand {
         @Argument(help: "A Dropline root.") var root: String
         @Option(help: "Why (recorded in the history).") var reason = "rolled back by hand"
         func run() throws {
-            let version = try ModelsCommand.registry(root).rollback(reason: reason)
+            let version = try ModelsCommand.changing(root) { try $0.rollback(reason: reason) }
             print("version \(version) is the champion again")
         }
     }
@@ -101,8 +110,7 @@ struct ShowCommand: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let r = try DroplineRoot(existing: root)
-        let index = try Index.open(root: r)
+        let index = try RootIndex.reading(root)
         guard let record = try index.run(runID) else { throw ValidationError("there is no run \(runID) (see `dropline runs \(root)`)") }
         let outputs = try index.outputs(of: runID)
         if json {
@@ -133,7 +141,9 @@ struct LabelsCommand: ParsableCommand {
 
     func run() throws {
         let r = try DroplineRoot(existing: root)
-        let result = try GroundTruth(root: r, index: try Index.open(root: r)).merge(labels: file)
+        let index = try Index.open(root: r)
+        let result = try GroundTruth(root: r, index: index).merge(labels: file)
+        RootIndex.publish(index, r)
         if json { return try JSONOutput.print(result) }
         print(String(format: "batch %@: %d labelled images, accuracy %.2f%% (constraint %.2f%%)%@", result.batch, result.labelled,
                      result.accuracy * 100, result.constraintAccuracy * 100, result.belowConstraint ? ": BELOW, quality flag written" : ""))

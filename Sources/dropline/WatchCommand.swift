@@ -62,8 +62,8 @@ struct WatchCommand: AsyncParsableCommand {
         options.standby = standby
         options.leaseSeconds = leaseSeconds
         let log = Logger.daemon(DaemonLogHandler.Sink(file: dropline.logs + "/watch.log"))
-        let daemon = try WatchDaemon(root: dropline, options: options, log: log)
-        try await WatchService(daemon: daemon).runUntilStopped()
+        let chosen = options
+        try await WatchService(log: log) { stop in try WatchDaemon.launch(root: dropline, options: chosen, log: log, stop: stop) }.runUntilStopped()
     }
 }
 
@@ -84,6 +84,9 @@ struct StatusCommand: ParsableCommand {
     /// A hand-run command working on the root now.
     struct OtherOwner: Encodable { var command: String; var host: String; var pid: Int32; var startedAt: String }
     struct Output: Encodable {
+        /// Set on a machine that does not hold the index: what was read is the snapshot the index's
+        /// machine published (docs/nas.md), as of `taken_at`.
+        var snapshot: IndexSnapshot.Info?
         var owner: Owner?
         var otherOwners: [OtherOwner]
         var daemon: Daemon?
@@ -101,14 +104,17 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         let dropline = try DroplineRoot(existing: root.root)
-        let index = try Index.open(root: dropline)
+        let (index, snapshot) = try RootIndex.reading(dropline, announce: false)
+        let holder = DaemonLease.read(dropline)
         let daemon = try index.daemonState().map { d in
-            Daemon(state: d.state.rawValue, pid: d.pid, alive: d.state == .running && kill(pid_t(d.pid), 0) == 0, mode: d.mode,
-                   startedAt: d.startedAt, heartbeatAt: d.heartbeatAt, rulesError: d.rulesError)
+            // a pid means something only on the machine that holds the index; elsewhere the lease on the share tells
+            let alive = snapshot == nil ? kill(pid_t(d.pid), 0) == 0 : holder.map { $0.pid == Int32(d.pid) && Owners.liveness($0).isAlive } ?? false
+            return Daemon(state: d.state.rawValue, pid: d.pid, alive: d.state == .running && alive, mode: d.mode,
+                          startedAt: d.startedAt, heartbeatAt: d.heartbeatAt, rulesError: d.rulesError)
         }
         let registry = Registry(index: index)
         let pending = WatchDaemon.pendingFlags(in: dropline)
-        let lease = DaemonLease.read(dropline).map { holder -> Owner in
+        let lease = holder.map { holder -> Owner in
             let liveness = Owners.liveness(holder)
             var why: String?
             if case .gone(let reason) = liveness { why = reason }
@@ -116,12 +122,13 @@ struct StatusCommand: ParsableCommand {
                          state: holder.state, detail: holder.detail, alive: liveness.isAlive, why: why)
         }
         let others = Owners.live(dropline).filter { $0.command != "watch" }.map { OtherOwner(command: $0.command, host: $0.host, pid: $0.pid, startedAt: $0.startedAt) }
-        let output = Output(owner: lease, otherOwners: others, daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
+        let output = Output(snapshot: snapshot, owner: lease, otherOwners: others, daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
                             recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == .champion },
                             recentRuns: try index.runs(limit: limit), pendingFlags: pending,
                             unservedBatches: try index.jobs(states: [.skipped], limit: 200).filter { $0.event == .batchLanded }.prefix(limit).map { $0 },
                             refused: try index.refusals(limit: limit))
         if json { return try JSONOutput.print(output) }
+        if let s = output.snapshot { print("index:    on \(s.host) (\(s.indexPath)); read from the snapshot it published at \(s.takenAt)") }
         if let o = output.owner {
             let state = o.alive ? (o.state == "degraded" ? "DEGRADED: \(o.detail ?? "")" : o.state) : "gone (\(o.why ?? "")); a new `dropline watch` takes over"
             print("owner:    \(o.host) pid \(o.pid), started \(o.startedAt), lease renewed \(o.heartbeatAt) (lasts \(Int(o.leaseSeconds)) s): \(state)")

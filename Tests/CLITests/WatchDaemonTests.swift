@@ -66,10 +66,8 @@ struct WatchDaemonTests {
     /// Options of every training run in these tests: small and fast.
     static let training = ["--arch", "small-cnn", "--image-size", "32", "--epochs", "2"]
 
-    /// A new root with stage "original" (3 colour classes of PNGs) and a first model trained on it.
-    static func trainedRoot(seed: UInt64) throws -> String {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-watch-\(UUID().uuidString)").path
-        guard try Binary.run(["init", root]).status == 0 else { throw CocoaError(.fileWriteUnknown) }
+    /// Stage "original" of a root's training inbox: 3 colour classes of PNGs.
+    static func writeTrainingData(_ root: String, seed: UInt64) throws {
         var g = SeededGenerator(seed: seed)
         for (folder, count) in [("train", 20), ("validation", 8)] {
             for (label, name) in ["red", "green", "blue"].enumerated() {
@@ -78,6 +76,13 @@ struct WatchDaemonTests {
                 for i in 0..<count { try ImageEncoder.write(image(label, &g), to: path + "/\(i).png") }
             }
         }
+    }
+
+    /// A new root with stage "original" (3 colour classes of PNGs) and a first model trained on it.
+    static func trainedRoot(seed: UInt64) throws -> String {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-watch-\(UUID().uuidString)").path
+        guard try Binary.run(["init", root]).status == 0 else { throw CocoaError(.fileWriteUnknown) }
+        try writeTrainingData(root, seed: seed)
         let trained = try Binary.run(["train", root, "--stage", "original"] + Self.training)
         guard trained.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: trained.stderr]) }
         return root

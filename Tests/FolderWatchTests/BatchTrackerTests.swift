@@ -1,6 +1,7 @@
 import FolderWatch
 import Foundation
 import Testing
+import SystemFiles
 
 @Suite("Batch completion")
 struct BatchTrackerTests {

@@ -1,4 +1,5 @@
 import Foundation
+import ShareSupport
 import Store
 import Testing
 #if canImport(Glibc)

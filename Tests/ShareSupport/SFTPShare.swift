@@ -7,40 +7,74 @@ import Glibc
 /// key, one authorized key, the internal SFTP server) exporting a temporary folder, mounted twice with
 /// sshfs (FUSE) as two clients would: each mount has its own attribute and directory caches. Needs
 /// root, /usr/sbin/sshd and /usr/bin/sshfs (Debian's openssh-server and sshfs, which `.ci/run` installs).
-final class SFTPShare {
-    let base: String
-    var export: String { base + "/export" }
-    let mounts: [String]
+public final class SFTPShare {
+    public let base: String
+    public var export: String { base + "/export" }
+    public let mounts: [String]
     let server: Process
 
-    static var available: Bool {
+    public static var available: Bool {
         getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") && FileManager.default.isExecutableFile(atPath: "/usr/bin/sshfs")
             && FileManager.default.fileExists(atPath: "/dev/fuse")
     }
-    static let unavailable = "needs root, /dev/fuse, sshd and sshfs (apt-get install openssh-server sshfs; .ci/run installs them)"
+    public static let unavailable = "needs root, /dev/fuse, sshd and sshfs (apt-get install openssh-server sshfs; .ci/run installs them)"
 
     /// Runs a tool and waits for it, with posix_spawn and waitpid (Foundation's Process was seen to
-    /// leave sshfs, which forks its daemon, unreaped and wait forever).
-    static func tool(_ path: String, _ arguments: [String]) throws -> Int32 {
+    /// leave sshfs, which forks its daemon, unreaped and wait forever; and, once a share is mounted,
+    /// to leave its other children unreaped too).
+    public static func tool(_ path: String, _ arguments: [String]) throws -> Int32 {
+        wait(try spawn(path, arguments))
+    }
+
+    /// Starts `path` with `arguments` and `environment` added to this process's, its output to the
+    /// files named (or /dev/null); returns its pid, for `wait`.
+    public static func spawn(_ path: String, _ arguments: [String], environment: [String: String] = [:], stdout: String? = nil,
+                             stderr: String? = nil) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, envp)
         guard spawned == 0 else { throw Failure(description: "cannot run \(path): \(String(cString: strerror(spawned)))") }
+        return pid
+    }
+
+    /// Waits for `pid`; its exit status, or -1 when a signal ended it.
+    public static func wait(_ pid: Int32) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
     }
 
-    struct Failure: Error, CustomStringConvertible { var description: String }
+    /// A loopback port nobody listens on (the kernel picks it), so that shares of tests running in
+    /// parallel do not collide.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw Failure(description: "bind: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
 
-    init(clients: Int = 2) throws {
+    public struct Failure: Error, CustomStringConvertible { public var description: String }
+
+    public init(clients: Int = 2) throws {
         base = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-sftp-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: base + "/export", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
@@ -48,7 +82,7 @@ final class SFTPShare {
             guard try Self.tool("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", base + "/" + key]) == 0 else { throw Failure(description: "ssh-keygen failed") }
         }
         try FileManager.default.copyItem(atPath: base + "/client_key.pub", toPath: base + "/authorized_keys")
-        let port = 20000 + Int(getpid() % 20000)
+        let port = try Self.freePort()
         try """
         Port \(port)
         ListenAddress 127.0.0.1
@@ -89,7 +123,7 @@ final class SFTPShare {
     }
 
     /// Unmounts both clients, stops the server, removes everything.
-    func close() {
+    public func close() {
         for mount in mounts { _ = try? Self.tool("/bin/umount", ["-l", mount]) }
         server.terminate()
         server.waitUntilExit()
