@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["FolderWatch", "Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                  .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strictness),
-        .target(name: "Benchmarks", dependencies: ["Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .target(name: "Benchmarks", dependencies: ["FolderWatch", "Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         // L7: the watch daemon, as a service.
         .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                .product(name: "Logging", package: "swift-log"),

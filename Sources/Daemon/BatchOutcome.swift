@@ -54,14 +54,7 @@ struct BatchOutcome: Codable, Sendable {
     /// Writes the file, creating its folders one by one: each must be a real folder (a link planted in
     /// `outcomes/` on the share is refused, never followed out of the root).
     func save(root: DroplineRoot) throws {
-        var folder = root.path
-        for part in ["outcomes"] + batch.split(separator: "/").dropLast().map(String.init) {
-            folder += "/" + part
-            if FileSystem.entryType(folder) == nil { try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false) }
-            guard FileSystem.isRealDirectory(folder) else {
-                throw DaemonError("\(root.relative(folder)) is not a real folder (a link or a special file); outcome files are written only into real folders: remove it")
-            }
-        }
+        _ = try RealFolders.make(under: root.path, ["outcomes"] + batch.split(separator: "/").dropLast().map(String.init))
         try SnakeCaseJSON.write(self, to: Self.file(root, batch: batch))
     }
 

@@ -22,6 +22,11 @@ public struct WatchOptions: Sendable {
     /// every `defaultPollSeconds` on network and FUSE mounts).
     public var pollSeconds: Double?
     public static let defaultPollSeconds = 5.0
+    /// Every this many seconds the inbox is listed and walked whole, whatever the folders'
+    /// modification times say (between, settled batches are skipped while their folders are
+    /// unchanged: `IncrementalScanner`).
+    public var fullRescanSeconds = WatchOptions.defaultFullRescanSeconds
+    public static let defaultFullRescanSeconds = IncrementalScanner.defaultFullRescanSeconds
     /// The configuration of retraining runs the rules start.
     public var training: TrainingConfiguration
     /// Process the jobs already queued and whatever is complete at start-up, then stop.
@@ -72,6 +77,7 @@ public final class WatchDaemon: @unchecked Sendable {
     let clock: any DaemonClock
     let queue: EventQueue
     var inbox: InboxSource
+    var retention = RetentionSweep()
     var sources: [any EventSource]
     var runner: JobRunner
     var rules: RuleSet
@@ -98,7 +104,8 @@ public final class WatchDaemon: @unchecked Sendable {
         pipelines.policy.automatic = false  // the rules' promote action decides
         pipelines.logger = log
         queue = EventQueue(root: root, index: pipelines.index, log: log)
-        inbox = InboxSource(marker: options.marker, settleSeconds: options.settleSeconds)
+        inbox = InboxSource(marker: options.marker, settleSeconds: options.settleSeconds, fullRescanSeconds: options.fullRescanSeconds,
+                            trustSeconds: IncrementalScanner.trustSeconds(for: root.productionInbox))
         sources = DroppedFileSource.flags(root) + [DroppedFileSource.labels(root), ScheduleSource(now: clock.now()), ModelSource()]
         runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, concurrentJobs: options.concurrentJobs, stop: nil)
         do { rules = try RuleSet.load(file: root.path + "/rules.yaml") } catch {
@@ -252,6 +259,7 @@ public final class WatchDaemon: @unchecked Sendable {
         reloadRulesIfChanged()
         let now = clock.now()
         try inbox.collect(now: now, rules: rules, queue: queue)
+        try retention.sweepIfDue(now: now, retention: rules.retention, root: root, index: pipelines.index, inbox: &inbox, log: log)
         for i in sources.indices { try sources[i].collect(now: now, rules: rules, queue: queue) }
     }
 

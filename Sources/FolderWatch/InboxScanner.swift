@@ -35,10 +35,16 @@ public struct InboxScanner: Sendable {
     /// a stage folder that holds batch folders and no files of its own. Links, special files, loose
     /// files and unsafe names (`SafeName`) are refused, never followed.
     public func scan(_ inbox: String) -> Scan {
+        scan(inbox, listing: children(of:), snapshot: { _, folder in snapshot(folder) })
+    }
+
+    /// The same, with the listing of the inbox and stage folders and the snapshot of each batch
+    /// (name, folder) given: `IncrementalScanner` reuses what has not changed.
+    func scan(_ inbox: String, listing: (String) -> [(name: String, type: EntryType)], snapshot: (String, String) -> BatchSnapshot) -> Scan {
         var result = Scan(batches: [:], refused: [])
-        for (name, type) in children(of: inbox) {
+        for (name, type) in listing(inbox) {
             guard let folder = checkedFolder(inbox, name, name, type, &result.refused) else { continue }
-            let inside = children(of: folder)
+            let inside = listing(folder)
             // links are neither: a link in a stage folder is refused, one in a batch is an entry serving refuses
             let hasFiles = inside.contains { $0.type != .directory && !isLink($0.type) && $0.name != marker }
             let subfolders = inside.filter { $0.type == .directory || isLink($0.type) }
@@ -46,10 +52,10 @@ public struct InboxScanner: Sendable {
                 // a stage folder holding batches
                 for (sub, subType) in subfolders {
                     let relative = name + "/" + sub
-                    if let batch = checkedFolder(folder, sub, relative, subType, &result.refused) { result.batches[relative] = snapshot(batch) }
+                    if let batch = checkedFolder(folder, sub, relative, subType, &result.refused) { result.batches[relative] = snapshot(relative, batch) }
                 }
             } else {
-                result.batches[name] = snapshot(folder)
+                result.batches[name] = snapshot(name, folder)
             }
         }
         return result

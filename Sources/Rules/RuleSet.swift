@@ -218,6 +218,8 @@ public struct ServedLayout: Sendable, Equatable, Codable {
 /// A rules file, parsed and checked: every problem is reported with its file, line and column.
 public struct RuleSet: Sendable, Equatable {
     public var rules: [Rule]
+    /// What happens to handled production batches (`retention:`; nil: they stay in the inbox).
+    public var retention: Retention? = nil
 
     public static let knownVersion = 1
 
@@ -268,6 +270,7 @@ public struct RuleSet: Sendable, Equatable {
         }
         var version: Int?
         var rulesNode: Node?
+        var retention: Retention?
         for (key, value) in top {
             switch key.string {
             case "version":
@@ -276,7 +279,8 @@ public struct RuleSet: Sendable, Equatable {
                 }
                 version = v
             case "rules": rulesNode = value
-            default: throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' (expected version, rules)")
+            case "retention": retention = try Retention.parse(value, file: file)
+            default: throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' (expected version, rules, retention)")
             }
         }
         guard version != nil else { throw RulesError(file: file, node: root, message: "missing `version: 1`") }
@@ -296,7 +300,7 @@ public struct RuleSet: Sendable, Equatable {
             }
             rules.append(rule)
         }
-        return RuleSet(rules: rules)
+        return RuleSet(rules: rules, retention: retention)
     }
 
     static func parseRule(_ node: Node, file: String) throws(RulesError) -> Rule {
@@ -653,5 +657,52 @@ public struct RulesError: Error, Sendable, CustomStringConvertible {
         if let line { place += ":\(line)" }
         if let column { place += ":\(column)" }
         return "\(place): \(message)"
+    }
+}
+
+/// What happens to a production batch once it is handled (its latest job succeeded, or no rule
+/// served it) and unchanged since, `after_days` after its job ended: `archive` moves it to
+/// `<root>/archive/production/[<stage>/]<batch>` (a suffix `~2`, `~3`... when that exists), `delete`
+/// removes it. Keeps the inbox, and so every poll, small. Batches whose job failed stay.
+///
+/// ```yaml
+/// retention:
+///   handled_batches: archive   # or delete
+///   after_days: 7              # 0: at the next sweep (hourly)
+/// ```
+public struct Retention: Sendable, Equatable {
+    public enum Action: String, Sendable, CaseIterable { case archive, delete }
+    public var action: Action
+    public var afterDays: Double
+
+    public init(action: Action, afterDays: Double) {
+        self.action = action
+        self.afterDays = afterDays
+    }
+
+    static func parse(_ node: Node, file: String) throws(RulesError) -> Retention {
+        guard let mapping = node.mapping else {
+            throw RulesError(file: file, node: node, message: "`retention:` must be a mapping with handled_batches (archive or delete) and after_days")
+        }
+        var action: Action?, days: Double?
+        for (key, value) in mapping {
+            switch key.string {
+            case "handled_batches":
+                guard let text = value.string, let chosen = Action(rawValue: text) else {
+                    throw RulesError(file: file, node: value, message: "handled_batches must be archive or delete, not '\(value.string ?? "?")'")
+                }
+                action = chosen
+            case "after_days":
+                guard let number = value.float, number.isFinite, number >= 0, number <= 36500 else {
+                    throw RulesError(file: file, node: value, message: "after_days must be a number of days from 0 to 36500, not '\(value.string ?? "?")'")
+                }
+                days = number
+            default:
+                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' in retention (expected handled_batches, after_days)")
+            }
+        }
+        guard let action else { throw RulesError(file: file, node: node, message: "retention needs handled_batches: archive or delete") }
+        guard let days else { throw RulesError(file: file, node: node, message: "retention needs after_days (0 for at once)") }
+        return Retention(action: action, afterDays: days)
     }
 }

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Dropline against the tools users would otherwise run, in the same run.",
-        subcommands: [Imaging.self, NN.self, Drift.self]
+        subcommands: [Imaging.self, NN.self, Drift.self, Poll.self]
     )
 
     struct Imaging: ParsableCommand {
@@ -159,6 +159,46 @@ struct BenchCommand: ParsableCommand {
             }
             print("reference \(report.referenceSize) vs batch \(report.batchSize) per feature")
             print(table.render())
+            for note in report.notes { print("note: \(note)") }
+        }
+    }
+
+    struct Poll: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What one poll of a large settled inbox costs: the daemon's incremental scan against a full scan, in the same run.",
+            discussion: """
+            Fills --inbox (when empty) with --batches folders of --files small files, settles them as the daemon does \
+            once they are handled, then polls every --interval seconds (slept for real, so network clients' caches \
+            expire as they would), timing a full scan and the incremental one each time. Put --inbox on the share to \
+            measure it there.
+            """
+        )
+        @Option(help: "The production inbox to poll (default: a temporary folder, removed after).") var inbox: String?
+        @Option(help: "Batches to create in an empty inbox.") var batches = 500
+        @Option(help: "Files per batch.") var files = 40
+        @Option(help: "Timed polls.") var polls = 6
+        @Option(help: "Seconds between polls.") var interval = 5.0
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() throws {
+            let temporary = inbox == nil ? FileManager.default.temporaryDirectory.path + "/dropline-bench-poll-\(getpid())" : nil
+            defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+            var configuration = PollBenchmark.Configuration(inbox: inbox ?? temporary!)
+            configuration.batches = batches
+            configuration.files = files
+            configuration.polls = polls
+            configuration.interval = interval
+            configuration.log = { Console.note("bench: " + $0) }
+            let report = try PollBenchmark(configuration: configuration).run()
+            if json { return try JSONOutput.print(report) }
+            print("\(report.batches) batches, \(report.files) files on \(report.fileSystem) (\(report.inbox)), a poll every \(report.intervalSeconds) s")
+            var table = TextTable("SCAN", "MEDIAN MS", "MAX MS", "CPU MS")
+            func f(_ v: Double) -> String { String(format: "%.1f", v) }
+            table.add(["full (every poll before)", f(report.fullScan.medianWallMilliseconds), f(report.fullScan.maximumWallMilliseconds), f(report.fullScan.medianCpuMilliseconds)])
+            table.add(["incremental (the daemon)", f(report.incremental.medianWallMilliseconds), f(report.incremental.maximumWallMilliseconds), f(report.incremental.medianCpuMilliseconds)])
+            print(table.render())
+            print(String(format: "incremental is %.0fx faster; polling every %.0f s takes %.2f%% of one core (settling: first scan %.0f ms, second %.0f ms)",
+                         report.speedup, report.intervalSeconds, report.percentOfCore, report.settlingMilliseconds[0], report.settlingMilliseconds[1]))
             for note in report.notes { print("note: \(note)") }
         }
     }

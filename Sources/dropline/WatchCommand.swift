@@ -33,6 +33,7 @@ struct WatchCommand: AsyncParsableCommand {
     @OptionGroup var root: RootArgument
     @Option(help: "Poll every this many seconds instead of using inotify.") var poll: Double?
     @Option(help: "Seconds without change after which a batch without a marker is complete.") var settle = 60.0
+    @Option(help: "Seconds between full rescans of the inbox (between them, handled batches whose folders did not change are not walked).") var rescan = WatchOptions.defaultFullRescanSeconds
     @Option(help: "The marker file a producer writes last in a batch.") var marker = "_READY"
     @Option(help: "Architecture of retraining runs: scratch, small-cnn or backbone:<model.json>.") var arch = "scratch"
     @Option(help: "Square input size of retraining runs.") var imageSize: Int?
@@ -46,6 +47,7 @@ struct WatchCommand: AsyncParsableCommand {
     func validate() throws {
         if let poll, poll <= 0 { throw ValidationError("--poll must be a positive number of seconds") }
         if settle < 0 { throw ValidationError("--settle must be zero or more seconds") }
+        if rescan <= 0 { throw ValidationError("--rescan must be a positive number of seconds") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if leaseSeconds < 3 { throw ValidationError("--lease-seconds must be at least 3") }
     }
@@ -55,6 +57,7 @@ struct WatchCommand: AsyncParsableCommand {
         var options = WatchOptions(training: try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs))
         options.marker = marker
         options.settleSeconds = settle
+        options.fullRescanSeconds = rescan
         options.pollSeconds = poll
         options.once = once
         options.retryFailed = retryFailed

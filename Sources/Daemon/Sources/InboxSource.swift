@@ -12,19 +12,20 @@ import SystemFiles
 /// batch is complete (its marker, or the settle period: `BatchTracker`); each complete content is
 /// offered once as batch_landed with its content hash.
 struct InboxSource: EventSource {
-    let scanner: InboxScanner
+    var scanner: IncrementalScanner
     var tracker: BatchTracker
     /// The reason written to each waiting batch's outcome file (rewritten only when it changes).
     var waiting: [String: String] = [:]
 
-    init(marker: String, settleSeconds: Double) {
-        scanner = InboxScanner(marker: marker)
+    init(marker: String, settleSeconds: Double, fullRescanSeconds: Double = IncrementalScanner.defaultFullRescanSeconds,
+         trustSeconds: Double = IncrementalScanner.localTrustSeconds) {
+        scanner = IncrementalScanner(scanner: InboxScanner(marker: marker), fullRescanSeconds: fullRescanSeconds, trustSeconds: trustSeconds)
         tracker = BatchTracker(settleSeconds: settleSeconds)
     }
 
     mutating func collect(now: Double, rules: RuleSet, queue: EventQueue) throws {
         let root = queue.root
-        let scan = scanner.scan(root.productionInbox)
+        let scan = scanner.scan(root.productionInbox, now: now)
         try queue.report(scan.refused.map { ("inbox/production/" + $0.path, $0.reason) }, area: "inbox/production/")
         var unreadable: [(path: String, reason: String)] = []
         for ready in tracker.update(scan.batches, now: now) {
@@ -48,6 +49,7 @@ struct InboxSource: EventSource {
                 throw error
             }
             tracker.markHandled(ready.name, files: snapshot.files)
+            scanner.settle(ready.name, folder: folder, snapshot: snapshot, now: now)
             if offered == nil {
                 queue.log.info("batch \(path) with this content is already in the job queue (queued, done or failed); not queuing it again (to rerun it: `dropline infer \(root.path) \(folder)`; failed jobs: `dropline watch --retry-failed`)")
             }
