@@ -1,6 +1,7 @@
 public import DroplineSupport
 import Foundation
 public import Imaging
+import Synchronization
 import SystemFiles
 import Hashing
 
@@ -29,17 +30,23 @@ public struct FrozenBatch: Codable, Sendable, Equatable {
 
     /// Hashes every entry of `listing` (paths below `folder`; special ones with what they are).
     /// Throws when a regular file cannot be read (the caller decides when to look again).
+    /// Several files are read at once (`InFlight`): on a network mount each read waits on round trips.
     public static func capture(folder: String, listing: [(relative: String, special: String?)]) throws -> FrozenBatch {
-        var entries: [Entry] = []
-        for (relative, special) in listing.sorted(by: { $0.relative < $1.relative }) {
+        let sorted = listing.sorted(by: { $0.relative < $1.relative })
+        let hashed = Mutex([Entry?](repeating: nil, count: sorted.count))
+        try InFlight.forEach(sorted.count) { i in
+            let (relative, special) = sorted[i]
+            let entry: Entry
             if let special {
-                entries.append(Entry(relative: relative, bytes: 0, sha256: nil, special: special))
+                entry = Entry(relative: relative, bytes: 0, sha256: nil, special: special)
             } else {
                 let path = folder + "/" + relative
                 let hash = try SHA256.hash(file: path, links: .refuse)
-                entries.append(Entry(relative: relative, bytes: FileSystem.size(path) ?? 0, sha256: hash, special: nil))
+                entry = Entry(relative: relative, bytes: FileSystem.size(path) ?? 0, sha256: hash, special: nil)
             }
+            hashed.withLock { $0[i] = entry }
         }
+        let entries = hashed.withLock { $0.map { $0! } }
         var listingText = ""
         for entry in entries {
             if let special = entry.special {

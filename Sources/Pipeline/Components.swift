@@ -137,11 +137,14 @@ public struct ProcessingComponent {
         let collection = try ImageCollection.of(batch, frozen: frozen, side: imageSize)
         try FileManager.default.createDirectory(atPath: output + "/images", withIntermediateDirectories: true)
         var lines = ["processed,original,sha256"]
-        for (n, (item, image)) in zip(collection.items, collection.images).enumerated() {
-            let name = String(format: "%06d.png", n)
-            try ImageEncoder.write(image, to: output + "/images/" + name, format: .png)
-            lines.append([name, item.path, item.sha256].map(CSV.field).joined(separator: ","))
-            progress?()
+        for (n, item) in collection.items.enumerated() {
+            lines.append([String(format: "%06d.png", n), item.path, item.sha256].map(CSV.field).joined(separator: ","))
+        }
+        // several files written at once: each atomic write is several round trips on a network mount
+        let images = collection.images, folder = output + "/images", tick = progress
+        try InFlight.forEach(images.count) { n in
+            try ImageEncoder.write(images[n], to: folder + String(format: "/%06d.png", n), format: .png)
+            tick?()
         }
         try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: output + "/files.csv")
         let manifest = ComponentManifest(
