@@ -11,4 +11,20 @@ struct Dropline: AsyncParsableCommand {
         version: DroplineVersion.current,
         subcommands: [InitCommand.self, TrainCommand.self, InferCommand.self, RunsCommand.self, RecoverCommand.self, ShowCommand.self, ModelsCommand.self, LabelsCommand.self, ComponentCommand.self, ImageCommand.self, ModelCommand.self, DriftCommand.self, ExplainCommand.self, RulesCommand.self, WatchCommand.self, StatusCommand.self, DatasetCommand.self, SimulateCommand.self, DemoCommand.self, BenchCommand.self]
     )
+
+    /// ArgumentParser's entry point, after the thread policy (`ThreadPolicy`), which must be set
+    /// before anything else runs.
+    static func main() async {
+        ThreadPolicy.preferPassiveWaits()
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

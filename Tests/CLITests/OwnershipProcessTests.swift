@@ -49,6 +49,8 @@ struct OwnershipProcessTests {
         #expect(standby.log.contains("took over the lease") && standby.log.contains("is not running"))
         #expect(try Self.rows(root, "SELECT status FROM runs WHERE kind = 'serve' ORDER BY started_at") == ["failed", "succeeded"])
         // the producer's outcome file: served once, by the run that succeeded, with the refused file
+        // (written just after the job's end is recorded)
+        #expect(WatchDaemonTests.eventually(10) { FileManager.default.fileExists(atPath: root + "/outcomes/production/original/b1.json") })
         let outcome = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/outcomes/production/original/b1.json"))) as? [String: Any]
         let run = outcome?["run"] as? [String: Any]
         #expect(outcome?["outcome"] as? String == "served")
@@ -220,7 +222,10 @@ struct UnreadableFileTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: batch + "/img-2.png")
         #expect(try WatchDaemonTests.eventually(60) { try WatchDaemonTests.jobs(root).map(\.state) == ["succeeded"] })
         #expect(try OwnershipProcessTests.rows(root, "SELECT CAST(images AS TEXT) FROM batches") == ["6"])
-        #expect((try JSONSerialization.jsonObject(with: Data(contentsOf: outcomeFile)) as? [String: Any])?["outcome"] as? String == "served")
+        // the outcome is rewritten just after the job's end is recorded
+        #expect(WatchDaemonTests.eventually(10) {
+            ((try? JSONSerialization.jsonObject(with: Data(contentsOf: outcomeFile))) as? [String: Any])?["outcome"] as? String == "served"
+        })
         kill(daemon.processIdentifier, SIGTERM)
         daemon.waitUntilExit()
         #expect(daemon.terminationStatus == 0)
