@@ -97,6 +97,8 @@ public struct CommandRunner: Sendable {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
 
         var merged = ProcessInfo.processInfo.environment
+        // the thread policy the executable chose for itself is not the user's program's to inherit
+        if merged.removeValue(forKey: "DROPLINE_SET_OMP_WAIT_POLICY") != nil { merged["OMP_WAIT_POLICY"] = nil }
         for (key, value) in environment { merged[key] = value }
         // C strings end at NUL: a value from an event cannot hold one
         let environmentLines = merged.map { "\($0.key)=\($0.value.replacingOccurrences(of: "\u{0}", with: "?"))" }

@@ -15,6 +15,7 @@ enum ThreadPolicy {
     static func preferPassiveWaits() {
         guard getenv("OMP_WAIT_POLICY") == nil else { return }
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
+        setenv("DROPLINE_SET_OMP_WAIT_POLICY", "1", 1)  // so that programs the rules run do not inherit it
         let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
         execv("/proc/self/exe", arguments)
         // exec failed (no /proc): carry on with the default policy

@@ -110,4 +110,36 @@ struct InitTests {
         #expect(try Binary.run(["init", root]).status == 0)
         #expect(try String(contentsOfFile: root + "/rules.yaml", encoding: .utf8) == "# mine\n")
     }
+
+    @Test("the executable waits passively in OpenMP unless told otherwise, and the programs its rules run do not inherit that choice")
+    func threadPolicy() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-policy-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try Binary.run(["init", root]).status == 0)
+        try """
+        version: 1
+        rules:
+          - name: environment
+            on: batch_landed
+            do:
+              - run: {command: [sh, -c, 'echo "${OMP_WAIT_POLICY:-unset} ${DROPLINE_SET_OMP_WAIT_POLICY:-unset}" >> "$0"', "\(root)/seen.txt"]}
+
+        """.write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
+        for (batch, environment) in [("b1", [String: String]()), ("b2", ["OMP_WAIT_POLICY": "active"])] {
+            try FileManager.default.createDirectory(atPath: root + "/inbox/production/\(batch)", withIntermediateDirectories: true)
+            try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/inbox/production/\(batch)/a.jpg"))
+            _ = FileManager.default.createFile(atPath: root + "/inbox/production/\(batch)/_READY", contents: nil)
+            let run = try Binary.run(["watch", root, "--once"], environment: environment)
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        // the daemon's own choice is not passed on; the user's own setting is
+        #expect(try String(contentsOfFile: root + "/seen.txt", encoding: .utf8) == "unset unset\nactive unset\n")
+        // and the running executable has it (it re-executed itself with it, keeping its pid)
+        let daemon = try WatchDaemonTests.Daemon(root: root, arguments: [])
+        defer { _ = daemon.stop() }
+        #expect(WatchDaemonTests.eventually(10) {
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(daemon.process.processIdentifier)/environ"))) ?? Data()
+            return environ.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "OMP_WAIT_POLICY=PASSIVE" }
+        })
+    }
 }
