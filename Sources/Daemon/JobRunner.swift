@@ -35,6 +35,10 @@ final class JobRunner: @unchecked Sendable {
     var runningJobs: Set<Int64> { running.withLock { $0 } }
     /// How many jobs ended (the daemon publishes the index's snapshot when it changes).
     let endedJobs = Atomic<Int>(0)
+    /// Called with each claimed job before it runs (on the job's thread): the daemon of a root on a
+    /// network share publishes the index's snapshot there, so that any run the job publishes belongs
+    /// to a job the snapshot holds, and a machine adopting it reuses the run instead of serving again.
+    var beforeRun: (@Sendable (Job) -> Void)?
 
     /// The transient trouble seen since the last call, if any.
     func takeTransient() -> String? { transient.withLock { t in defer { t = nil }; return t } }
@@ -105,6 +109,7 @@ final class JobRunner: @unchecked Sendable {
     func handle(_ job: Job, rules: RuleSet) throws {
         let meta: Logger.Metadata = ["job": "\(job.id)"]
         log.info("job \(job.id): \(job.event.rawValue) \(job.path)", metadata: meta)
+        beforeRun?(job)
         let event: Event?
         do { event = try makeEvent(job) } catch {
             try finish(job, state: .failed, detail: "\(error)")

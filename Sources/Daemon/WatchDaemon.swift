@@ -172,6 +172,17 @@ public final class WatchDaemon: @unchecked Sendable {
     public func start(stop: StopRequest? = nil) throws {
         runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, concurrentJobs: options.concurrentJobs, stop: stop)
         runner.marker = options.marker
+        if (try? IndexPlacement.read(root)) != nil, let index = pipelines.index as? Index {
+            // the index is on this machine's disk, the root on a share: see `JobRunner.beforeRun`
+            let root = self.root, log = self.log
+            runner.beforeRun = { [weak self] job in
+                // a daemon that lost its lease must not overwrite its successor's snapshot
+                guard let self, self.session.map({ DaemonLease.read(root)?.id == $0.id }) ?? true else { return }
+                do { try index.publishSnapshot(root: root) } catch {
+                    log.warning("could not publish the index's snapshot before job \(job.id) (\(error)); a machine adopting an older one may repeat this job")
+                }
+            }
+        }
         runner.owner = session?.id
         if session == nil {
             var observation = DaemonLease.Observation()

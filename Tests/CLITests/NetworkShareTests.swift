@@ -25,12 +25,15 @@ struct NetworkShareTests {
             return ("/usr/bin/unshare", ["--uts", "sh", "-c", "hostname \(host) && exec \"$0\" \"$@\"", Binary.path!] + arguments)
         }
 
-        func run(_ arguments: [String]) throws -> Binary.Result {
+        func run(_ arguments: [String]) throws -> Binary.Result { try runWith(arguments, extra: [:]) }
+
+        /// The same with `extra` added to the environment.
+        func runWith(_ arguments: [String], extra: [String: String]) throws -> Binary.Result {
             let (executable, all) = command(arguments)
             let out = FileManager.default.temporaryDirectory.path + "/dropline-out-\(UUID().uuidString)"
             let err = FileManager.default.temporaryDirectory.path + "/dropline-err-\(UUID().uuidString)"
             defer { unlink(out); unlink(err) }
-            let status = SFTPShare.wait(try SFTPShare.spawn(executable, all, environment: environment, stdout: out, stderr: err))
+            let status = SFTPShare.wait(try SFTPShare.spawn(executable, all, environment: environment.merging(extra) { $1 }, stdout: out, stderr: err))
             return Binary.Result(status: status, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
                                  stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "", signal: nil)
         }
@@ -41,9 +44,15 @@ struct NetworkShareTests {
             let pid: Int32
             let errorPath = FileManager.default.temporaryDirectory.path + "/dropline-daemon-\(UUID().uuidString).log"
 
-            init(_ machine: Machine, _ arguments: [String]) throws {
+            init(_ machine: Machine, _ arguments: [String], extra: [String: String] = [:]) throws {
                 let (executable, all) = machine.command(["watch"] + arguments)
-                pid = try SFTPShare.spawn(executable, all, environment: machine.environment, stderr: errorPath)
+                pid = try SFTPShare.spawn(executable, all, environment: machine.environment.merging(extra) { $1 }, stderr: errorPath)
+            }
+
+            /// Waits for the daemon to end by itself; its exit status (-1: a signal ended it).
+            func wait() -> Int32 {
+                defer { unlink(errorPath) }
+                return SFTPShare.wait(pid)
             }
 
             var log: String { (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "" }
@@ -160,6 +169,40 @@ struct NetworkShareTests {
         #expect(standby.kill(SIGTERM) == 0)
         let onShare = FileManager.default.enumerator(atPath: share.export)!.compactMap { $0 as? String }
         #expect(!onShare.contains { $0.hasSuffix("-wal") || $0.hasSuffix("-shm") || $0.hasSuffix("index.sqlite") }, "\(onShare)")
+    }
+}
+
+
+extension NetworkShareTests {
+    @Test("the index's machine dies after a run is published and before it is indexed: the machine that adopts the snapshot indexes the run from its folder and does not serve the batch again")
+    func adoptionReusesPublishedRun() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-adopt-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let a = Machine(host: "machine-a", state: base + "/state-a"), b = Machine(host: "machine-b", state: base + "/state-b")
+        let root = base + "/root"
+        let training = WatchDaemonTests.training
+        #expect(try a.run(["init", root, "--state-dir", a.state]).status == 0)
+        try WatchDaemonTests.writeTrainingData(root, seed: 71)
+        #expect(try a.run(["train", root, "--stage", "original"] + training).status == 0)
+        // machine A's daemon publishes its first snapshot, then the batch lands: no snapshot until a job
+        // ends or 30 s pass, except the one taken before each job runs
+        let daemonA = try Machine.Daemon(a, [root, "--lease-seconds", "3"] + training, extra: ["DROPLINE_FAULT": "infer-after-run-published"])
+        #expect(WatchDaemonTests.eventually(20) { daemonA.log.contains("watching") })
+        usleep(3_000_000)
+        try WatchDaemonTests.writeBatch(root + "/inbox/production/original/b1", count: 5, seed: 72, pause: 0)
+        _ = FileManager.default.createFile(atPath: root + "/inbox/production/original/b1/_READY", contents: nil)
+        // it dies (SIGKILL) right after the serve run's folder is published, before its rows
+        #expect(daemonA.wait() == -1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/outputs/runs").contains { $0.contains("-serve-") })
+
+        // machine B stands by, takes the lease and, once machine A's heartbeats are old, the index
+        let adopted = try b.run(["watch", root, "--standby", "--once", "--lease-seconds", "3"] + training)
+        #expect(adopted.status == 0, "\(adopted.stderr)")
+        #expect(adopted.stderr.contains("took over the index"), "\(adopted.stderr)")
+        #expect(try Self.servedBatches(b) == ["inbox/production/original/b1": 1], "served once, by the run machine A published")
+        let detail = try Self.index(b).read { db in try String.fetchOne(db, sql: "SELECT detail FROM jobs WHERE event = 'batch_landed' AND path = 'production/original/b1'") }
+        #expect(detail?.contains("already done by run") == true, "\(detail ?? "no job")")
+        #expect(try Self.integrity(b) == ["ok"])
     }
 }
 
