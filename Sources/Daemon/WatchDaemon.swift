@@ -172,15 +172,10 @@ public final class WatchDaemon: @unchecked Sendable {
     public func start(stop: StopRequest? = nil) throws {
         runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, concurrentJobs: options.concurrentJobs, stop: stop)
         runner.marker = options.marker
-        if (try? IndexPlacement.read(root)) != nil, let index = pipelines.index as? Index {
+        if (try? IndexPlacement.read(root)) != nil {
             // the index is on this machine's disk, the root on a share: see `JobRunner.beforeRun`
-            let root = self.root, log = self.log
             runner.beforeRun = { [weak self] job in
-                // a daemon that lost its lease must not overwrite its successor's snapshot
-                guard let self, self.session.map({ DaemonLease.read(root)?.id == $0.id }) ?? true else { return }
-                do { try index.publishSnapshot(root: root) } catch {
-                    log.warning("could not publish the index's snapshot before job \(job.id) (\(error)); a machine adopting an older one may repeat this job")
-                }
+                self?.publishSnapshot(else: "a machine adopting an older one may repeat job \(job.id)")
             }
         }
         runner.owner = session?.id
@@ -387,17 +382,23 @@ public final class WatchDaemon: @unchecked Sendable {
     var lastSnapshot: (at: Double, ended: Int)?
 
     func publishSnapshotIfDue() {
-        guard let index = pipelines.index as? Index else { return }
-        // a daemon that lost its lease (it was suspended) must not overwrite its successor's snapshot
-        if let session, DaemonLease.read(root)?.id != session.id { return }
         let now = clock.now(), ended = runner.endedJobs.load(ordering: .relaxed)
         if let last = lastSnapshot {
             let changed = ended != last.ended && now - last.at >= Self.snapshotSeconds
             guard changed || now - last.at >= Self.snapshotRefreshSeconds else { return }
         }
         lastSnapshot = (now, ended)
+        publishSnapshot(else: "other machines see an older one until the next")
+    }
+
+    /// Publishes the index's snapshot now (the loop, or a job's thread before it runs); a failure is
+    /// logged with what it means (`consequence`).
+    func publishSnapshot(else consequence: String) {
+        guard let index = pipelines.index as? Index else { return }
+        // a daemon that lost its lease (it was suspended) must not overwrite its successor's snapshot
+        if let session, DaemonLease.read(root)?.id != session.id { return }
         do { try index.publishSnapshot(root: root) } catch {
-            log.warning("could not publish the index's snapshot (\(error)); other machines see an older one until the next")
+            log.warning("could not publish the index's snapshot (\(error)); \(consequence)")
         }
     }
 

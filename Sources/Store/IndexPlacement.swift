@@ -99,6 +99,15 @@ public enum StateDirectory {
         return NSHomeDirectory() + "/.local/state/dropline"
     }
 
+    /// The folder that holds root `rootId`'s index in the state directory `chosen` (made absolute),
+    /// both created and checked.
+    static func folder(_ chosen: String, rootId: String) throws -> String {
+        let stateDirectory = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
+        try prepare(stateDirectory)
+        try prepare(stateDirectory + "/" + rootId)
+        return stateDirectory + "/" + rootId
+    }
+
     /// Creates `folder` (a real folder, on a local disk) or says why it cannot hold an index.
     static func prepare(_ folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -148,15 +157,12 @@ extension Index {
     /// inside it is refused unless `moveIndex`, which moves it (no Dropline process may be working on
     /// the root meanwhile).
     static func place(root: DroplineRoot, stateDirectory chosen: String, moveIndex: Bool) throws -> String {
-        let stateDirectory = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
-        try StateDirectory.prepare(stateDirectory)
         let identity = try RootIdentity.read(root) ?? {
             let fresh = RootIdentity(rootId: UUID().uuidString.lowercased(), createdAt: Index.now())
             try fresh.write(root)
             return fresh
         }()
-        let folder = stateDirectory + "/" + identity.rootId
-        try StateDirectory.prepare(folder)
+        let folder = try StateDirectory.folder(chosen, rootId: identity.rootId)
         let path = folder + "/index.sqlite"
         if FileSystem.entryType(root.index) != nil {
             guard moveIndex else {
@@ -201,22 +207,29 @@ extension Index {
                 try AtomicFile.write(try AtomicFile.read(root.index + suffix, limit: 1 << 40, links: .refuse), to: temporary + suffix)
             }
         }
-        do {
-            let copy = try Index(path: temporary)  // replays the copied log
+        try checkCopy(temporary, of: root) { copy in  // opening it replays the copied log
             let result = try copy.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
             guard result == ["ok"] else { throw StoreError("the copy fails SQLite's integrity check (\(result.prefix(3).joined(separator: "; "))); the index stays where it is") }
+        }
+        try Syscall.retrying("rename", path: destination) { rename(temporary, destination) }
+    }
+
+    /// Opens a copied index at `temporary` (migrating it), lets `body` check or mend it, checks it is
+    /// `root`'s, and folds its write-ahead log in, so that the single file can be renamed into place.
+    static func checkCopy(_ temporary: String, of root: DroplineRoot, _ body: (Index) throws -> Void) throws {
+        do {
+            let copy = try Index(path: temporary)
+            try body(copy)
             try copy.checkIdentity(root: root, file: try RootIdentity.read(root))
             try copy.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         }
         for suffix in ["-wal", "-shm"] { unlink(temporary + suffix) }
-        try Syscall.retrying("rename", path: destination) { rename(temporary, destination) }
     }
 
     /// Makes this machine the index's from the root's latest snapshot, when the machine that held it
     /// is gone: no owner on it is alive, and the caller holds the root's lease (the daemon that took it
     /// over) or takes it for the moment (`dropline init --adopt-index`). Returns the snapshot adopted.
     public static func adopt(root: DroplineRoot, stateDirectory chosen: String = StateDirectory.default) throws -> IndexSnapshot.Info {
-        let stateDirectory = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
         guard let placement = try IndexPlacement.read(root) else {
             throw StoreError("the index of \(root.path) is inside the root (no .dropline-index.json); there is nothing to adopt")
         }
@@ -227,20 +240,13 @@ extension Index {
         if let busy = Owners.live(root).first(where: { $0.host == placement.host && $0.host != ThisProcess.host }) {
             throw StoreError("\(placement.host) is still working on \(root.path) (`dropline \(busy.command)` pid \(busy.pid), heartbeat \(busy.heartbeatAt)); its index stays there")
         }
-        try StateDirectory.prepare(stateDirectory)
-        let folder = stateDirectory + "/" + placement.rootId
-        try StateDirectory.prepare(folder)
-        let path = folder + "/index.sqlite"
+        let path = try StateDirectory.folder(chosen, rootId: placement.rootId) + "/index.sqlite"
         let temporary = path + ".adopting"
         for suffix in ["", "-wal", "-shm", "-journal"] { unlink(temporary + suffix) }
         let info = try IndexSnapshot.copy(root: root, to: temporary)
-        do {
-            let adopted = try Index(path: temporary)
+        try checkCopy(temporary, of: root) { adopted in
             try adopted.write { db in try db.execute(sql: "DROP TABLE IF EXISTS \(IndexSnapshot.infoTable)") }
-            try adopted.checkIdentity(root: root, file: try RootIdentity.read(root))
-            try adopted.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         }
-        for suffix in ["-wal", "-shm"] { unlink(temporary + suffix) }
         if FileSystem.entryType(path) != nil {
             let aside = path + ".replaced-" + ISOTime.now().replacingOccurrences(of: ":", with: "")
             try Syscall.retrying("rename", path: path) { rename(path, aside) }
