@@ -7,6 +7,9 @@ import Modeling
 import Store
 import Testing
 import SystemFiles
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The rules' `retention:`: handled batches leave the inbox, archived or deleted, and nothing else does.
 @Suite("Retention of handled batches, in-process on a manual clock")
@@ -119,5 +122,24 @@ struct RetentionTests {
         #expect(log.contains("retention: could not archive") && log.contains("not a real folder"), "\(log)")
         #expect(FileManager.default.fileExists(atPath: root.productionInbox + "/s1/b1"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+    }
+
+    @Test("a batch whose name cannot be a path (a newline, $(...)) is refused by the scan and never archived; a FIFO inside a served batch is moved with it, never opened")
+    func hostileNames() throws {
+        let clock = ManualClock()
+        let (root, _, daemon) = try Self.daemon(Self.rules("archive", days: 0), clock: clock)
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        try Self.batch(root, "s1/bad\nname")
+        try Self.batch(root, "s1/$(touch x)")
+        try Self.batch(root, "s1/b1")
+        mkfifo(root.productionInbox + "/s1/b1/pipe.jpg", 0o644)
+        try daemon.tick()
+        try daemon.runQueuedJobs()
+        clock.advance(by: 3601)
+        try daemon.tick()
+        #expect(FileManager.default.fileExists(atPath: root.productionInbox + "/s1/bad\nname"))
+        #expect(FileManager.default.fileExists(atPath: root.productionInbox + "/s1/$(touch x)"))
+        #expect(FileSystem.entryType(root.path + "/archive/production/s1/b1/pipe.jpg") == .fifo)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path + "/archive/production/s1") == ["b1"])
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import ShareSupport
 import Store
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -132,5 +133,69 @@ struct NetworkIndexTests {
         } catch let error as StoreError {
             #expect(error.message.contains("not a regular file"))
         }
+    }
+
+    @Test("an adoption that crashed half-way (a partial copy left, an older index in the state folder) is done again whole; the older index is kept aside")
+    func adoptAfterCrash() throws {
+        let base = Self.temporary("readopt")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let root = try DroplineRoot.create(at: base + "/root", stateDirectory: base + "/state-a")
+        let first = try Index.open(root: root)
+        try first.event(kind: "on-a", subject: "s", detail: nil)
+        try first.publishSnapshot(root: root)
+        try Self.placeOn("machine-a", root)
+        let id = try #require(try IndexPlacement.read(root)).rootId
+        let folder = base + "/state-b/" + id
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data("half a copy".utf8).write(to: URL(fileURLWithPath: folder + "/index.sqlite.adopting"))
+        try Data("an older index".utf8).write(to: URL(fileURLWithPath: folder + "/index.sqlite"))
+        _ = try Index.adopt(root: root, stateDirectory: base + "/state-b")
+        let adopted = try Index.open(root: root)
+        #expect(try adopted.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE kind = 'on-a'") } == 1)
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder)
+        #expect(names.contains { $0.hasPrefix("index.sqlite.replaced-") } && !names.contains("index.sqlite.adopting"), "\(names)")
+    }
+
+    @Test("a move that crashed after recording the new place, before renaming the old file: the recorded index is opened, the old one never")
+    func moveCrashedBeforeRename() throws {
+        let base = Self.temporary("moved")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let root = try DroplineRoot.create(at: base + "/root")
+        try Index.open(root: root).event(kind: "before-move", subject: "s", detail: nil)
+        _ = try DroplineRoot.create(at: root.path, stateDirectory: base + "/state", moveIndex: true)
+        try Index.open(root: root).event(kind: "after-move", subject: "s", detail: nil)
+        // the old file back under its name, as a crash before the rename leaves it
+        let old = try #require(try FileManager.default.contentsOfDirectory(atPath: root.path).first { $0.hasPrefix("index.sqlite.moved-") })
+        try FileManager.default.moveItem(atPath: root.path + "/" + old, toPath: root.index)
+        let opened = try Index.open(root: root)
+        #expect(try opened.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE kind = 'after-move'") } == 1)
+    }
+
+    @Test("two processes publishing snapshots at once while others read them: every reader gets a whole snapshot")
+    func concurrentPublishers() throws {
+        let base = Self.temporary("publishers")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let root = try DroplineRoot.create(at: base + "/root", stateDirectory: base + "/state")
+        let path = try root.openableIndex()
+        let writers = [try Index(path: path), try Index(path: path)]
+        try writers[0].publishSnapshot(root: root)
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            for n in 0..<15 {
+                do {
+                    if worker < 2 {
+                        try writers[worker].event(kind: "w\(worker)", subject: "\(n)", detail: nil)
+                        try writers[worker].publishSnapshot(root: root)
+                    } else {
+                        let (copy, info) = try Index.openSnapshot(root: root)
+                        _ = try copy.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM events") }
+                        if info.indexPath.isEmpty { failures.withLock { $0.append("no index path") } }
+                    }
+                } catch { failures.withLock { $0.append("\(error)") } }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        let (last, _) = try Index.openSnapshot(root: root)
+        #expect(try last.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") } == ["ok"])
     }
 }
