@@ -34,6 +34,17 @@ struct NetworkIndexTests {
         try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: root.outputs + "/.owners/foreign-\(host).json"))
     }
 
+    /// A root whose index machine A holds (state folder `base/state-a`), with an `on-a` event in
+    /// the snapshot A published.
+    static func rootHeldByMachineA(_ base: String) throws -> DroplineRoot {
+        let root = try DroplineRoot.create(at: base + "/root", stateDirectory: base + "/state-a")
+        let first = try Index.open(root: root)
+        try first.event(kind: "on-a", subject: "s", detail: nil)
+        try first.publishSnapshot(root: root)
+        try placeOn("machine-a", root)
+        return root
+    }
+
     @Test("init on a share puts the index on the local disk, records it in the root, publishes a snapshot; nothing SQLite is on the share", .enabled(if: SFTPShare.available, "\(SFTPShare.unavailable)"))
     func initOnShare() throws {
         let share = try SFTPShare()
@@ -90,11 +101,7 @@ struct NetworkIndexTests {
     func adopt() throws {
         let base = Self.temporary("adopt")
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let root = try DroplineRoot.create(at: base + "/root", stateDirectory: base + "/state-a")
-        let first = try Index.open(root: root)
-        try first.event(kind: "on-a", subject: "s", detail: nil)
-        try first.publishSnapshot(root: root)
-        try Self.placeOn("machine-a", root)
+        let root = try Self.rootHeldByMachineA(base)
         #expect(throws: IndexElsewhere.self) { try Index.open(root: root) }
 
         try Self.foreignOwner(root, host: "machine-a", age: 5)
@@ -139,11 +146,7 @@ struct NetworkIndexTests {
     func adoptAfterCrash() throws {
         let base = Self.temporary("readopt")
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let root = try DroplineRoot.create(at: base + "/root", stateDirectory: base + "/state-a")
-        let first = try Index.open(root: root)
-        try first.event(kind: "on-a", subject: "s", detail: nil)
-        try first.publishSnapshot(root: root)
-        try Self.placeOn("machine-a", root)
+        let root = try Self.rootHeldByMachineA(base)
         let id = try #require(try IndexPlacement.read(root)).rootId
         let folder = base + "/state-b/" + id
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
