@@ -98,7 +98,9 @@ public struct CommandRunner: Sendable {
 
         var merged = ProcessInfo.processInfo.environment
         // the thread policy the executable chose for itself is not the user's program's to inherit
-        if merged.removeValue(forKey: "DROPLINE_SET_OMP_WAIT_POLICY") != nil { merged["OMP_WAIT_POLICY"] = nil }
+        if let set = merged.removeValue(forKey: "DROPLINE_SET_ENVIRONMENT") {
+            for name in set.split(separator: ",") { merged[String(name)] = nil }
+        }
         for (key, value) in environment { merged[key] = value }
         // C strings end at NUL: a value from an event cannot hold one
         let environmentLines = merged.map { "\($0.key)=\($0.value.replacingOccurrences(of: "\u{0}", with: "?"))" }

@@ -66,8 +66,12 @@ public final class Explainer {
     public var steps = 50
     public var method: Quadrature = .gaussLegendre
     public var baseline: Baseline = .black
-    /// Raise the step count until the relative completeness delta is below 1%.
+    /// Spend the path points where the images need them (`explainAll`): every image at `steps`, then
+    /// the images whose relative completeness delta is still at or above `tolerance`, worst first, again
+    /// at twice the steps while the whole set stays within `passesPerImage` passes per image.
     public var adaptive = false
+    public var tolerance = 0.01
+    public var passesPerImage = 250
 
     public init(classifier: Classifier) throws {
         self.classifier = classifier
@@ -78,14 +82,77 @@ public final class Explainer {
     /// `<stem>.json` into `folder`, which must exist.
     public func explain(_ image: RGBImage, path: String, sha256: String? = nil, stem: String, folder: String,
                         seed: UInt64 = 0) throws -> Explanation {
+        let prepared = classifier.preprocessing.prepare(image)
+        return try explain(prepared: prepared, prediction: try classifier.predict([prepared])[0], path: path, sha256: sha256, stem: stem,
+                           folder: folder, seed: seed)
+    }
+
+    /// Explains an image already prepared at the model's input for its prediction there (a pipeline
+    /// that predicted it already does not run the model on it again).
+    public func explain(prepared: RGBImage, prediction: Prediction, path: String, sha256: String? = nil, stem: String, folder: String,
+                        seed: UInt64 = 0) throws -> Explanation {
+        try write(try attribution(prepared: prepared, target: prediction.index, seed: seed, steps: steps), prepared: prepared, prediction: prediction,
+                  path: path, sha256: sha256, stem: stem, folder: folder)
+    }
+
+    /// One image to explain: prepared at the model's input, with its prediction.
+    public struct Candidate: Sendable {
+        public var prepared: RGBImage
+        public var prediction: Prediction
+        public var path: String
+        public var sha256: String?
+        public var seed: UInt64
+        /// File names' stem; nil: its position in the set, "0001", "0002", ...
+        public var stem: String?
+        public init(prepared: RGBImage, prediction: Prediction, path: String, sha256: String?, seed: UInt64, stem: String? = nil) {
+            self.stem = stem
+            self.prepared = prepared
+            self.prediction = prediction
+            self.path = path
+            self.sha256 = sha256
+            self.seed = seed
+        }
+    }
+
+    /// Explains a set of images, written as `0001.png`/`.json`, ... With `adaptive`, every image is
+    /// first attributed at `steps`; then, worst first, the images whose relative completeness delta is
+    /// at or above `tolerance` are attributed again at twice the steps (kept when their delta is
+    /// smaller) as long as the set's passes stay within `passesPerImage` per image: a fixed cost for
+    /// the set, spent where the quadrature needs more points.
+    public func explainAll(_ candidates: [Candidate], folder: String, progress: (@Sendable () -> Void)? = nil) throws -> [Explanation] {
+        var attributions = try candidates.map { c in
+            defer { progress?() }
+            return try attribution(prepared: c.prepared, target: c.prediction.index, seed: c.seed, steps: steps)
+        }
+        if adaptive {
+            var spare = (passesPerImage - steps) * candidates.count, refined = Set<Int>()
+            while spare >= 2 * steps, let worst = attributions.indices.filter({ attributions[$0].relativeDelta >= tolerance && !refined.contains($0) })
+                .max(by: { attributions[$0].relativeDelta < attributions[$1].relativeDelta }) {
+                let c = candidates[worst]
+                let finer = try attribution(prepared: c.prepared, target: c.prediction.index, seed: c.seed, steps: 2 * steps)
+                spare -= 2 * steps
+                refined.insert(worst)
+                if finer.relativeDelta < attributions[worst].relativeDelta { attributions[worst] = finer }
+            }
+        }
+        return try zip(candidates, attributions).enumerated().map { n, pair in
+            try write(pair.1, prepared: pair.0.prepared, prediction: pair.0.prediction, path: pair.0.path, sha256: pair.0.sha256,
+                      stem: pair.0.stem ?? String(format: "%04d", n + 1), folder: folder)
+        }
+    }
+
+    /// The attribution of the predicted class `target` for a prepared image.
+    public func attribution(prepared: RGBImage, target: Int, seed: UInt64, steps: Int) throws -> Attribution {
         let p = classifier.preprocessing
-        let prepared = p.prepare(image)
+        precondition(prepared.width == p.imageSize && prepared.height == p.imageSize, "the image is not prepared at the model's input")
         let input = prepared.floats(layout: .chw, normalization: p.normalization)
         let base = baseline.image(for: prepared, seed: seed).floats(layout: .chw, normalization: p.normalization)
-        let prediction = try classifier.predict([prepared])[0]
-        let attribution = adaptive
-            ? try engine.attributeAdaptively(input: input, baseline: base, target: prediction.index, steps: steps, method: method)
-            : try engine.attribute(input: input, baseline: base, target: prediction.index, steps: steps, method: method)
+        return try engine.attribute(input: input, baseline: base, target: target, steps: steps, method: method)
+    }
+
+    /// Writes `<stem>.png` (the heatmap over the image) and `<stem>.json` into `folder`.
+    func write(_ attribution: Attribution, prepared: RGBImage, prediction: Prediction, path: String, sha256: String?, stem: String,
+               folder: String) throws -> Explanation {
         let (heat, regions) = Self.heat(attribution.values, width: prepared.width, height: prepared.height)
         let heatmapName = stem + ".png"
         try ImageEncoder.write(Self.overlay(heat, on: prepared), to: folder + "/" + heatmapName)

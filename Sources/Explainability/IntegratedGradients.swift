@@ -38,7 +38,8 @@ public final class IntegratedGradients {
     /// `chunk` nil: as many path steps per pass as keep the largest activation within 12 MiB. With
     /// 16 steps per pass MobileNetV2 at 224 px has 77 MB activations and runs at memory speed; measured
     /// on 6 images (`dropline explain`, wall time incl. loading): 1, 2, 4, 8, 16 steps per pass took
-    /// 1.75, 1.13, 1.70, 1.57, 2.69 s; 12 MiB gives 2 there.
+    /// 1.75, 1.13, 1.70, 1.57, 2.69 s; 12 MiB gives 2 there. Again on 8 images at 200 steps with
+    /// bounded spinning (GOMP_SPINCOUNT=1000): 9.4, 8.6, 9.1, 9.9, 10.6 s.
     public init(network: Network, parameters: Parameters, chunk: Int? = nil) throws(NetworkError) {
         self.network = network
         self.parameters = parameters
@@ -73,14 +74,21 @@ public final class IntegratedGradients {
                           method: Quadrature = .gaussLegendre) throws(NetworkError) -> Attribution {
         precondition(input.count == inputSize && baseline.count == inputSize, "input and baseline need \(inputSize) values")
         precondition(target >= 0 && target < classes, "target \(target) is outside 0..<\(classes)")
-        let rule = method.rule(steps: steps)
         var average = [Double](repeating: 0, count: inputSize)
+        try accumulate(method.rule(steps: steps), input: input, baseline: baseline, target: target, into: &average)
+        return try finish(average, input: input, baseline: baseline, target: target, steps: steps, method: method)
+    }
+
+    /// Adds weight x gradient of the target logit at each path point to `sum`, the points batched
+    /// `chunk` at a time through one executor.
+    func accumulate(_ points: [(alpha: Double, weight: Double)], input: [Float], baseline: [Float], target: Int,
+                    into sum: inout [Double]) throws(NetworkError) {
         var batch = [Float](repeating: 0, count: chunk * inputSize)
         var start = 0
-        while start < rule.count {
-            let n = min(chunk, rule.count - start)
+        while start < points.count {
+            let n = min(chunk, points.count - start)
             for s in 0..<n {
-                let alpha = Float(rule[start + s].alpha)
+                let alpha = Float(points[start + s].alpha)
                 let offset = s * inputSize
                 for i in 0..<inputSize { batch[offset + i] = baseline[i] + alpha * (input[i] - baseline[i]) }
             }
@@ -91,12 +99,17 @@ public final class IntegratedGradients {
             e.backward(upstream)
             let gradient = e.inputGradient
             for s in 0..<n {
-                let w = rule[start + s].weight
+                let w = points[start + s].weight
                 let offset = s * inputSize
-                for i in 0..<inputSize { average[i] += w * Double(gradient[offset + i]) }
+                for i in 0..<inputSize { sum[i] += w * Double(gradient[offset + i]) }
             }
             start += n
         }
+    }
+
+    /// The attribution from the path's average gradient, with its completeness delta.
+    func finish(_ average: [Double], input: [Float], baseline: [Float], target: Int, steps: Int,
+                method: Quadrature) throws(NetworkError) -> Attribution {
         var values = [Float](repeating: 0, count: inputSize)
         var sum = 0.0
         for i in 0..<inputSize {
@@ -109,18 +122,5 @@ public final class IntegratedGradients {
         let delta = abs(sum - (atInput - atBaseline))
         return Attribution(values: values, target: target, steps: steps, method: method, outputAtInput: atInput,
                            outputAtBaseline: atBaseline, delta: delta, relativeDelta: delta / max(abs(atInput - atBaseline), 1e-12), sum: sum)
-    }
-
-    /// As `attribute`, doubling the step count from `steps` until the relative completeness delta is
-    /// below `tolerance` (or `maximumSteps` is reached).
-    public func attributeAdaptively(input: [Float], baseline: [Float], target: Int, steps: Int = 50, tolerance: Double = 0.01,
-                                    maximumSteps: Int = 800, method: Quadrature = .gaussLegendre) throws(NetworkError) -> Attribution {
-        var n = steps
-        var result = try attribute(input: input, baseline: baseline, target: target, steps: n, method: method)
-        while result.relativeDelta >= tolerance && n * 2 <= maximumSteps {
-            n *= 2
-            result = try attribute(input: input, baseline: baseline, target: target, steps: n, method: method)
-        }
-        return result
     }
 }

@@ -38,7 +38,7 @@ public enum ImageInspector {
         nonisolated(unsafe) var done = 0
         records.withUnsafeMutableBufferPointer { buffer in
             nonisolated(unsafe) let out = buffer
-            DispatchQueue.concurrentPerform(iterations: files.count) { i in
+            Parallel.forEach(files.count) { i in
                 let record = inspect(file: files[i].path, relative: files[i].relative, options: options)
                 out[i] = record
                 lock.lock()

@@ -46,15 +46,21 @@ public final class Classifier {
 
     /// Predictions for decoded images of any size.
     public func predict(_ images: [RGBImage]) throws -> [Prediction] {
+        try classify(images).predictions
+    }
+
+    /// Predictions and the whole softmax (images x classes) for decoded images of any size.
+    public func classify(_ images: [RGBImage]) throws -> (predictions: [Prediction], probabilities: [Double]) {
         let logits = try self.logits(images)
         let k = classes.count
-        let probabilities = logits.withUnsafeBufferPointer { SoftmaxCrossEntropy.probabilities(logits: $0, classes: k) }
-        return (0..<images.count).map { i in
-            let row = (0..<k).map { Double(probabilities[i * k + $0]) }
+        let probabilities = logits.withUnsafeBufferPointer { SoftmaxCrossEntropy.probabilities(logits: $0, classes: k) }.map { Double($0) }
+        let predictions = (0..<images.count).map { i in
+            let row = Array(probabilities[(i * k)..<((i + 1) * k)])
             let ranked = row.indices.sorted { row[$0] > row[$1] }
             return Prediction(label: classes[ranked[0]], index: ranked[0], confidence: row[ranked[0]],
                               top: ranked.prefix(3).map { ClassProbability(label: classes[$0], probability: row[$0]) })
         }
+        return (predictions, probabilities)
     }
 
     /// Accuracy, loss and per-class metrics on a labelled dataset loaded with this model's classes.

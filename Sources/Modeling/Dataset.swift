@@ -49,6 +49,23 @@ public struct ImageFolderDataset: Sendable {
     /// `model eval`, where a dataset made of links is a normal way to take a subset).
     public init(root: String, preprocessing: Preprocessing, classes expected: [String]? = nil,
                 progress: (any ProgressReporter)? = nil, links: FileSystem.Links = .refuse) throws {
+        self = try Self.load(root: root, preparations: [preprocessing], classes: expected, progress: progress, links: links).dataset
+    }
+
+    /// A dataset of images already prepared (the training pipeline's, from its one read of a stage).
+    public init(root: String, classes: [String], items: [LabelledImage], images: [RGBImage], rejected: [Rejection]) {
+        precondition(items.count == images.count, "\(items.count) items for \(images.count) images")
+        self.root = root
+        self.classes = classes
+        self.items = items
+        self.images = images
+        self.rejected = rejected
+    }
+
+    /// Loads `root` as `init` does, each file read and decoded once and prepared by every one of
+    /// `preparations`: the dataset holds the first preparation's images, `images` all of them.
+    public static func load(root: String, preparations: [Preprocessing], classes expected: [String]? = nil,
+                            progress: (any ProgressReporter)? = nil, links: FileSystem.Links = .refuse) throws -> (dataset: ImageFolderDataset, images: [[RGBImage]]) {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -72,23 +89,19 @@ public struct ImageFolderDataset: Sendable {
         }
         let labels = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let files = LabelledFiles(folder: root, classes: classes).files.map { ($0.entry.path, $0.label + "/" + $0.entry.relative, labels[$0.label]!) }
-        var items: [LabelledImage] = [], images: [RGBImage] = [], rejected: [Rejection] = []
-        for ((path, relative, label), result) in zip(files, ImageLoading.load(files.map(\.0), preprocessing: preprocessing, links: links, progress: progress)) {
+        var items: [LabelledImage] = [], images = [[RGBImage]](repeating: [], count: preparations.count), rejected: [Rejection] = []
+        for ((path, relative, label), result) in zip(files, ImageLoading.load(files.map(\.0), preparations: preparations, links: links, progress: progress)) {
             switch result {
             case .loaded(let image):
                 items.append(LabelledImage(path: path, relativePath: relative, label: label, sha256: image.sha256))
-                images.append(image.image)
+                for n in preparations.indices { images[n].append(image.images[n]) }
             case .refused(let rejection): rejected.append(rejection)
             }
         }
-        self.root = root
-        self.classes = classes
-        self.items = items
-        self.images = images
-        self.rejected = rejected
         guard !items.isEmpty else {
             throw DatasetError(path: root, reason: "holds no readable images", remedy: "add JPEG or PNG files to the class folders")
         }
+        return (ImageFolderDataset(root: root, classes: classes, items: items, images: images[0], rejected: rejected), images)
     }
 
     /// Counts per class.

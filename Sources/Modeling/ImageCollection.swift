@@ -1,5 +1,6 @@
 public import DroplineSupport
 import Foundation
+import Synchronization
 public import Imaging
 public import SystemFiles
 import Hashing
@@ -53,7 +54,10 @@ public struct ImageCollection: Sendable {
     }
 
     /// SHA-256 over the sorted "relative path, file hash" lines.
-    public var contentHash: String {
+    public var contentHash: String { Self.contentHash(of: items) }
+
+    /// SHA-256 over the sorted "relative path, file hash" lines of `items`.
+    public static func contentHash(of items: [Item]) -> String {
         var h = SHA256()
         for item in items.sorted(by: { $0.relativePath < $1.relativePath }) { h.update(Array("\(item.relativePath)\t\(item.sha256)\n".utf8)) }
         return h.finalize()
@@ -66,13 +70,16 @@ public struct ImageCollection: Sendable {
 }
 
 /// Reading, hashing, decoding and preparing image files on every core: the one concurrent decode
-/// loop of Dropline (collections of batches, labelled datasets). Each file is read once; its hash
-/// comes from the same bytes that are decoded.
+/// loop of Dropline (collections of batches, labelled datasets, the pipelines' passes). Each file is
+/// read once; its hash comes from the same bytes that are decoded, and every size wanted of it is
+/// prepared from that one decode.
 public enum ImageLoading {
-    /// A decoded, prepared image and the SHA-256 of its file.
+    /// A decoded image prepared at each size asked for, and the SHA-256 of its file.
     public struct Loaded: Sendable {
         public var sha256: String
-        public var image: RGBImage
+        /// One prepared image per preparation asked for, in order.
+        public var images: [RGBImage]
+        public var image: RGBImage { images[0] }
     }
 
     public enum Outcome: Sendable {
@@ -83,20 +90,59 @@ public enum ImageLoading {
     /// One outcome per path, in order: the prepared image, or why the file was refused.
     public static func load(_ paths: [String], preprocessing: Preprocessing, links: FileSystem.Links = .refuse,
                             progress: (any ProgressReporter)? = nil) -> [Outcome] {
-        var results = [Outcome?](repeating: nil, count: paths.count)
-        let options = preprocessing.decodeOptions
-        results.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let out = out
-            DispatchQueue.concurrentPerform(iterations: paths.count) { i in
-                let path = paths[i]
-                do throws(ImagingError) {
-                    let bytes = try ImageDecoder.read(path, links: links)
-                    let image = try ImageDecoder.decode(bytes, options: options).image
-                    out[i] = .loaded(Loaded(sha256: SHA256.hash(bytes), image: preprocessing.prepare(image)))
-                } catch {
-                    out[i] = .refused(Rejection(path: path, outcome: error.kind.rawValue, reason: error.reason))
+        load(paths, preparations: [preprocessing], links: links, progress: progress)
+    }
+
+    /// One outcome per path: each file read and decoded once (at the largest scale any preparation
+    /// needs), then prepared by each of `preparations`.
+    public static func load(_ paths: [String], preparations: [Preprocessing], links: FileSystem.Links = .refuse,
+                            progress: (any ProgressReporter)? = nil) -> [Outcome] {
+        read(paths, preparations: preparations, links: links, progress: progress).map(\.outcome)
+    }
+
+    /// A file as read: what became of it, and the SHA-256 and size of the bytes read (nil when the
+    /// file could not be read at all: unreadable, gone, a link or special file, too large).
+    public struct Read: Sendable {
+        public var outcome: Outcome
+        public var sha256: String?
+        public var bytes: Int?
+    }
+
+    /// `load`, with each file's hash and size also for files refused after they were read.
+    public static func read(_ paths: [String], preparations: [Preprocessing], links: FileSystem.Links = .refuse,
+                            progress: (any ProgressReporter)? = nil) -> [Read] {
+        var largest = DecodeOptions()
+        largest.minimumSize = .square(preparations.map { Preprocessing.monitoringSide($0.imageSize) }.max() ?? 64)
+        let options = largest
+        // Reading waits on the disk or the network (on a share each read is several round trips), so
+        // several files are read at once (`InFlight`); decoding is CPU work, on the CPUs this process
+        // may use (`Parallel`). The bytes of at most `slice` files are held between the two.
+        let slice = 256
+        var results = [Read?](repeating: nil, count: paths.count)
+        for start in stride(from: 0, to: paths.count, by: slice) {
+            let part = Array(paths[start..<min(start + slice, paths.count)])
+            let files = Mutex([Result<[UInt8], ImagingError>?](repeating: nil, count: part.count))
+            try? InFlight.forEach(part.count) { i in
+                let bytes = Result { () throws(ImagingError) in try ImageDecoder.read(part[i], links: links) }
+                files.withLock { $0[i] = bytes }
+            }
+            let read = files.withLock { $0.map { $0! } }
+            results.withUnsafeMutableBufferPointer { out in
+                nonisolated(unsafe) let out = out
+                Parallel.forEach(part.count) { i in
+                    let path = part[i]
+                    var hash: String?, size: Int?
+                    do throws(ImagingError) {
+                        let bytes = try read[i].get()
+                        hash = SHA256.hash(bytes)
+                        size = bytes.count
+                        let image = try ImageDecoder.decode(bytes, options: options).image
+                        out[start + i] = Read(outcome: .loaded(Loaded(sha256: hash!, images: preparations.map { $0.prepare(image) })), sha256: hash, bytes: size)
+                    } catch {
+                        out[start + i] = Read(outcome: .refused(Rejection(path: path, outcome: error.kind.rawValue, reason: error.reason)), sha256: hash, bytes: size)
+                    }
+                    progress?.advance()
                 }
-                progress?.advance()
             }
         }
         return results.map { $0! }

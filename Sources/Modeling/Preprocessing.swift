@@ -16,10 +16,17 @@ public struct Preprocessing: Codable, Sendable, Equatable {
         self.normalization = normalization
     }
 
-    /// Decode options that let libjpeg shrink large photos while decoding.
+    /// The side at which drift monitoring looks at images: its encoder's 64 px, or the model's input
+    /// when that is larger (the softmax detector then sees exactly the model's input).
+    public static func monitoringSide(_ imageSize: Int?) -> Int { max(64, imageSize ?? 64) }
+
+    /// Decode options that let libjpeg shrink large photos while decoding: never below the monitoring
+    /// side, so that one decode of a file serves both the model's input and the drift monitor's
+    /// (the pipelines decode each image once), and every path that prepares an image for this model
+    /// (training, serving, evaluation) prepares it from the same decode.
     public var decodeOptions: DecodeOptions {
         var options = DecodeOptions()
-        options.minimumSize = .square(imageSize)
+        options.minimumSize = .square(Self.monitoringSide(imageSize))
         return options
     }
 

@@ -1,7 +1,7 @@
 import DriftStatistics
 import DroplineSupport
 import Foundation
-import Imaging
+public import Imaging
 public import Modeling
 import NeuralNetwork
 import Tensor
@@ -15,20 +15,56 @@ extension DriftMonitor {
 
     /// Tests a batch against the reference; a batch smaller than `minimumBatch` is reported as not tested.
     public func check(_ batch: ImageCollection, name: String) throws -> DriftReport {
+        var features = DriftFeatures()
+        _ = try add(batch.images, items: batch.items, rejected: batch.rejected, to: &features)
+        return check(features, name: name)
+    }
+
+    /// Adds a chunk of a batch to `features`: its images prepared at the monitoring side, their
+    /// files, and the files of the chunk that were refused. `probabilities` (images x classes) is the
+    /// model's softmax on exactly these images when the caller already has it (the serving pass, when
+    /// the model's input is the monitoring side), else the model is run here. Returns each image's
+    /// outlier score, as the report ranks them.
+    public func add(_ images: [RGBImage], items: [ImageCollection.Item], rejected: [Rejection], probabilities: [Double]? = nil,
+                    to features: inout DriftFeatures) throws -> [Double] {
+        precondition(images.count == items.count, "\(images.count) images for \(items.count) files")
+        features.items += items
+        features.rejected += rejected
+        guard !images.isEmpty else { return [] }
+        let k = description.encoder.features
+        let encoded = try Self.encode(images, encoder: description.encoder, predictor: encoder)
+        features.encoded += encoded
+        if let classifier {
+            if let probabilities {
+                precondition(probabilities.count == images.count * classifier.classes.count, "softmax of another shape")
+                features.softmax += probabilities
+            } else {
+                features.softmax += try Self.softmax(images, classifier: classifier)
+            }
+        }
+        let scores = (0..<images.count).map { i in
+            Mahalanobis.distance(Array(encoded[(i * k)..<((i + 1) * k)]), mean: mean, inverse: inverseCovariance)
+        }
+        features.scores += scores
+        return scores
+    }
+
+    /// Tests the gathered batch against the reference; a batch smaller than `minimumBatch` is
+    /// reported as not tested.
+    public func check(_ batch: DriftFeatures, name: String) -> DriftReport {
         let t = description.thresholds
-        guard batch.images.count >= Self.minimumBatch else {
+        let n = batch.items.count
+        guard n >= Self.minimumBatch else {
             // Served all the same, and said so: no test, no drift decision made from too little.
-            let n = batch.images.count
             return DriftReport(drift: false, reason: "not tested: the batch has \(n) usable image\(n == 1 ? "" : "s"); a drift test needs at least \(Self.minimumBatch)",
                                batch: name, batchSize: n, referenceSize: description.referenceImages, artifacts: contentHash, thresholds: t,
                                detectors: [], outliers: batch.items.map { RankedImage(path: $0.path, sha256: $0.sha256, score: 0) },
                                rejected: batch.rejected, createdAt: Self.timestamp(), tested: false)
         }
         var features: [String: [[Double]]] = [:]
-        let encoded = try Self.encode(batch.images, encoder: description.encoder, parameters: encoderParameters)
-        features["encoder"] = Self.columns(encoded, rows: batch.images.count, width: description.encoder.features)
+        features["encoder"] = Self.columns(batch.encoded, rows: n, width: description.encoder.features)
         if let classifier {
-            features["softmax"] = Self.columns(try Self.softmax(batch.images, classifier: classifier), rows: batch.images.count, width: classifier.classes.count)
+            features["softmax"] = Self.columns(batch.softmax, rows: n, width: classifier.classes.count)
         }
         var detectors: [DetectorDrift] = []
         for name in description.detectors {
@@ -58,31 +94,26 @@ extension DriftMonitor {
             reason = String(format: "no drift: smallest corrected p-value %.3g (%@) is not below %.3g with a KS statistic of at least %.3f",
                             d.minimumAdjustedPValue, d.name, level, t.minimumStatistic)
         }
-        let scores = (0..<batch.images.count).map { i in
-            Mahalanobis.distance(Array(encoded[(i * description.encoder.features)..<((i + 1) * description.encoder.features)]), mean: mean, inverse: inverseCovariance)
-        }
-        let outliers = scores.indices.sorted { scores[$0] > scores[$1] }.map {
+        let scores = batch.scores
+        let outliers = DriftFeatures.ranked(scores).map {
             RankedImage(path: batch.items[$0].path, sha256: batch.items[$0].sha256, score: scores[$0])
         }
-        return DriftReport(drift: drift, reason: reason, batch: name, batchSize: batch.images.count, referenceSize: description.referenceImages,
+        return DriftReport(drift: drift, reason: reason, batch: name, batchSize: n, referenceSize: description.referenceImages,
                            artifacts: contentHash, thresholds: t, detectors: detectors, outliers: outliers, rejected: batch.rejected,
                            createdAt: Self.timestamp(), tested: true)
     }
 
     // MARK: - Features
 
-    static func encode(_ images: [RGBImage], encoder: DriftEncoder, parameters: Parameters) throws -> [Double] {
-        let predictor = try Predictor(network: encoder.network, parameters: parameters)
-        return try predictor.predict(count: images.count) { i, slot in
+    static func encode(_ images: [RGBImage], encoder: DriftEncoder, predictor: Predictor) throws -> [Double] {
+        try predictor.predict(count: images.count) { i, slot in
             let image = images[i].width == encoder.side && images[i].height == encoder.side ? images[i] : images[i].resizedAndCropped(to: .square(encoder.side))
             image.writeFloats(into: slot, layout: .chw, normalization: .unit)
         }.map(Double.init)
     }
 
     static func softmax(_ images: [RGBImage], classifier: Classifier) throws -> [Double] {
-        let logits = try classifier.logits(images)
-        let k = classifier.classes.count
-        return logits.withUnsafeBufferPointer { SoftmaxCrossEntropy.probabilities(logits: $0, classes: k) }.map(Double.init)
+        try classifier.classify(images).probabilities
     }
 
     static func columnsOf(_ matrix: Tensor) -> [[Double]] {
@@ -95,5 +126,25 @@ extension DriftMonitor {
 
     static func timestamp() -> String {
         ISOTime.now()
+    }
+}
+
+/// A batch's drift inputs gathered a chunk at a time (`DriftMonitor.add`): per image, its file, its
+/// encoder features, the model's softmax and its outlier score; nothing else grows with the batch.
+public struct DriftFeatures: Sendable {
+    public internal(set) var items: [ImageCollection.Item] = []
+    public internal(set) var rejected: [Rejection] = []
+    /// images x encoder features.
+    var encoded: [Double] = []
+    /// images x classes (empty without the softmax detector).
+    var softmax: [Double] = []
+    /// Mahalanobis distance of each image's encoding from the reference.
+    public internal(set) var scores: [Double] = []
+
+    public init() {}
+
+    /// Indices by outlier score, most outlying first (ties in batch order).
+    public static func ranked(_ scores: [Double]) -> [Int] {
+        scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
     }
 }

@@ -29,7 +29,7 @@ extension DriftMonitor {
         let (parameters, hash) = try encoder.parameters()
         var matrices: [String: Tensor] = [:]
         var tables: [String: [Double]] = [:]
-        let encoded = try encode(images.images, encoder: encoder, parameters: parameters)
+        let encoded = try encode(images.images, encoder: encoder, predictor: try Predictor(network: encoder.network, parameters: parameters))
         matrices["encoder"] = Tensor(shape: [images.images.count, encoder.features], data: encoded.map(Float.init))
         if let model {
             let source = holdout ?? images

@@ -29,6 +29,8 @@ public final class DriftMonitor {
     public let contentHash: String
     let encoderNetwork: Network
     let encoderParameters: Parameters
+    /// The encoder, built once and run on every chunk of a batch.
+    let encoder: Predictor
     let classifier: Classifier?
     /// Reference matrices per detector, [images][features].
     let reference: [String: [[Double]]]
@@ -67,6 +69,7 @@ public final class DriftMonitor {
         }
         encoderNetwork = description.encoder.network
         encoderParameters = parameters
+        encoder = try Predictor(network: description.encoder.network, parameters: parameters)
         if description.detectors.contains("softmax") {
             guard let model else {
                 throw MonitoringError(reason: "drift artifacts '\(folder)' include the model's softmax detector; give the model (--model) they were fitted with")

@@ -1,6 +1,6 @@
-import DroplineSupport
+public import DroplineSupport
 import Foundation
-import Imaging
+public import Imaging
 public import Modeling
 import Randomness
 import SystemFiles
@@ -97,69 +97,97 @@ public struct ProcessingComponent {
     /// Train mode: `stage` holds train/<class>/ and validation/<class>/. Writes train/<class>/<name>.png
     /// (and <name>.rotated.png), validation/<class>/<name>.png.
     public func train(stage: String, output: String) throws -> ComponentManifest {
+        try train(StageImages.load(stage: stage, imageSize: imageSize, alsoAt: nil), output: output, writeImages: true).manifest
+    }
+
+    /// Train mode on a stage already read: the training images and a seeded rotated copy of each, the
+    /// validation images, as the datasets the algorithm trains on; written as PNGs into `output`
+    /// (train/<class>/<name>.png and <name>.rotated.png, validation/<class>/<name>.png) when
+    /// `writeImages` (the training pipeline writes them only when asked: `dropline train --keep-processed`).
+    public func train(_ stage: StageImages, output: String, writeImages: Bool) throws -> (manifest: ComponentManifest, train: ImageFolderDataset, validation: ImageFolderDataset) {
         let started = ComponentRun.now()
-        try ComponentRun.requireFolder(stage + "/train", "training data")
-        try ComponentRun.requireFolder(stage + "/validation", "validation data")
         try ComponentRun.prepare(output)
-        var inputs: [ComponentManifest.Input] = [], rejected: [Rejection] = []
         var generator = SeededGenerator(seed: seed)
-        for split in ["train", "validation"] {
-            let collection = ImageCollection(paths: [stage + "/" + split], side: imageSize)
-            rejected += collection.rejected
-            inputs.append(.init(role: split, path: stage + "/" + split, files: collection.items.count, sha256: collection.contentHash))
-            for (item, image) in zip(collection.items, collection.images) {
-                let target = output + "/" + split + "/" + Self.pngName(item.relativePath)
-                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                try ImageEncoder.write(image, to: target, format: .png)
-                if split == "train" && rotationDegrees > 0 {
-                    let rotated = image.randomlyRotated(upTo: rotationDegrees, using: &generator)
-                    try ImageEncoder.write(rotated, to: String(target.dropLast(4)) + ".rotated.png", format: .png)
+        var items: [LabelledImage] = [], images: [RGBImage] = []
+        for (item, image) in zip(stage.train.items, stage.train.images) {
+            items.append(item)
+            images.append(image)
+            if rotationDegrees > 0 {
+                var rotated = item
+                rotated.relativePath = (item.relativePath as NSString).deletingPathExtension + ".rotated.png"
+                items.append(rotated)
+                images.append(image.randomlyRotated(upTo: rotationDegrees, using: &generator))
+            }
+            progress?()
+        }
+        let train = ImageFolderDataset(root: stage.train.root, classes: stage.train.classes, items: items, images: images, rejected: stage.train.rejected)
+        var outputs: [String: String] = [:]
+        if writeImages {
+            for (split, dataset) in [("train", train), ("validation", stage.validation)] {
+                outputs["processing/" + split] = split
+                let folder = output + "/" + split
+                for c in dataset.classes { try FileManager.default.createDirectory(atPath: folder + "/" + c, withIntermediateDirectories: true) }
+                let items = dataset.items, images = dataset.images
+                try InFlight.forEach(items.count) { n in
+                    try ImageEncoder.write(images[n], to: folder + "/" + Self.pngName(items[n].relativePath), format: .png)
                 }
-                progress?()
             }
         }
         let manifest = ComponentManifest(
-            component: .processing, mode: .train, inputs: inputs,
-            outputs: ["processing/train": "train", "processing/validation": "validation"],
-            parameters: ["image_size": "\(imageSize)", "rotation_degrees": "\(rotationDegrees)", "seed": "\(seed)"],
-            rejected: rejected, droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: ComponentRun.now(), outcome: "succeeded")
+            component: .processing, mode: .train,
+            inputs: [.init(role: "train", path: stage.train.root, files: stage.train.items.count, sha256: stage.train.contentHash),
+                     .init(role: "validation", path: stage.validation.root, files: stage.validation.items.count, sha256: stage.validation.contentHash)],
+            outputs: outputs,
+            parameters: ["image_size": "\(imageSize)", "rotation_degrees": "\(rotationDegrees)", "seed": "\(seed)", "images_written": "\(writeImages)"],
+            rejected: stage.train.rejected + stage.validation.rejected, droplineVersion: DroplineVersion.current, startedAt: started,
+            finishedAt: ComponentRun.now(), outcome: "succeeded")
         try manifest.write(to: output)
-        return manifest
+        return (manifest, train, stage.validation)
     }
 
     /// Serve mode: resizes a batch into images/ and writes files.csv (processed name, original path,
     /// SHA-256), so later components can name the original files.
     /// With `frozen`, exactly the files of the frozen batch, each checked against its hash (`BatchChanged`).
     public func serve(batch: String, output: String, frozen: FrozenBatch? = nil) throws -> ComponentManifest {
-        let started = ComponentRun.now()
-        try ComponentRun.requireFolder(batch, "batch")
-        try ComponentRun.prepare(output)
-        let collection = try ImageCollection.of(batch, frozen: frozen, side: imageSize)
-        try FileManager.default.createDirectory(atPath: output + "/images", withIntermediateDirectories: true)
-        var lines = ["processed,original,sha256"]
-        for (n, item) in collection.items.enumerated() {
-            lines.append([String(format: "%06d.png", n), item.path, item.sha256].map(CSV.field).joined(separator: ","))
+        let session = try ServeSession(self, batch: batch, output: output, writeImages: true)
+        try ImageCollection.forEachChunk(of: batch, frozen: frozen, preparations: [.serving(imageSize)]) { chunk in
+            try session.add(chunk.items, images: chunk.images[0], rejected: chunk.rejected)
         }
-        // several files written at once: each atomic write is several round trips on a network mount
-        let images = collection.images, folder = output + "/images", tick = progress
-        try InFlight.forEach(images.count) { n in
-            try ImageEncoder.write(images[n], to: folder + String(format: "/%06d.png", n), format: .png)
-            tick?()
-        }
-        try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: output + "/files.csv")
-        let manifest = ComponentManifest(
-            component: .processing, mode: .serve,
-            inputs: [.init(role: "batch", path: batch, files: collection.items.count, sha256: collection.contentHash)],
-            outputs: ["processing/images": "images", "processing/files": "files.csv"],
-            parameters: ["image_size": "\(imageSize)"], rejected: collection.rejected, droplineVersion: DroplineVersion.current,
-            startedAt: started, finishedAt: ComponentRun.now(), outcome: "succeeded")
-        try manifest.write(to: output)
-        return manifest
+        return try session.finish()
     }
 
+    /// `class/name.jpg` -> `class/name.png` (a rotated copy, `class/name.rotated.png`, stays as it is).
     static func pngName(_ relative: String) -> String {
         let stem = (relative as NSString).deletingPathExtension
         return stem + ".png"
+    }
+}
+
+/// A training stage read once: train/ and validation/, each file read and decoded once and prepared
+/// at the model's input (the datasets) and, when it differs, at the drift monitor's side.
+public struct StageImages: Sendable {
+    public var train: ImageFolderDataset
+    public var validation: ImageFolderDataset
+    /// The same images at the monitoring side (`Preprocessing.monitoringSide`), parallel to the datasets' items.
+    public var trainMonitored: [RGBImage]
+    public var validationMonitored: [RGBImage]
+
+    /// Reads `stage`/train and `stage`/validation (whose classes must be among train's), preparing each
+    /// image at `imageSize` and, with `alsoAt`, at that side too (one decode for both).
+    public static func load(stage: String, imageSize: Int, alsoAt other: Int?, progress: (any ProgressReporter)? = nil) throws -> StageImages {
+        try ComponentRun.requireFolder(stage + "/train", "training data")
+        try ComponentRun.requireFolder(stage + "/validation", "validation data")
+        var preparations: [Preprocessing] = [.serving(imageSize)]
+        if let other, other != imageSize { preparations.append(.serving(other)) }
+        let train = try ImageFolderDataset.load(root: stage + "/train", preparations: preparations, progress: progress)
+        let validation = try ImageFolderDataset.load(root: stage + "/validation", preparations: preparations, classes: train.dataset.classes, progress: progress)
+        return StageImages(train: train.dataset, validation: validation.dataset, trainMonitored: train.images[preparations.count - 1],
+                           validationMonitored: validation.images[preparations.count - 1])
+    }
+
+    /// How many files the stage holds (for progress totals).
+    public static func fileCount(stage: String) -> Int {
+        ImageFolderDataset.fileCount(stage + "/train") + ImageFolderDataset.fileCount(stage + "/validation")
     }
 }
 

@@ -1,5 +1,5 @@
 import DriftStatistics
-import DroplineSupport
+public import DroplineSupport
 import Explainability
 import Foundation
 public import Logging
@@ -24,10 +24,26 @@ public struct RunManifest: Codable, Sendable {
     /// Training runs: the champion of the time evaluated on this run's validation set (what the
     /// promotion policy compares the new model with).
     public var baseline: Baseline? = nil
+    /// Serve runs: seconds spent in each component during the run's pass (processing counts reading,
+    /// hashing, decoding and resizing), keyed by component name.
+    public var seconds: [String: Double]? = nil
 
     public struct Baseline: Codable, Sendable {
         public var version: Int
         public var accuracy: Double
+    }
+}
+
+/// Time spent per component in a pass where the components take turns on each chunk.
+struct StageClock {
+    private var last = Stopwatch.now()
+    private(set) var seconds: [String: Double] = [:]
+
+    /// Charges the time since the previous lap to `component`.
+    mutating func lap(_ component: ComponentName) {
+        let now = Stopwatch.now()
+        seconds[component.rawValue, default: 0] += now - last
+        last = now
     }
 }
 
@@ -51,6 +67,15 @@ public final class Pipelines {
     /// The daemon gives its own logger; the CLI one that prints the messages; by default nothing.
     public var logger = Logger(label: "dropline.pipelines") { _ in SwiftLogNoOpLogHandler() }
     public var trainingReport: @Sendable (TrainingEvent) -> Void = { _ in }
+    /// Progress of the long steps (the CLI draws it on the terminal; by default nothing).
+    public var progress: ProgressFactory = { _, _, _ in nil }
+    /// Whether runs write the resized images into their processing/ folder (`dropline infer
+    /// --keep-processed`, `dropline train --keep-processed`); by default they do not, since the index
+    /// records every input's hash and the components take the images from memory.
+    public var keepProcessedImages = false
+    /// Gauss-Legendre points per explained image in serve runs, without the refinement budget (nil: the
+    /// component's default, 200 points and refinement of the worst deltas; `dropline infer --explain-steps`).
+    public var explanationSteps: Int?
     /// This process as an owner of the root: its id goes on every run it starts, and recovery leaves
     /// alone the runs of owners that still live (nil: an anonymous owner, for in-memory tests).
     public var owner: OwnerSession?

@@ -52,10 +52,7 @@ extension Pipelines {
         guard let champion = try champion() else {
             throw ComponentError("there is no champion model yet; train one with `dropline train \(root.path) --stage <stage>`")
         }
-        let frozen = try Self.freeze(folder, marker: queued?.marker ?? "_READY")
-        if let queued, frozen.contentSha256 != queued.contentSha256 {
-            throw BatchSuperseded(folder: root.relative(folder))
-        }
+        let listing = Self.listing(folder, marker: queued?.marker ?? "_READY")
         let batchName = (folder as NSString).lastPathComponent
         let runID = Index.newRunID()
         let meta: Logger.Metadata = ["run": "\(runID)", "batch": "\(batchName)"]
@@ -65,23 +62,64 @@ extension Pipelines {
         let modelFolder = root.path + "/" + champion.folder + "/model"
         try startRun(id: runID, kind: .serve, subject: batchName, modelVersion: champion.version)
         return try guarded(run: runID, staging: staging) {
+            // the model and the drift artifacts are loaded and verified once; every component uses them
             let classifier = try Classifier(model: modelFolder)
+            let artifacts = root.path + "/" + champion.folder + "/drift"
+            let monitor = try DriftMonitor(artifacts: artifacts, model: classifier)
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            let side = classifier.preprocessing.imageSize, monitoringSide = Preprocessing.monitoringSide(side)
+            let processing = try ProcessingComponent.ServeSession(ProcessingComponent(imageSize: side), batch: folder, output: staging + "/processing",
+                                                                  writeImages: keepProcessedImages)
+            let algorithm = try AlgorithmComponent.ServeSession(classifier: classifier, input: folder, role: "batch", output: staging + "/algorithm")
+            let monitoring = try MonitoringComponent.ServeSession(monitor: monitor, batch: folder, artifacts: artifacts, output: staging + "/monitoring")
+            var explainability = ExplainabilityComponent()
+            if let steps = explanationSteps {
+                explainability.steps = steps
+                explainability.adaptive = false
+            }
+            let explaining = try ExplainabilityComponent.Session(explainability, mode: .serve, classifier: classifier, images: folder,
+                                                                 budget: budget ?? .outliers(8), output: staging + "/explainability")
+            logger.info("serving \(batchName) (\(listing.count) file(s)): processing, predicting, checking drift", metadata: meta)
+            let progress = self.progress("serving", listing.count, "images")
+            // One pass: each file read, hashed and decoded once, prepared at the model's side and the
+            // drift monitor's (the same image when they are equal, and then the model's softmax is the
+            // softmax detector's input too), a chunk at a time so memory does not grow with the batch.
+            // The batch is frozen by that same read (batch.json: every file's path, size and hash),
+            // so every component saw exactly the bytes it records.
+            let preparations: [Preprocessing] = side == monitoringSide ? [.serving(side)] : [.serving(side), .serving(monitoringSide)]
+            var clock = StageClock()
+            let frozen = try FrozenBatch.freezing(folder: folder, listing: listing, preparations: preparations, progress: progress) { chunk in
+                clock.lap(.processing)  // reading, hashing, decoding, resizing
+                let model = chunk.images[0], monitored = chunk.images[preparations.count - 1]
+                try processing.add(chunk.items, images: model, rejected: chunk.rejected)
+                clock.lap(.processing)
+                let (predictions, probabilities) = try classifier.classify(model)
+                algorithm.add(chunk.items, predictions: predictions)
+                clock.lap(.algorithm)
+                let scores = try monitoring.add(chunk.items, images: monitored, rejected: chunk.rejected,
+                                                probabilities: preparations.count == 1 ? probabilities : nil)
+                clock.lap(.monitoring)
+                explaining.add(chunk.items, prepared: model, predictions: predictions, outlierScores: scores, rejected: chunk.rejected)
+                clock.lap(.explainability)
+            }
+            progress?.finish()
+            if let queued, frozen.contentSha256 != queued.contentSha256 {
+                throw BatchSuperseded(folder: root.relative(folder))
+            }
             try SnakeCaseJSON.write(frozen, to: staging + "/batch.json")
-            logger.info("processing \(batchName) (\(frozen.entries.count) file(s), frozen)", metadata: meta)
-            let p = try ProcessingComponent(imageSize: classifier.preprocessing.imageSize).serve(batch: folder, output: staging + "/processing", frozen: frozen)
+            let p = try processing.finish()
+            clock.lap(.processing)
             FaultInjection.point("infer-after-processing")
-            logger.info("predicting", metadata: meta)
-            let a = try AlgorithmComponent().serve(processed: staging + "/processing", model: modelFolder, output: staging + "/algorithm")
-            logger.info("checking drift", metadata: meta)
-            let (m, report) = try MonitoringComponent().serve(batch: folder, artifacts: root.path + "/" + champion.folder + "/drift",
-                                                              model: modelFolder, output: staging + "/monitoring", frozen: frozen)
+            let a = try algorithm.finish(model: modelFolder)
+            clock.lap(.algorithm)
+            let (m, report) = try monitoring.finish()
+            clock.lap(.monitoring)
             logger.info("explaining", metadata: meta)
-            let chosen = budget ?? .drift(report: staging + "/monitoring/drift.json", count: 8)
-            let e = try ExplainabilityComponent().run(mode: .serve, images: folder, model: modelFolder, budget: chosen, output: staging + "/explainability",
-                                                      frozen: frozen)
-            let manifest = RunManifest(runId: runID, kind: "serve", subject: batchName, modelVersion: champion.version, components: [p, a, m, e],
+            let e = try explaining.finish()
+            clock.lap(.explainability)
+            var manifest = RunManifest(runId: runID, kind: "serve", subject: batchName, modelVersion: champion.version, components: [p, a, m, e],
                                        droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
+            manifest.seconds = clock.seconds
             try publishAndIndex(manifest, staging: staging, name: name, faults: ("infer-after-run-published", "infer-after-index"))
             if report.drift { try writeDriftFlag(batch: batchName, folder: folder, run: runID, version: champion.version, report: report) }
             return (runID, report.drift)
@@ -89,9 +127,10 @@ extension Pipelines {
     }
 
     /// The batch folder's files as the inbox scanner counts them (finished files, no marker, no junk;
-    /// links and special files as entries), each hashed once.
-    static func freeze(_ folder: String, marker: String) throws -> FrozenBatch {
-        try FrozenBatch.capture(folder: folder, snapshot: InboxScanner(marker: marker).snapshot(folder))
+    /// links and special files as entries, with what they are).
+    static func listing(_ folder: String, marker: String) -> [(relative: String, special: String?)] {
+        let snapshot = InboxScanner(marker: marker).snapshot(folder)
+        return snapshot.files.keys.map { ($0, snapshot.special[$0]) }
     }
 
     /// The stage of a batch at `inbox/production/<stage>/<batch>` (a path relative to the root), and

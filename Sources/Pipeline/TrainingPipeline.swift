@@ -23,29 +23,51 @@ extension Pipelines {
         let started = Index.now()
         try startRun(id: runID, kind: .train, subject: stage)
         return try guarded(run: runID, staging: staging) {
-            logger.info("processing", metadata: meta)
-            var processing = ProcessingComponent(imageSize: configuration.imageSize)
+            // One read of the stage: each image decoded once, prepared at the model's input and at the
+            // drift monitor's side; every component takes them from memory.
+            let side = configuration.imageSize, monitoringSide = Preprocessing.monitoringSide(side)
+            logger.info("reading \(stage)", metadata: meta)
+            let reading = progress("reading", StageImages.fileCount(stage: stageFolder), "images")
+            let images = try StageImages.load(stage: stageFolder, imageSize: side, alsoAt: monitoringSide, progress: reading)
+            reading?.finish()
+            var clock = StageClock()
+            var processing = ProcessingComponent(imageSize: side)
             processing.seed = configuration.seed
-            let p = try processing.train(stage: stageFolder, output: staging + "/processing")
+            let (p, train, validation) = try processing.train(images, output: staging + "/processing", writeImages: keepProcessedImages)
+            clock.lap(.processing)
             FaultInjection.point("train-after-processing")
             logger.info("training (\(configuration.architecture))", metadata: meta)
             var algorithm = AlgorithmComponent()
             algorithm.report = trainingReport
-            let a = try algorithm.train(processed: staging + "/processing", configuration: configuration, output: staging + "/algorithm")
-            let baseline = championBaseline(validation: stageFolder + "/validation")
+            let a = try algorithm.train(train: train, validation: validation, configuration: configuration, output: staging + "/algorithm")
+            clock.lap(.algorithm)
+            // the new model, loaded and verified once, for the comparison, the drift artifacts and the explanations
+            let model = try Classifier(model: staging + "/algorithm/model")
+            let baseline = championBaseline(validation: validation, monitored: images.validationMonitored, side: side, folder: stageFolder + "/validation")
             logger.info("fitting drift monitoring", metadata: meta)
-            let m = try MonitoringComponent().train(images: stageFolder + "/train", holdout: stageFolder + "/validation",
-                                                    model: staging + "/algorithm/model", output: staging + "/monitoring")
+            func collection(_ dataset: ImageFolderDataset, _ monitored: [RGBImage]) -> ImageCollection {
+                ImageCollection(items: dataset.items.map { .init(path: $0.path, relativePath: $0.relativePath, sha256: $0.sha256) }, images: monitored,
+                                rejected: dataset.rejected)
+            }
+            let m = try MonitoringComponent().train(collection(images.train, images.trainMonitored), from: stageFolder + "/train",
+                                                    holdout: collection(validation, images.validationMonitored), from: stageFolder + "/validation",
+                                                    classifier: model, output: staging + "/monitoring")
+            clock.lap(.monitoring)
             logger.info("explaining a validation sample", metadata: meta)
-            let e = try ExplainabilityComponent().run(mode: .train, images: stageFolder + "/validation", model: staging + "/algorithm/model",
-                                                      budget: .sample(8), output: staging + "/explainability")
+            let explaining = try ExplainabilityComponent.Session(ExplainabilityComponent(), mode: .train, classifier: model, images: stageFolder + "/validation",
+                                                                 budget: .sample(8), output: staging + "/explainability")
+            let items = validation.items.map { ImageCollection.Item(path: $0.path, relativePath: $0.relativePath, sha256: $0.sha256) }
+            explaining.add(items, prepared: validation.images, predictions: try model.predict(validation.images), outlierScores: nil, rejected: validation.rejected)
+            let e = try explaining.finish()
+            clock.lap(.explainability)
             // From choosing the version number to indexing it, one training at a time (concurrent
             // daemon jobs, or `dropline train` beside the daemon, would otherwise pick the same number).
             let version = try root.withLock("models") {
                 let version = try nextVersion()
-                let manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
+                var manifest = RunManifest(runId: runID, kind: "train", subject: stage, modelVersion: version, components: [p, a, m, e],
                                            droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded",
                                            baseline: baseline)
+                manifest.seconds = clock.seconds
                 try publishAndIndex(manifest, staging: staging, name: name, faults: ("train-after-run-published", "train-after-index"))
                 return version
             }
@@ -83,15 +105,24 @@ extension Pipelines {
 
     /// The champion's accuracy on a new model's validation set, or nil when there is no champion or
     /// it cannot be evaluated there (other classes): the policy then compares validation accuracies.
-    func championBaseline(validation: String) -> RunManifest.Baseline? {
+    /// The validation images already read serve when the champion takes them as they are (the same
+    /// input side, or the monitoring side, with the pipeline's crop); otherwise its folder is read again.
+    func championBaseline(validation: ImageFolderDataset, monitored: [RGBImage], side: Int, folder: String) -> RunManifest.Baseline? {
         guard let champion = try? champion() else { return nil }
         do {
             logger.info("evaluating champion version \(champion.version) on the same validation set")
             let classifier = try Classifier(model: root.path + "/" + champion.folder + "/model")
-            let dataset = try ImageFolderDataset(root: validation, preprocessing: classifier.preprocessing, classes: classifier.classes)
+            let theirs = classifier.preprocessing
+            let dataset: ImageFolderDataset
+            if theirs.resize == Preprocessing.serving(side).resize, classifier.classes == validation.classes,
+               let images = theirs.imageSize == side ? validation.images : theirs.imageSize == Preprocessing.monitoringSide(side) ? monitored : nil {
+                dataset = ImageFolderDataset(root: validation.root, classes: validation.classes, items: validation.items, images: images, rejected: validation.rejected)
+            } else {
+                dataset = try ImageFolderDataset(root: folder, preprocessing: theirs, classes: classifier.classes)
+            }
             return RunManifest.Baseline(version: champion.version, accuracy: try classifier.evaluate(dataset).accuracy)
         } catch {
-            logger.info("champion version \(champion.version) cannot be evaluated on \(root.relative(validation)) (\(error)); the policy will compare validation accuracies")
+            logger.info("champion version \(champion.version) cannot be evaluated on \(root.relative(folder)) (\(error)); the policy will compare validation accuracies")
             return nil
         }
     }

@@ -15,7 +15,7 @@ struct Dropline: AsyncParsableCommand {
     /// ArgumentParser's entry point, after the thread policy (`ThreadPolicy`), which must be set
     /// before anything else runs.
     static func main() async {
-        ThreadPolicy.preferPassiveWaits()
+        ThreadPolicy.apply()
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? any AsyncParsableCommand {

@@ -35,8 +35,11 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "gausslegendre (default, as Captum) or riemann_trapezoid.")
     var method = "gausslegendre"
 
-    @Flag(help: "Double the steps until the relative completeness delta is under 1% (up to 800).")
+    @Flag(help: "After every image is explained at --steps, explain again at twice the steps the images whose relative completeness delta is 1% or more, worst first, while the whole set stays within --passes-per-image.")
     var adaptive = false
+
+    @Option(help: "With --adaptive: forward and backward passes per image, for the set.")
+    var passesPerImage = 250
 
     @Option(help: "all, sample:N, least-confident:K, or drift:<drift.json>[:K].")
     var budget = "all"
@@ -61,21 +64,22 @@ struct ExplainCommand: ParsableCommand {
         explainer.baseline = Baseline(rawValue: baseline)!
         explainer.method = Quadrature(rawValue: method)!
         explainer.adaptive = adaptive
+        explainer.passesPerImage = passesPerImage
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let collection = Loading.collection(paths, side: classifier.preprocessing.imageSize)
         let predictions = try classifier.predict(collection.images)
         let chosen = try ExplanationBudget(parsing: budget).select(paths: collection.items.map(\.path),
                                                                    confidences: predictions.map(\.confidence), seed: seed)
         let progress = TerminalProgress("explaining", total: chosen.count, unit: "images")
-        var explanations: [Explanation] = []
-        for (n, index) in chosen.enumerated() {
+        let candidates = chosen.enumerated().map { n, index in
             let item = collection.items[index]
             let base = ((item.path as NSString).lastPathComponent as NSString).deletingPathExtension
             let stem = String(format: "%04d-", n + 1) + base.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.reduce("") { $0 + String($1) }
-            explanations.append(try explainer.explain(collection.images[index], path: item.path, sha256: item.sha256, stem: stem,
-                                                      folder: out, seed: seed &+ UInt64(index)))
-            progress.advance()
+            let prepared = classifier.preprocessing.prepare(collection.images[index])
+            return Explainer.Candidate(prepared: prepared, prediction: predictions[index], path: item.path, sha256: item.sha256,
+                                       seed: seed &+ UInt64(index), stem: stem)
         }
+        let explanations = try explainer.explainAll(candidates, folder: out) { progress.advance() }
         progress.finish()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

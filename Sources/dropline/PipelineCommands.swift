@@ -16,6 +16,7 @@ struct RootArgument: ParsableArguments {
         let dropline = try DroplineRoot(existing: root)
         let pipelines = try Pipelines(root: dropline)
         pipelines.logger = Logger(label: "dropline") { _ in MessageLogHandler { Console.note($0) } }
+        pipelines.progress = { label, total, unit in TerminalProgress(label, total: total, unit: unit) }
         // this command is an owner of its own runs: a daemon beside it leaves them alone, and its
         // recovery touches only the work of owners that are gone
         pipelines.owner = try OwnerSession(root: dropline, command: CommandLine.arguments.dropFirst().first ?? "dropline")
@@ -37,8 +38,9 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Run the training pipeline on a stage of the training inbox; publishes a new model version.",
         discussion: """
-        Reads <root>/inbox/training/<stage>/{train,validation}/<class>/, runs processing, algorithm, \
-        monitoring and explainability in train mode into one run folder (outputs/runs/<run>-train-<stage>), \
+        Reads <root>/inbox/training/<stage>/{train,validation}/<class>/ once (each image decoded once), runs \
+        processing, algorithm, monitoring and explainability in train mode on it in memory into one run folder \
+        (outputs/runs/<run>-train-<stage>; the processed images only with --keep-processed), \
         publishes outputs/models/vNNNN (the model and its drift artifacts), indexes everything, and applies \
         the promotion policy: the new version becomes champion when there is none, or when its validation \
         accuracy is at least the champion's minus 0.01.
@@ -62,11 +64,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed.")
     var seed: UInt64 = 1
 
+    @Flag(help: "Also write the resized training and validation images (and the rotated copies) into processing/ of the run folder.")
+    var keepProcessed = false
+
     func run() throws {
         var c = try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs)
         c.seed = seed
         let (run, version, champion) = try root.withPipelines { pipelines in
             pipelines.trainingReport = TrainingDisplay(quiet: false).handle
+            pipelines.keepProcessedImages = keepProcessed
             let (run, version) = try pipelines.train(stage: stage, configuration: c)
             return (run, version, try pipelines.champion())
         }
@@ -82,7 +88,9 @@ struct InferCommand: ParsableCommand {
         Runs the four components in serve mode into outputs/runs/<run>-serve-<batch>: predictions.csv, \
         drift.json, explanations (by default the 8 images the drift check ranks as most outlying), and indexes \
         the batch, its images, predictions, drift results and explanations. When drift is detected, writes \
-        flags/drift/<stage>~<batch>.json (<batch>.json for a batch outside inbox/production/<stage>/).
+        flags/drift/<stage>~<batch>.json (<batch>.json for a batch outside inbox/production/<stage>/). \
+        Each image is read, hashed and decoded once and goes through the four components in memory, 64 at a \
+        time; the resized images are written to processing/images/ only with --keep-processed.
         """
     )
 
@@ -91,12 +99,26 @@ struct InferCommand: ParsableCommand {
     @Argument(help: "The batch folder (usually <root>/inbox/production/<batch>).")
     var batch: String
 
-    @Option(help: "Explanations: all, sample:N, least-confident:K or drift:<drift.json>[:K].")
+    @Option(help: "Explanations: outliers:K (the default, K = 8: the most outlying images of this batch's drift check), all, sample:N, least-confident:K or drift:<drift.json>[:K].")
     var budget: String?
+
+    @Flag(help: "Also write the resized images the model saw into processing/images/ of the run folder.")
+    var keepProcessed = false
+
+    @Option(help: "Integration points per explained image, without refinement (default: 200, and the images whose completeness delta is still 1% or more explained again at 400 within 250 passes per image).")
+    var explainSteps: Int?
+
+    func validate() throws {
+        if let explainSteps, explainSteps < 2 || explainSteps > 2000 { throw ValidationError("--explain-steps must be between 2 and 2000") }
+    }
 
     func run() throws {
         let budget = try budget.map { try ExplanationBudget(parsing: $0) }
-        let (run, drift) = try root.withPipelines { try $0.infer(batch: batch, budget: budget) }
+        let (run, drift) = try root.withPipelines {
+            $0.keepProcessedImages = keepProcessed
+            $0.explanationSteps = explainSteps
+            return try $0.infer(batch: batch, budget: budget)
+        }
         print("run \(run): \(drift ? "DRIFT detected, flag written to flags/drift/" : "no drift")")
     }
 }

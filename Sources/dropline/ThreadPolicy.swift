@@ -1,24 +1,43 @@
 import Foundation
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// oneDNN runs its parallel loops on OpenMP (libgomp), whose threads spin between loops by default.
-/// Beside other busy processes a spinning thread takes the CPU a descheduled peer needs to reach the
-/// next barrier: `dropline infer` on 400 photos (small CNN) took 2.3-4.8 s beside two busy loops on 2
-/// cores with spinning waits, 1.7-1.9 s with passive ones (quiet: 0.8-1.1 s either way, within the
-/// noise). Training beside the same loops was 22-34 s passive and 23-26 s spinning (7.3 s quiet):
-/// no clear difference. libgomp reads `OMP_WAIT_POLICY` once, when it is loaded, before `main`; so when
-/// the user has not chosen a policy (`OMP_WAIT_POLICY=active` restores spinning), the process sets it
-/// and executes itself again.
+/// oneDNN runs its parallel loops on OpenMP (libgomp), whose pool is as wide as the affinity mask,
+/// whatever the cgroup's CPU quota, and whose idle threads spin for a while before they sleep
+/// (`GOMP_SPINCOUNT`, 300,000 by default). Between the many small layers of a network like MobileNetV2
+/// the spinning pays (no futex wake-up per layer); beside other busy processes a spinning thread takes
+/// the CPU a descheduled peer needs to reach the next barrier. `dropline infer` on 400 photos with the
+/// MobileNetV2 model, quiet / beside two busy loops on 2 cores: passive waits 18.2 / 25.8 s, spinning
+/// forever (`active`) 11.6 / 75.6 s, libgomp's default 61.8 s loaded, `GOMP_SPINCOUNT=10000` 12.7 / 44.9 s,
+/// `GOMP_SPINCOUNT=1000` 11.6 / 27.5 s (2.4x), 3000 10.3 / 29.1 s. So the process spins 1,000 rounds
+/// (libgomp's own value when it has more threads than CPUs) and uses `CPUBudget.available` threads.
+/// libgomp reads its environment once, when it is loaded, before `main`: for each setting the user has
+/// not made (`OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` for the waiting, `OMP_NUM_THREADS`), the process sets
+/// it and executes itself again. The names it set are listed in `DROPLINE_SET_ENVIRONMENT`, so that
+/// programs the rules run do not inherit them.
 enum ThreadPolicy {
-    static func preferPassiveWaits() {
-        guard getenv("OMP_WAIT_POLICY") == nil else { return }
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
-        setenv("DROPLINE_SET_OMP_WAIT_POLICY", "1", 1)  // so that programs the rules run do not inherit it
+    static let marker = "DROPLINE_SET_ENVIRONMENT"
+
+    static func apply() {
+        guard getenv(marker) == nil else { return }  // already set, by this process before it ran again
+        var set: [String] = []
+        if getenv("OMP_WAIT_POLICY") == nil && getenv("GOMP_SPINCOUNT") == nil {
+            setenv("GOMP_SPINCOUNT", "1000", 1)
+            set.append("GOMP_SPINCOUNT")
+        }
+        if getenv("OMP_NUM_THREADS") == nil {
+            setenv("OMP_NUM_THREADS", "\(CPUBudget.available)", 1)
+            set.append("OMP_NUM_THREADS")
+        }
+        guard !set.isEmpty else { return }
+        setenv(marker, set.joined(separator: ","), 1)
         let arguments = CommandLine.arguments.map { strdup($0) } + [nil]
         execv("/proc/self/exe", arguments)
-        // exec failed (no /proc): carry on with the default policy
+        // exec failed (no /proc): carry on with the defaults
         arguments.forEach { free($0) }
+        for name in set { unsetenv(name) }
+        unsetenv(marker)
     }
 }

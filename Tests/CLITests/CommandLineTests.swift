@@ -111,7 +111,7 @@ struct InitTests {
         #expect(try String(contentsOfFile: root + "/rules.yaml", encoding: .utf8) == "# mine\n")
     }
 
-    @Test("the executable waits passively in OpenMP unless told otherwise, and the programs its rules run do not inherit that choice")
+    @Test("the executable spins briefly in OpenMP with as many threads as it may use unless told otherwise, and the programs its rules run do not inherit that choice")
     func threadPolicy() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-policy-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -122,10 +122,10 @@ struct InitTests {
           - name: environment
             on: batch_landed
             do:
-              - run: {command: [sh, -c, 'echo "${OMP_WAIT_POLICY:-unset} ${DROPLINE_SET_OMP_WAIT_POLICY:-unset}" >> "$0"', "\(root)/seen.txt"]}
+              - run: {command: [sh, -c, 'echo "${GOMP_SPINCOUNT:-unset} ${OMP_WAIT_POLICY:-unset} ${OMP_NUM_THREADS:-unset} ${DROPLINE_SET_ENVIRONMENT:-unset}" >> "$0"', "\(root)/seen.txt"]}
 
         """.write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
-        for (batch, environment) in [("b1", [String: String]()), ("b2", ["OMP_WAIT_POLICY": "active"])] {
+        for (batch, environment) in [("b1", [String: String]()), ("b2", ["OMP_WAIT_POLICY": "active"]), ("b3", ["OMP_NUM_THREADS": "3"])] {
             try FileManager.default.createDirectory(atPath: root + "/inbox/production/\(batch)", withIntermediateDirectories: true)
             try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/inbox/production/\(batch)/a.jpg"))
             _ = FileManager.default.createFile(atPath: root + "/inbox/production/\(batch)/_READY", contents: nil)
@@ -133,13 +133,29 @@ struct InitTests {
             #expect(run.status == 0, "\(run.stderr)")
         }
         // the daemon's own choice is not passed on; the user's own setting is
-        #expect(try String(contentsOfFile: root + "/seen.txt", encoding: .utf8) == "unset unset\nactive unset\n")
+        #expect(try String(contentsOfFile: root + "/seen.txt", encoding: .utf8) == "unset unset unset unset\nunset active unset unset\nunset unset 3 unset\n")
         // and the running executable has it (it re-executed itself with it, keeping its pid)
         let daemon = try WatchDaemonTests.Daemon(root: root, arguments: [])
         defer { _ = daemon.stop() }
         #expect(WatchDaemonTests.eventually(10) {
             let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(daemon.process.processIdentifier)/environ"))) ?? Data()
-            return environ.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "OMP_WAIT_POLICY=PASSIVE" }
+            let variables = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+            return variables.contains("GOMP_SPINCOUNT=1000") && variables.contains("OMP_NUM_THREADS=\(ProcessInfo.processInfo.activeProcessorCount)")
         })
+        _ = daemon.stop()
+        // pinned to one CPU (taskset execs the daemon in its own pid), the pool is one thread wide
+        let pinned = Process()
+        pinned.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        pinned.arguments = ["-c", "0", Binary.path!, "watch", root]
+        pinned.standardOutput = FileHandle.nullDevice
+        pinned.standardError = FileHandle.nullDevice
+        try pinned.run()
+        defer { if pinned.isRunning { kill(pinned.processIdentifier, SIGKILL) } }
+        #expect(WatchDaemonTests.eventually(10) {
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pinned.processIdentifier)/environ"))) ?? Data()
+            return environ.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "OMP_NUM_THREADS=1" }
+        })
+        kill(pinned.processIdentifier, SIGTERM)
+        pinned.waitUntilExit()
     }
 }

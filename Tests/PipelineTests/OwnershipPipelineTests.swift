@@ -87,6 +87,40 @@ struct OwnershipPipelineTests {
         }
     }
 
+    @Test("a batch frozen by its one read: in chunks, with the same content hash as a capture; a file gone before its chunk is read is an error naming it")
+    func freezingPass() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-freezing-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for i in 0..<150 {
+            var image = RGBImage(width: 40, height: 30)
+            for p in 0..<image.pixels.count { image.pixels[p] = UInt8(truncatingIfNeeded: p &* (i + 1)) }
+            try ImageEncoder.write(image, to: folder + String(format: "/img-%03d.png", i))
+        }
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: folder + "/notes.jpg"))
+        let listing = try FileManager.default.contentsOfDirectory(atPath: folder).map { ($0, String?.none) }
+        let preparations = [Preprocessing(imageSize: 32, normalization: .unit), Preprocessing(imageSize: 64, normalization: .unit)]
+        var sizes: [Int] = [], rejected: [String] = []
+        let frozen = try FrozenBatch.freezing(folder: folder, listing: listing, preparations: preparations) { chunk in
+            sizes.append(chunk.items.count + chunk.rejected.count)
+            rejected += chunk.rejected.map { ($0.path as NSString).lastPathComponent }
+            #expect(chunk.images[0].allSatisfy { $0.width == 32 } && chunk.images[1].allSatisfy { $0.width == 64 })
+        }
+        #expect(sizes == [64, 64, 23] && rejected == ["notes.jpg"])
+        let captured = try FrozenBatch.capture(folder: folder, listing: listing)
+        #expect(frozen.contentSha256 == captured.contentSha256 && frozen.entries == captured.entries, "the refused file is pinned by its hash too")
+        var first = true
+        do {
+            _ = try FrozenBatch.freezing(folder: folder, listing: listing, preparations: preparations) { _ in
+                if first { try FileManager.default.removeItem(atPath: folder + "/img-140.png") }
+                first = false
+            }
+            Issue.record("a batch with a file gone was frozen")
+        } catch let unreadable as BatchUnreadable {
+            #expect(unreadable.path.hasSuffix("/img-140.png") && unreadable.description.contains("could not be read"), "\(unreadable)")
+        }
+    }
+
     @Test("a served run reads its frozen batch (batch.json); a batch no longer what its job queued is not served")
     func servedFrozen() throws {
         let root = try Fixture.root()

@@ -1,0 +1,229 @@
+import DroplineSupport
+public import Explainability
+import Foundation
+public import Imaging
+public import Modeling
+public import Monitoring
+import SystemFiles
+import JSONFiles
+
+/// # The serve components, fed a chunk at a time
+///
+/// Each serve component as a session: opened on its output folder, given the batch one chunk of
+/// prepared images at a time, finished into its outputs and manifest. The batch-inference pipeline
+/// reads each image once and hands every chunk to all four; a component run alone feeds its own
+/// session from its folder, so both give the same outputs. Nothing a session keeps grows with the
+/// batch but one result per image (a CSV line, a feature row, an outlier score).
+
+/// The files a session has seen, for its manifest's input line.
+struct SessionInputs {
+    var items: [ImageCollection.Item] = []
+    var rejected: [Rejection] = []
+
+    mutating func add(_ items: [ImageCollection.Item], rejected: [Rejection]) {
+        self.items += items
+        self.rejected += rejected
+    }
+
+    var contentHash: String { ImageCollection.contentHash(of: items) }
+}
+
+extension ProcessingComponent {
+    /// Processing in serve mode, a chunk at a time: files.csv (processed name, original path,
+    /// SHA-256), and the resized images in images/ when `writeImages` (the standalone component
+    /// always writes them; the pipeline only when asked, `dropline infer --keep-processed`).
+    public final class ServeSession {
+        let batch: String, output: String, imageSize: Int, writeImages: Bool, started = ComponentRun.now()
+        let progress: (@Sendable () -> Void)?
+        var lines = ["processed,original,sha256"]
+        var inputs = SessionInputs()
+
+        public init(_ component: ProcessingComponent, batch: String, output: String, writeImages: Bool) throws {
+            try ComponentRun.requireFolder(batch, "batch")
+            try ComponentRun.prepare(output)
+            if writeImages { try FileManager.default.createDirectory(atPath: output + "/images", withIntermediateDirectories: true) }
+            self.batch = batch
+            self.output = output
+            self.imageSize = component.imageSize
+            self.writeImages = writeImages
+            progress = component.progress
+        }
+
+        /// `images` are prepared at the processing size, parallel to `items`.
+        public func add(_ items: [ImageCollection.Item], images: [RGBImage], rejected: [Rejection]) throws {
+            let first = inputs.items.count
+            inputs.add(items, rejected: rejected)
+            for (n, item) in items.enumerated() {
+                lines.append([writeImages ? String(format: "%06d.png", first + n) : "", item.path, item.sha256].map(CSV.field).joined(separator: ","))
+            }
+            guard writeImages else { return }
+            // several files written at once: each atomic write is several round trips on a network mount
+            let folder = output + "/images", tick = progress
+            try InFlight.forEach(images.count) { n in
+                try ImageEncoder.write(images[n], to: folder + String(format: "/%06d.png", first + n), format: .png)
+                tick?()
+            }
+        }
+
+        public func finish() throws -> ComponentManifest {
+            try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: output + "/files.csv")
+            var outputs = ["processing/files": "files.csv"]
+            if writeImages { outputs["processing/images"] = "images" }
+            let manifest = ComponentManifest(
+                component: .processing, mode: .serve,
+                inputs: [.init(role: "batch", path: batch, files: inputs.items.count, sha256: inputs.contentHash)],
+                outputs: outputs, parameters: ["image_size": "\(imageSize)", "images_written": "\(writeImages)"], rejected: inputs.rejected,
+                droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: ComponentRun.now(), outcome: "succeeded")
+            try manifest.write(to: output)
+            return manifest
+        }
+    }
+}
+
+extension AlgorithmComponent {
+    /// The algorithm in serve mode, a chunk at a time: predictions.csv.
+    public final class ServeSession {
+        let input: String, output: String, classifier: Classifier, started = ComponentRun.now()
+        let role: String
+        var lines = ["path,sha256,predicted,confidence,top1,p1,top2,p2,top3,p3"]
+        var inputs = SessionInputs()
+
+        /// `input` and `role` name what the predictions are of (a processed folder, or the batch).
+        public init(classifier: Classifier, input: String, role: String, output: String) throws {
+            try ComponentRun.prepare(output)
+            self.classifier = classifier
+            self.input = input
+            self.role = role
+            self.output = output
+        }
+
+        public func add(_ items: [ImageCollection.Item], predictions: [Prediction]) {
+            inputs.add(items, rejected: [])
+            for (item, p) in zip(items, predictions) {
+                var fields = [item.path, item.sha256, p.label, String(format: "%.6f", p.confidence)]
+                for t in p.top { fields += [t.label, String(format: "%.6f", t.probability)] }
+                while fields.count < 10 { fields.append("") }
+                lines.append(fields.map(CSV.field).joined(separator: ","))
+            }
+        }
+
+        public func finish(model: String) throws -> ComponentManifest {
+            try AtomicFile.write(Array((lines.joined(separator: "\n") + "\n").utf8), to: output + "/predictions.csv")
+            let manifest = ComponentManifest(
+                component: .algorithm, mode: .serve,
+                inputs: [.init(role: role, path: input, files: inputs.items.count, sha256: inputs.contentHash)],
+                outputs: ["algorithm/predictions": "predictions.csv"],
+                parameters: ["model": model, "model_content_sha256": classifier.contentHash],
+                rejected: [], droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: ComponentRun.now(), outcome: "succeeded")
+            try manifest.write(to: output)
+            return manifest
+        }
+    }
+}
+
+extension MonitoringComponent {
+    /// Monitoring in serve mode, a chunk at a time: drift.json.
+    public final class ServeSession {
+        let batch: String, artifacts: String, output: String, monitor: DriftMonitor, started = ComponentRun.now()
+        var features = DriftFeatures()
+
+        public init(monitor: DriftMonitor, batch: String, artifacts: String, output: String) throws {
+            try ComponentRun.requireFolder(batch, "batch")
+            try ComponentRun.prepare(output)
+            self.monitor = monitor
+            self.batch = batch
+            self.artifacts = artifacts
+            self.output = output
+        }
+
+        /// `images` at the monitoring side (`Preprocessing.monitoringSide`); `probabilities`: the
+        /// model's softmax on exactly these images, when the caller has it. Returns the images'
+        /// outlier scores.
+        public func add(_ items: [ImageCollection.Item], images: [RGBImage], rejected: [Rejection], probabilities: [Double]? = nil) throws -> [Double] {
+            try monitor.add(images, items: items, rejected: rejected, probabilities: probabilities, to: &features)
+        }
+
+        public func finish() throws -> (ComponentManifest, DriftReport) {
+            let report = monitor.check(features, name: (batch as NSString).lastPathComponent)
+            try SnakeCaseJSON.write(report, to: output + "/drift.json")
+            let inputs = SessionInputs(items: features.items, rejected: features.rejected)
+            let manifest = ComponentManifest(
+                component: .monitoring, mode: .serve,
+                inputs: [.init(role: "batch", path: batch, files: inputs.items.count, sha256: inputs.contentHash)],
+                outputs: ["monitoring/drift": "drift.json"],
+                parameters: ["artifacts": artifacts, "artifacts_sha256": monitor.contentHash, "drift": "\(report.drift)"],
+                rejected: inputs.rejected, droplineVersion: DroplineVersion.current, startedAt: started,
+                finishedAt: ComponentRun.now(), outcome: "succeeded")
+            try manifest.write(to: output)
+            return (manifest, report)
+        }
+    }
+}
+
+extension ExplainabilityComponent {
+    /// Explainability, a chunk at a time: the budget's images are chosen as they pass
+    /// (`ExplanationPicker`, keeping only the chosen ones' prepared images) and explained at the end.
+    public final class Session {
+        struct Candidate {
+            var item: ImageCollection.Item
+            var prepared: RGBImage
+            var prediction: Prediction
+        }
+
+        let component: ExplainabilityComponent, mode: ComponentMode, images: String, output: String, budget: ExplanationBudget
+        let explainer: Explainer, started = ComponentRun.now()
+        var picker: ExplanationPicker<Candidate>
+        var inputs = SessionInputs()
+
+        public init(_ component: ExplainabilityComponent, mode: ComponentMode, classifier: Classifier, images: String, budget: ExplanationBudget,
+                    output: String) throws {
+            try ComponentRun.requireFolder(images, "images")
+            picker = try ExplanationPicker(budget: budget, seed: component.seed)
+            try ComponentRun.prepare(output)
+            explainer = try Explainer(classifier: classifier)
+            explainer.steps = component.steps
+            explainer.baseline = component.baseline
+            explainer.adaptive = component.adaptive
+            explainer.passesPerImage = component.passesPerImage
+            self.component = component
+            self.mode = mode
+            self.images = images
+            self.budget = budget
+            self.output = output
+        }
+
+        /// `prepared` at the model's input, with the model's predictions for them; `outlierScores`
+        /// from the drift check when there is one.
+        public func add(_ items: [ImageCollection.Item], prepared: [RGBImage], predictions: [Prediction], outlierScores: [Double]?,
+                        rejected: [Rejection]) {
+            let first = inputs.items.count
+            inputs.add(items, rejected: rejected)
+            for n in items.indices {
+                picker.offer(index: first + n, path: items[n].path, confidence: predictions[n].confidence, outlierScore: outlierScores?[n]) {
+                    Candidate(item: items[n], prepared: prepared[n], prediction: predictions[n])
+                }
+            }
+        }
+
+        public func finish() throws -> ComponentManifest {
+            try FileManager.default.createDirectory(atPath: output + "/explanations", withIntermediateDirectories: true)
+            let candidates = try picker.chosen().map { chosen in
+                Explainer.Candidate(prepared: chosen.payload.prepared, prediction: chosen.payload.prediction, path: chosen.payload.item.path,
+                                    sha256: chosen.payload.item.sha256, seed: component.seed &+ UInt64(chosen.index))
+            }
+            let explanations = try explainer.explainAll(candidates, folder: output + "/explanations")
+            try SnakeCaseJSON.write(explanations, to: output + "/explanations/explanations.json")
+            let manifest = ComponentManifest(
+                component: .explainability, mode: mode,
+                inputs: [.init(role: mode == .train ? "validation" : "batch", path: images, files: inputs.items.count, sha256: inputs.contentHash)],
+                outputs: ["explainability/explanations": "explanations"],
+                parameters: ["model_content_sha256": explainer.classifier.contentHash, "budget": budget.description,
+                             "steps": "\(component.steps)", "adaptive": component.adaptive ? "twice the steps for the worst deltas at or above \(explainer.tolerance), within \(component.passesPerImage) passes per image" : "no",
+                             "baseline": component.baseline.rawValue, "seed": "\(component.seed)", "explained": "\(explanations.count)"],
+                rejected: inputs.rejected, droplineVersion: DroplineVersion.current, startedAt: started,
+                finishedAt: ComponentRun.now(), outcome: "succeeded")
+            try manifest.write(to: output)
+            return manifest
+        }
+    }
+}

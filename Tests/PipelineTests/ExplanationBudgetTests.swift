@@ -1,0 +1,42 @@
+import Explainability
+import Foundation
+import Imaging
+import Modeling
+import Pipeline
+import Store
+import Testing
+
+@Suite("Explanations that spend their passes where the images need them")
+struct AdaptiveExplanationTests {
+    @Test("every image at the base steps, then the worst deltas again at twice the steps, within the set's passes")
+    func budget() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        let classifier = try Classifier(model: root.path + "/" + (try #require(try pipelines.champion())).folder + "/model")
+        let collection = ImageCollection(paths: [root.productionInbox + "/batch-1"], side: classifier.preprocessing.imageSize)
+        let predictions = try classifier.predict(collection.images)
+        let candidates = (0..<6).map { i in
+            Explainer.Candidate(prepared: collection.images[i], prediction: predictions[i], path: collection.items[i].path, sha256: nil, seed: UInt64(i))
+        }
+        let folder = root.path + "/explanations"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let explainer = try Explainer(classifier: classifier)
+        explainer.steps = 2  // coarse on purpose, so that deltas are large
+        let plain = try explainer.explainAll(candidates, folder: folder)
+        #expect(plain.map(\.steps) == Array(repeating: 2, count: 6))
+        explainer.adaptive = true
+        explainer.passesPerImage = 3  // 6 spare passes: room for one re-attribution at 4 steps
+        let adaptive = try explainer.explainAll(candidates, folder: folder)
+        let refined = adaptive.indices.filter { adaptive[$0].steps == 4 }
+        let over = plain.indices.filter { plain[$0].relativeDelta >= explainer.tolerance }
+        #expect(refined.count <= 1, "one spare re-attribution")
+        if over.isEmpty { #expect(refined.isEmpty) }
+        if let worst = over.max(by: { plain[$0].relativeDelta < plain[$1].relativeDelta }), let first = refined.first {
+            #expect(first == worst, "the worst delta goes first")
+            #expect(adaptive[first].relativeDelta < plain[first].relativeDelta)
+        }
+        #expect(FileManager.default.fileExists(atPath: folder + "/0006.png") && FileManager.default.fileExists(atPath: folder + "/0006.json"))
+    }
+}
