@@ -63,9 +63,10 @@ public struct NNBenchmark {
         if !peer { notes.append("PyTorch is not importable by \(c.pythonExecutable): no peer ratios (pip install torch)") }
 
         var cases: [Case] = []
-        var networks: [(String, Network, Bool)] = [("small-cnn 96x96", Architectures.smallCNN(classes: 6, imageSize: 96), true)]
-        networks += c.extraNetworks.map { ($0.0, $0.1, false) }
-        for (name, network, train) in networks {
+        // (name, network, time training, images for integrated gradients)
+        var networks: [(String, Network, Bool, Int)] = [("small-cnn 96x96", Architectures.smallCNN(classes: 6, imageSize: 96), true, 16)]
+        networks += c.extraNetworks.map { ($0.0, $0.1, false, 4) }
+        for (name, network, train, igImages) in networks {
             let macs = try network.multiplyAdds()
             c.log("dropline: \(name) inference, batch \(c.batch)")
             let inference = try measureInference(network, batch: c.batch)
@@ -78,7 +79,7 @@ public struct NNBenchmark {
             if peer {
                 c.log("pytorch + onnxruntime: \(name)")
                 plain = try TorchPeer.measure(network, batch: c.batch, threads: c.threads, seconds: c.seconds, training: train,
-                                              python: c.pythonExecutable, scratch: scratch, tunables: false)
+                                              integratedGradientImages: igImages, python: c.pythonExecutable, scratch: scratch, tunables: false)
                 c.log("pytorch with malloc tunables: \(name)")
                 tuned = try TorchPeer.measure(network, batch: c.batch, threads: c.threads, seconds: c.seconds, training: train,
                                               python: c.pythonExecutable, scratch: scratch, tunables: true)
@@ -92,11 +93,11 @@ public struct NNBenchmark {
                               onnxruntimeImagesPerSecond: plain?.onnxruntimeInference,
                               ratioToTorch: torchInference.map { inference / $0 },
                               ratioToOnnxruntime: plain?.onnxruntimeInference.map { inference / $0 }))
-            if train {
-                c.log("dropline: \(name) integrated gradients, 50 steps")
-                let ig = try measureIntegratedGradients(network)
+            if igImages > 0 {
+                c.log("dropline: \(name) integrated gradients, 50 steps, \(igImages) images")
+                let ig = try measureIntegratedGradients(network, images: igImages)
                 let captum = best(plain?.captumIG, plain?.captumIGChunked)
-                cases.append(Case(network: name, work: "integrated gradients (50 steps)", batch: 16, multiplyAddsPerImage: macs,
+                cases.append(Case(network: name, work: "integrated gradients (50 steps)", batch: igImages, multiplyAddsPerImage: macs,
                                   droplineImagesPerSecond: ig, droplineGFLOPS: ig * Double(macs) * 2 * 50 * 2 / 1e9,
                                   torchImagesPerSecond: plain?.captumIG, torchTunedImagesPerSecond: plain?.captumIGChunked,
                                   onnxruntimeImagesPerSecond: nil, ratioToTorch: captum.map { ig / $0 }, ratioToOnnxruntime: nil))
@@ -111,7 +112,7 @@ public struct NNBenchmark {
             }
         }
         notes.append("ratios use the better of PyTorch with and without the glibc malloc tunables of ../shared/PEERS.md")
-        notes.append("integrated gradients: PyTorch column is Captum on a batch of 16 (all 800 path inputs at once), the tuned column Captum with internal_batch_size=100; the ratio uses the better")
+        notes.append("integrated gradients: PyTorch column is Captum on all the images at once (16 for the small CNN: 800 path inputs; 4 for the other networks), the tuned column Captum with internal_batch_size=100; the ratio uses the better")
         return Report(threads: c.threads, cases: cases, notes: notes)
     }
 
@@ -148,22 +149,22 @@ public struct NNBenchmark {
         return input.withUnsafeBufferPointer { x in rate(batch: batch) { _ = try? predictor.predict(x, count: batch) } }
     }
 
-    /// Images per second for integrated gradients of 16 images, one after another, 50 Gauss-Legendre
-    /// steps each, zero baseline, as Captum's default.
-    func measureIntegratedGradients(_ network: Network) throws -> Double {
+    /// Images per second for integrated gradients of `count` images, one after another, 50
+    /// Gauss-Legendre steps each, zero baseline, as Captum's default.
+    func measureIntegratedGradients(_ network: Network, images count: Int) throws -> Double {
         let parameters = try Parameters(for: network)
         parameters.initialize(seed: 1)
         let ig = try IntegratedGradients(network: network, parameters: parameters)
         var g = SeededGenerator(seed: 3)
         let size = inputShape(network)
-        let images = (0..<16).map { _ in (0..<size).map { _ in Float(g.nextGaussian()) } }
+        let images = (0..<count).map { _ in (0..<size).map { _ in Float(g.nextGaussian()) } }
         let zeros = [Float](repeating: 0, count: size)
         _ = try ig.attribute(input: images[0], baseline: zeros, target: 0)
         var bestRate = 0.0
         for _ in 0..<2 {
             let start = Stopwatch.now()
             for image in images { _ = try ig.attribute(input: image, baseline: zeros, target: 0) }
-            bestRate = max(bestRate, 16 / (Stopwatch.now() - start))
+            bestRate = max(bestRate, Double(count) / (Stopwatch.now() - start))
         }
         return bestRate
     }

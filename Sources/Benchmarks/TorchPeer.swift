@@ -115,12 +115,13 @@ if sys.argv[5] == "train":
         opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
     result["torch_training"] = rate(step)
     model.eval()
-if sys.argv[5] == "train":
+ig_images = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+if ig_images > 0:
     try:
         from captum.attr import IntegratedGradients
         model.eval()
         ig = IntegratedGradients(model)
-        xs = x[:16]
+        xs = x[:ig_images]
         def attribute(internal):
             def go():
                 ig.attribute(xs, target=0, n_steps=50, internal_batch_size=internal)
@@ -167,13 +168,14 @@ print(json.dumps(result))
     }
 
     /// Times `network` in PyTorch (and onnxruntime when importable); nil when the peer failed.
-    static func measure(_ network: Network, batch: Int, threads: Int, seconds: Double, training: Bool,
+    /// `integratedGradientImages`: how many images Captum explains (0: none).
+    static func measure(_ network: Network, batch: Int, threads: Int, seconds: Double, training: Bool, integratedGradientImages: Int = 0,
                         python: String, scratch: String, tunables: Bool) throws -> Result? {
         let path = scratch + "/peer-network.json"
         try JSONEncoder().encode(network).write(to: URL(fileURLWithPath: path))
         let environment = tunables
             ? ["GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"] : [:]
-        let output = try Pillow.run(python, ["-c", script, path, String(batch), String(threads), String(seconds), training ? "train" : "infer"],
+        let output = try Pillow.run(python, ["-c", script, path, String(batch), String(threads), String(seconds), training ? "train" : "infer", String(integratedGradientImages)],
                                     environment: environment)
         guard output.status == 0, let line = output.output.split(separator: "\n").last else { return nil }
         return try? JSONDecoder().decode(Result.self, from: Data(line.utf8))

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Dropline against the tools users would otherwise run, in the same run.",
-        subcommands: [Imaging.self, NN.self, Drift.self, Poll.self]
+        subcommands: [Imaging.self, NN.self, Drift.self, Poll.self, PipelineRun.self]
     )
 
     struct Imaging: ParsableCommand {
@@ -202,4 +202,93 @@ struct BenchCommand: ParsableCommand {
             for note in report.notes { print("note: \(note)") }
         }
     }
+
+    struct PipelineRun: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pipeline",
+            abstract: "The batch-inference pipeline as a whole against the same work in the standard Python stack, in the same run.",
+            discussion: """
+            Makes --images photos of --width x --height (JPEG, quality 90) from imagenette-mini's test split in \
+            ../shared (never seen by the model), then alternates, --rounds times, `dropline infer` (this executable, \
+            a new process each time) and scripts/pipeline_peer.py (Pillow, torch, scipy, Captum: the same model, \
+            the same photos, 8 explanations of 50 steps) run by --python. Prints the median whole-process times, \
+            their ratio, the per-stage times of both (Dropline's from the run's manifest) and their peak RSS. With \
+            --busy-loops N, the rounds are repeated beside N processes spinning on the CPU, and the slowdowns shown. \
+            Without --root, a scratch root is made under --scratch and a MobileNetV2 model trained there once \
+            (about a minute); later runs with the same --scratch reuse it.
+            """
+        )
+        @Option(help: "A root with a champion model (default: a scratch root with a MobileNetV2 model).") var root: String?
+        @Option(help: "Photos in the batch (at most 6 x the test photos).") var images = 400
+        @Option(help: "Photo width.") var width = 512
+        @Option(help: "Photo height.") var height = 384
+        @Option(help: "Alternated rounds of each.") var rounds = 3
+        @Option(help: "Busy loops to run beside a second series of rounds (0: none).") var busyLoops = 0
+        @Option(help: "The Python with Pillow, torch, scipy and captum.") var python = "python3"
+        @Option(help: "Pass --explain-steps N to dropline infer (the peer runs Captum's default 50; without it Dropline explains with its default 200 points and refinement).") var explainSteps: Int?
+        @Option(help: "The peer script (default: scripts/pipeline_peer.py of this checkout).") var peerScript: String?
+        @Option(help: "Scratch folder (kept, so that the trained root and the photos are reused).") var scratch = FileManager.default.temporaryDirectory.path + "/dropline-bench-pipeline"
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() throws {
+            guard let dataset = SharedMaterial.path("datasets/imagenette-mini"), let backbone = SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json") else {
+                throw ValidationError(SharedMaterial.absenceMessage("datasets/imagenette-mini and models/mobilenet_v2_0.35_224_tfjs"))
+            }
+            guard let script = peerScript ?? Self.findPeerScript() else {
+                throw ValidationError("scripts/pipeline_peer.py was not found beside this executable's checkout; give --peer-script")
+            }
+            var configuration = PipelineBenchmark.Configuration(executable: "/proc/self/exe".resolvedExecutable, backbone: backbone, dataset: dataset,
+                                                                peerScript: script, scratch: scratch)
+            configuration.root = root
+            configuration.images = images
+            configuration.width = width
+            configuration.height = height
+            configuration.rounds = rounds
+            configuration.busyLoops = busyLoops
+            configuration.python = python
+            configuration.explainSteps = explainSteps
+            configuration.log = { Console.note("bench: " + $0) }
+            let report = try PipelineBenchmark(configuration: configuration).run()
+            if json { return try JSONOutput.print(report) }
+            print("\(report.images) photos of \(report.photoSize), root \(report.root); Dropline's explanations: \(report.droplineExplanationSteps == "default" ? "200 points per image and refinement" : report.droplineExplanationSteps + " points"), the Python stack's: Captum's 50")
+            var table = TextTable("SERIES", "DROPLINE S", "PYTHON S", "RATIO", "DROPLINE RSS MB", "PYTHON RSS MB")
+            func f(_ v: Double) -> String { String(format: "%.2f", v) }
+            for series in [report.quiet] + (report.loaded.map { [$0] } ?? []) {
+                table.add([series.busyLoops == 0 ? "quiet" : "beside \(series.busyLoops) busy loops", f(series.droplineMedianSeconds), f(series.peerMedianSeconds),
+                           String(format: "%.2fx", series.ratio), String(format: "%.0f", series.droplinePeakRssMegabytes), String(format: "%.0f", series.peerPeakRssMegabytes)])
+            }
+            print(table.render())
+            var stages = TextTable("STAGE", "DROPLINE S", "PYTHON S")
+            for stage in ["imports", "load", "processing", "algorithm", "monitoring", "explainability"] {
+                stages.add([stage, report.quiet.droplineStageSeconds[stage].map(f) ?? "-", report.quiet.peerStageSeconds[stage].map(f) ?? "-"])
+            }
+            print(stages.render())
+            if let loaded = report.loaded {
+                print(String(format: "slowdown beside %d busy loops: Dropline %.2fx, Python %.2fx", loaded.busyLoops,
+                             loaded.droplineMedianSeconds / max(report.quiet.droplineMedianSeconds, 1e-9),
+                             loaded.peerMedianSeconds / max(report.quiet.peerMedianSeconds, 1e-9)))
+            }
+            for note in report.notes { print("note: \(note)") }
+        }
+
+        /// scripts/pipeline_peer.py in the checkout this executable was built in (or the current folder's).
+        static func findPeerScript() -> String? {
+            var starts = [FileManager.default.currentDirectoryPath]
+            starts.append(URL(fileURLWithPath: "/proc/self/exe".resolvedExecutable).deletingLastPathComponent().path)
+            for start in starts {
+                var directory = URL(fileURLWithPath: start).standardizedFileURL
+                for _ in 0..<6 {
+                    let candidate = directory.path + "/scripts/pipeline_peer.py"
+                    if FileManager.default.fileExists(atPath: candidate) { return candidate }
+                    directory = directory.deletingLastPathComponent()
+                }
+            }
+            return nil
+        }
+    }
+}
+
+extension String {
+    /// The path a link such as /proc/self/exe points at.
+    var resolvedExecutable: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: self)) ?? CommandLine.arguments[0] }
 }

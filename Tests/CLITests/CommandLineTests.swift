@@ -157,5 +157,21 @@ struct InitTests {
         })
         kill(pinned.processIdentifier, SIGTERM)
         pinned.waitUntilExit()
+        // a training waits passively (paused after its processing, to be looked at)
+        try WatchDaemonTests.writeTrainingData(root, seed: 5)
+        let training = Process()
+        training.executableURL = URL(fileURLWithPath: Binary.path!)
+        training.arguments = ["train", root, "--stage", "original"] + WatchDaemonTests.training
+        training.environment = ProcessInfo.processInfo.environment.merging(["DROPLINE_PAUSE": "train-after-processing=3"]) { $1 }
+        training.standardOutput = FileHandle.nullDevice
+        training.standardError = FileHandle.nullDevice
+        try training.run()
+        #expect(WatchDaemonTests.eventually(10) {
+            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(training.processIdentifier)/environ"))) ?? Data()
+            let variables = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+            return variables.contains("OMP_WAIT_POLICY=PASSIVE") && !variables.contains { $0.hasPrefix("GOMP_SPINCOUNT=") }
+        })
+        training.waitUntilExit()
+        #expect(training.terminationStatus == 0)
     }
 }

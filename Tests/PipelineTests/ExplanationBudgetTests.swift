@@ -40,3 +40,28 @@ struct AdaptiveExplanationTests {
         #expect(FileManager.default.fileExists(atPath: folder + "/0006.png") && FileManager.default.fileExists(atPath: folder + "/0006.json"))
     }
 }
+
+@Suite("Processed images written only when asked")
+struct KeepProcessedTests {
+    @Test("train and infer keep the resized images in memory; --keep-processed writes them; the run folders list every input either way")
+    func keep() throws {
+        let root = try Fixture.root()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let pipelines = try Pipelines(root: root)
+        let (trained, _) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        let batch = root.productionInbox + "/batch-1"
+        let (served, _) = try pipelines.infer(batch: batch)
+        func folder(_ run: String) throws -> String { root.path + "/" + (try #require(try pipelines.index.run(run)?.folder)) }
+        let fm = FileManager.default
+        #expect(try fm.contentsOfDirectory(atPath: folder(trained) + "/processing") == ["manifest.json"])
+        #expect(try fm.contentsOfDirectory(atPath: folder(served) + "/processing").sorted() == ["files.csv", "manifest.json"])
+        let lines = try String(contentsOfFile: folder(served) + "/processing/files.csv", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 25 && lines.dropFirst().allSatisfy { $0.hasPrefix(",") }, "24 usable images listed, none written")
+        pipelines.keepProcessedImages = true
+        let (kept, _) = try pipelines.infer(batch: batch)
+        #expect(try fm.contentsOfDirectory(atPath: folder(kept) + "/processing/images").count == 24)
+        let (keptTraining, _) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        let train = try fm.subpathsOfDirectory(atPath: folder(keptTraining) + "/processing/train").filter { $0.hasSuffix(".png") }
+        #expect(!train.isEmpty && train.filter { $0.hasSuffix(".rotated.png") }.count * 2 == train.count, "each training image and its rotated copy")
+    }
+}
