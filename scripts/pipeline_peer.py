@@ -17,7 +17,10 @@ It does the work of Dropline's four serve components the way a straightforward s
   scipy's two-sample KS test per feature against the reference matrices of the drift artifacts,
   Bonferroni correction, Mahalanobis outlier scores against the encoder reference; drift.json;
 - explainability: Captum's IntegratedGradients (black baseline, n_steps S, Gauss-Legendre as Captum's
-  default) on the K most outlying images for their predicted class, a heatmap PNG and a JSON per image.
+  default, internal_batch_size=10: on one image at 224, 0.66 s against 1.23 s with all 50 steps at once)
+  on the K most outlying images for their predicted class, a heatmap PNG and a JSON per image.
+
+The model and its inputs are channels-last, torch's faster layout for these convolutions on CPU.
 
 Prints one JSON line: seconds per stage ("imports" counts from the interpreter's start) and the counts.
 """
@@ -208,7 +211,9 @@ def main():
     description = json.load(open(os.path.join(args.model, "model.json")))
     model = Graph(camelized(description["network"]["layers"]))
     model.load(read_safetensors(os.path.join(args.model, "weights.safetensors")))
-    model.eval()
+    # channels-last is torch's faster layout for these convolutions on CPU (Captum on one image at 224:
+    # 0.55 s against 0.66 s contiguous, both with internal_batch_size=10)
+    model = model.to(memory_format=torch.channels_last).eval()
     classes = description["classes"]
     p = description["preprocessing"]
     side = p["image_size"]
@@ -237,7 +242,7 @@ def main():
             continue
         hashes.append((path, digest))
         tensors.append(tensor)
-    x = torch.stack(tensors)
+    x = torch.stack(tensors).contiguous(memory_format=torch.channels_last)
     times["processing"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -283,7 +288,7 @@ def main():
         target = int(predicted[i])
         inputs = x[i:i + 1]
         attribution, delta = ig.attribute(inputs, baselines=black.expand_as(inputs), target=target,
-                                          n_steps=args.steps, internal_batch_size=args.steps, return_convergence_delta=True)
+                                          n_steps=args.steps, internal_batch_size=10, return_convergence_delta=True)
         heat = attribution[0].abs().sum(dim=0).numpy()
         heat = np.clip(heat / max(np.percentile(heat, 99), 1e-12), 0, 1)
         Image.fromarray((heat * 255).astype(np.uint8)).save(os.path.join(args.output, f"{n + 1:04d}.png"))
