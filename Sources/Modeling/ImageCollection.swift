@@ -29,20 +29,24 @@ public struct ImageCollection: Sendable {
 
     /// Loads `paths`, preparing images to `side` x `side` (shorter side resized, centre crop).
     public init(paths: [String], side: Int, progress: (any ProgressReporter)? = nil) {
+        let loaded = Self.load(paths, preparations: [Preprocessing(imageSize: side, normalization: .unit)], progress: progress)
+        self.init(items: loaded.items, images: loaded.images[0], rejected: loaded.rejected)
+    }
+
+    /// The files of `paths` as they are now (folders walked recursively, sorted, junk skipped), each
+    /// read and decoded once and prepared by every one of `preparations`.
+    public static func load(_ paths: [String], preparations: [Preprocessing], progress: (any ProgressReporter)? = nil) -> FrozenChunk {
         let files = ImageInspector.expandSkippingJunk(paths)
-        let loaded = ImageLoading.load(files.map(\.path), preprocessing: Preprocessing(imageSize: side, normalization: .unit), progress: progress)
-        var items: [Item] = [], images: [RGBImage] = [], rejected: [Rejection] = []
-        for (file, result) in zip(files, loaded) {
+        var chunk = FrozenChunk(items: [], images: [[RGBImage]](repeating: [], count: preparations.count), rejected: [])
+        for (file, result) in zip(files, ImageLoading.load(files.map(\.path), preparations: preparations, progress: progress)) {
             switch result {
             case .loaded(let image):
-                items.append(Item(path: file.path, relativePath: file.relative, sha256: image.sha256))
-                images.append(image.image)
-            case .refused(let rejection): rejected.append(rejection)
+                chunk.items.append(Item(path: file.path, relativePath: file.relative, sha256: image.sha256))
+                for n in preparations.indices { chunk.images[n].append(image.images[n]) }
+            case .refused(let rejection): chunk.rejected.append(rejection)
             }
         }
-        self.items = items
-        self.images = images
-        self.rejected = rejected
+        return chunk
     }
 
     /// A collection of already decoded images (for evaluations that transform images in memory).

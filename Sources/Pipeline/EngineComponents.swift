@@ -163,16 +163,7 @@ extension ImageCollection {
     /// else the folder as it is now (loaded whole: a component run alone on a folder).
     static func forEachChunk(of folder: String, frozen: FrozenBatch?, preparations: [Preprocessing], _ body: (FrozenChunk) throws -> Void) throws {
         if let frozen { return try frozen.forEachChunk(preparations: preparations, body) }
-        let files = ImageInspector.expandSkippingJunk([folder])
-        var chunk = FrozenChunk(items: [], images: [[RGBImage]](repeating: [], count: preparations.count), rejected: [])
-        for (file, result) in zip(files, ImageLoading.load(files.map(\.path), preparations: preparations)) {
-            switch result {
-            case .loaded(let image):
-                chunk.items.append(Item(path: file.path, relativePath: file.relative, sha256: image.sha256))
-                for n in preparations.indices { chunk.images[n].append(image.images[n]) }
-            case .refused(let rejection): chunk.rejected.append(rejection)
-            }
-        }
+        let chunk = ImageCollection.load([folder], preparations: preparations)
         try body(chunk)
     }
 }
