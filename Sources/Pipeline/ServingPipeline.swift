@@ -48,7 +48,10 @@ extension Pipelines {
     /// daemon's job), a batch whose content is no longer the one queued is not served
     /// (`BatchSuperseded`: its new content is queued when it settles).
     @discardableResult
-    public func infer(batch folder: String, budget: ExplanationBudget? = nil, queued: QueuedBatch? = nil) throws -> (run: String, drift: Bool) {
+    public func infer(batch given: String, budget: ExplanationBudget? = nil, queued: QueuedBatch? = nil) throws -> (run: String, drift: Bool) {
+        // every path recorded (predictions, drift, explanations, the run pages' originals) is absolute:
+        // a batch named relative to this process's directory means nothing to the next reader
+        let folder = given.hasPrefix("/") ? given : FileManager.default.currentDirectoryPath + "/" + given
         guard let champion = try champion() else {
             throw ComponentError("there is no champion model yet; train one with `dropline train \(root.path) --stage <stage>`")
         }
