@@ -67,7 +67,7 @@ let package = Package(
         // L5: drift monitoring; integrated-gradients explanations.
         .target(name: "Monitoring", dependencies: ["DriftStatistics", "Modeling", "NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
                 swiftSettings: strictness),
-        .target(name: "Explainability", dependencies: ["NeuralNetwork", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .target(name: "Explainability", dependencies: ["NeuralNetwork", "Tensor", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         // L6: the four components with train and serve modes, the two pipelines; measurements against peers.
         .target(name: "Pipeline", dependencies: ["FolderWatch", "Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                  .product(name: "Logging", package: "swift-log")],
@@ -111,7 +111,7 @@ let package = Package(
             swiftSettings: strictness
         ),
         .testTarget(name: "DriftStatisticsTests", dependencies: ["DriftStatistics"], exclude: ["Fixtures"], swiftSettings: strictness),
-        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "DriftStatistics", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
                     exclude: ["Fixtures"], swiftSettings: strictness),
         // A real network share for tests (a loopback SFTP server, sshfs clients), shared by the test targets that need one.

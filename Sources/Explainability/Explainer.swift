@@ -5,6 +5,8 @@ public import Modeling
 import NeuralNetwork
 import Randomness
 import JSONFiles
+import SystemFiles
+import Tensor
 
 /// What the path starts from.
 public enum Baseline: String, Sendable, Codable, CaseIterable {
@@ -57,6 +59,12 @@ public struct Explanation: Codable, Sendable {
     public var relativeDelta: Double
     /// The 4x4 grid cells holding the most attribution, largest first (top 3).
     public var topRegions: [Region]
+    /// The raw per-pixel attribution's file (`<stem>.attribution.safetensors`); absent in older explanations.
+    public var attribution: String? = nil
+    /// The sigma in model-input pixels of the smoothing the heatmap shows, and the smoothed value
+    /// drawn at full colour (`AttributionView`); absent in older explanations.
+    public var smoothingSigma: Double? = nil
+    public var colourScale: Double? = nil
 }
 
 /// Explains a classifier's predictions with integrated gradients and writes heatmaps.
@@ -150,17 +158,28 @@ public final class Explainer {
         return try engine.attribute(input: input, baseline: base, target: target, steps: steps, method: method)
     }
 
-    /// Writes `<stem>.png` (the heatmap over the image) and `<stem>.json` into `folder`.
+    /// Writes into `folder`: `<stem>.png`, the attribution aggregated to regions over the image at a
+    /// readable size (`AttributionView`); `<stem>.attribution.safetensors`, the raw per-pixel
+    /// attribution (tensor `attribution`, float32 [height, width], the sum over channels); `<stem>.json`.
     func write(_ attribution: Attribution, prepared: RGBImage, prediction: Prediction, path: String, sha256: String?, stem: String,
                folder: String) throws -> Explanation {
-        let (heat, regions) = Self.heat(attribution.values, width: prepared.width, height: prepared.height)
-        let heatmapName = stem + ".png"
-        try ImageEncoder.write(Self.overlay(heat, on: prepared), to: folder + "/" + heatmapName)
-        let explanation = Explanation(
+        let (_, regions) = Self.heat(attribution.values, width: prepared.width, height: prepared.height)
+        let perPixel = AttributionView.perPixel(attribution.values, width: prepared.width, height: prepared.height)
+        let (view, scale) = AttributionView.render(perPixel: perPixel, prepared: prepared)
+        let heatmapName = stem + ".png", rawName = stem + ".attribution.safetensors"
+        try ImageEncoder.write(view, to: folder + "/" + heatmapName)
+        let raw = try SafeTensors.encode(["attribution": Tensor(shape: [prepared.height, prepared.width], data: perPixel)],
+                                         metadata: ["what": "integrated-gradients attribution summed over RGB channels, model input pixels",
+                                                    "target": prediction.label])
+        try AtomicFile.write(raw, to: folder + "/" + rawName)
+        var explanation = Explanation(
             path: path, sha256: sha256, heatmap: heatmapName, predicted: prediction.label, confidence: prediction.confidence,
             target: prediction.label, baseline: baseline, method: attribution.method, steps: attribution.steps,
             outputAtInput: attribution.outputAtInput, outputAtBaseline: attribution.outputAtBaseline, attributionSum: attribution.sum,
             delta: attribution.delta, relativeDelta: attribution.relativeDelta, topRegions: regions)
+        explanation.attribution = rawName
+        explanation.smoothingSigma = Double(max(prepared.width, prepared.height)) * AttributionView.smoothingFraction
+        explanation.colourScale = Double(scale)
         try SnakeCaseJSON.write(explanation, to: folder + "/" + stem + ".json")
         return explanation
     }
@@ -189,20 +208,5 @@ public final class Explainer {
         }
         regions.sort { $0.share > $1.share }
         return (normalized, Array(regions.prefix(3)))
-    }
-
-    /// The heat laid over a dimmed grey copy of the image in a black-red-yellow-white ramp.
-    static func overlay(_ heat: [Float], on image: RGBImage) -> RGBImage {
-        var out = image
-        for i in 0..<(image.width * image.height) {
-            let grey = (Float(image.pixels[3 * i]) * 0.299 + Float(image.pixels[3 * i + 1]) * 0.587 + Float(image.pixels[3 * i + 2]) * 0.114) * 0.5
-            let h = heat[i]
-            let ramp = (min(h * 3, 1) * 255, min(max(h * 3 - 1, 0), 1) * 255, min(max(h * 3 - 2, 0), 1) * 255)
-            let alpha = min(h * 1.5, 1)
-            out.pixels[3 * i] = UInt8(min(255, grey * (1 - alpha) + ramp.0 * alpha))
-            out.pixels[3 * i + 1] = UInt8(min(255, grey * (1 - alpha) + ramp.1 * alpha))
-            out.pixels[3 * i + 2] = UInt8(min(255, grey * (1 - alpha) + ramp.2 * alpha))
-        }
-        return out
     }
 }

@@ -67,6 +67,7 @@ extension DriftMonitor {
             features["softmax"] = Self.columns(batch.softmax, rows: n, width: classifier.classes.count)
         }
         var detectors: [DetectorDrift] = []
+        var distributions: [FeatureDistribution] = []
         for name in description.detectors {
             let columns = features[name]!
             let results = tests[name]!.test(batch: columns)
@@ -81,7 +82,12 @@ extension DriftMonitor {
             let drifted = rows.filter { $0.adjustedPValue < level && $0.statistic >= t.minimumStatistic }
             detectors.append(DetectorDrift(name: name, drift: !drifted.isEmpty, minimumAdjustedPValue: adjusted.min() ?? 1,
                                            maximumStatistic: results.map(\.statistic).max() ?? 0, driftedFeatures: drifted.count,
-                                           maximumPsi: rows.map(\.psi).max() ?? 0, features: rows))
+                                           maximumPsi: rows.map(\.psi).max() ?? 0, features: rows, level: level))
+            let shown = rows.sorted { $0.adjustedPValue != $1.adjustedPValue ? $0.adjustedPValue < $1.adjustedPValue : $0.statistic > $1.statistic }
+            for row in shown.prefix(DriftReport.distributionsPerDetector) {
+                distributions.append(.summarise(detector: name, feature: row.feature, adjustedPValue: row.adjustedPValue,
+                                                batch: columns[row.feature], reference: reference[name]![row.feature]))
+            }
         }
         let drift = detectors.contains(where: \.drift)
         let reason: String
@@ -100,7 +106,7 @@ extension DriftMonitor {
         }
         return DriftReport(drift: drift, reason: reason, batch: name, batchSize: n, referenceSize: description.referenceImages,
                            artifacts: contentHash, thresholds: t, detectors: detectors, outliers: outliers, rejected: batch.rejected,
-                           createdAt: Self.timestamp(), tested: true)
+                           createdAt: Self.timestamp(), tested: true, distributions: distributions)
     }
 
     // MARK: - Features
