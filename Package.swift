@@ -28,14 +28,15 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Layers, from the real imports (a module imports only from layers below it):
         // C: system libraries and the C shim. L0 pure code, values in and values out. L1 files and
         // system calls. L2 hashing and JSON files. L3 the engine, images and the I/O modules (the
         // watcher, the rules file, the index). L4 models and datasets. L5 monitoring and explanations.
-        // L6 the components and pipelines; benchmarks. L7 the daemon. L8 the drift study. L9 the
-        // executable: argument parsing and wiring only.
+        // L6 the components and pipelines; benchmarks. L7 the reports. L8 the daemon. L9 the drift
+        // study. L10 the executable: argument parsing and wiring only.
         .target(
             name: "CCodecs",
             cSettings: cStrictness,
@@ -49,6 +50,7 @@ let package = Package(
         .target(name: "Tensor", swiftSettings: strictness),
         .target(name: "DriftStatistics", swiftSettings: strictness),
         .target(name: "DroplineSupport", swiftSettings: strictness),
+        .target(name: "Charts", swiftSettings: strictness),
         // L1: files and system calls (no-follow reads, atomic writes, errno-carrying errors).
         .target(name: "SystemFiles", dependencies: ["DroplineSupport"], swiftSettings: strictness),
         // L2: SHA-256 content hashes (OpenSSL); Dropline's snake_case JSON files.
@@ -73,25 +75,29 @@ let package = Package(
                                                  .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strictness),
         .target(name: "Benchmarks", dependencies: ["FolderWatch", "Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
-        // L7: the watch daemon, as a service.
-        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
+        // L7: the run pages, the dashboard and the metrics file, from the run folders and the index.
+        .target(name: "Reports", dependencies: ["Charts", "Pipeline", "Store", "Monitoring", "DriftStatistics", "Explainability", "Modeling", "Imaging", "Tensor", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
+                                                .product(name: "Prometheus", package: "swift-prometheus")], swiftSettings: strictness),
+        // L8: the watch daemon, as a service.
+        .target(name: "Daemon", dependencies: ["FolderWatch", "Rules", "Pipeline", "Reports", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                .product(name: "Logging", package: "swift-log"),
                                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                .product(name: "UnixSignals", package: "swift-service-lifecycle")], swiftSettings: strictness),
-        // L8: the drift study, end to end through the real daemon.
+        // L9: the drift study, end to end through the real daemon.
         .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
-        // L9: argument parsing and wiring only.
+        // L10: argument parsing and wiring only.
         .executableTarget(
             name: "dropline",
             dependencies: [
-                "Imaging", "Benchmarks", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Rules", "Daemon", "Datasets", "Simulation",
+                "Imaging", "Benchmarks", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Modeling", "NeuralNetwork", "Monitoring", "DriftStatistics", "Explainability", "Store", "Pipeline", "Reports", "Rules", "Daemon", "Datasets", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictness
         ),
         .testTarget(name: "RandomnessTests", dependencies: ["Randomness"], swiftSettings: strictness),
+        .testTarget(name: "ChartsTests", dependencies: ["Charts"], swiftSettings: strictness),
         .testTarget(name: "RulesTests", dependencies: ["Rules"], swiftSettings: strictness),
         .testTarget(
             name: "ImagingTests",
@@ -117,7 +123,7 @@ let package = Package(
         // A real network share for tests (a loopback SFTP server, sshfs clients), shared by the test targets that need one.
         .target(name: "ShareSupport", path: "Tests/ShareSupport", swiftSettings: strictness),
         .testTarget(name: "StoreTests", dependencies: ["Store", "ShareSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Reports", "Explainability", "Monitoring", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: strictness),

@@ -4,6 +4,7 @@ import Foundation
 public import Logging
 public import Modeling
 import Pipeline
+import Reports
 import Rules
 public import Store
 import Synchronization
@@ -322,6 +323,8 @@ public final class WatchDaemon: @unchecked Sendable {
         try? heartbeat(state: .stopped)
         lastSnapshot = nil
         publishSnapshotIfDue()
+        lastReports = nil
+        refreshReportsIfDue()
         log.info("stopped")
     }
 
@@ -346,6 +349,7 @@ public final class WatchDaemon: @unchecked Sendable {
             try runner.startWorkers(rules: rules)
             try heartbeat(state: .running)
             publishSnapshotIfDue()
+            refreshReportsIfDue()
         } catch {
             guard let why = Trouble.transient(error) else { throw error }
             enterDegraded(why)
@@ -389,6 +393,25 @@ public final class WatchDaemon: @unchecked Sendable {
         }
         lastSnapshot = (now, ended)
         publishSnapshot(else: "other machines see an older one until the next")
+    }
+
+    /// The run pages, the dashboard and the metrics file (docs/reports.md): after every job that
+    /// ended, and at least every `reportsRefreshSeconds` (the metrics' heartbeat). A failure is a
+    /// warning: the pages are views, and the next refresh writes them.
+    static let reportsRefreshSeconds = 30.0
+    var lastReports: (at: Double, ended: Int)?
+
+    func refreshReportsIfDue() {
+        let now = clock.now(), ended = runner.endedJobs.load(ordering: .relaxed)
+        if let last = lastReports, ended == last.ended, now - last.at < Self.reportsRefreshSeconds { return }
+        lastReports = (now, ended)
+        guard let index = pipelines.index as? Index else { return }
+        do {
+            let outcome = try Reports(root: root, index: index).refresh()
+            for failure in outcome.failures { log.warning("the page of run \(failure.run) could not be made: \(failure.error)") }
+        } catch {
+            log.warning("the dashboard or the metrics file could not be written (\(error)); the next refresh tries again")
+        }
     }
 
     /// Publishes the index's snapshot now (the loop, or a job's thread before it runs); a failure is

@@ -13,6 +13,10 @@ public struct GroundTruth {
     public let index: any DroplineIndex
     /// How far below its validation accuracy a model may fall on labelled production data.
     public var tolerance = 0.05
+    /// False: accuracy is recorded but no quality flag is written (the drift study records the
+    /// ground truth it knows so that the dashboard shows accuracy, while its retraining stays
+    /// driven by drift alone, as in the cloud design's simulation).
+    public var raisesFlags = true
 
     public init(root: DroplineRoot, index: any DroplineIndex) {
         self.root = root
@@ -93,7 +97,7 @@ public struct GroundTruth {
                                        belowConstraint: below, metrics: String(decoding: try SnakeCaseJSON.encoder().encode(recorded), as: UTF8.self),
                                        batch: batch, summary: String(format: "%d labelled, accuracy %.4f", labels.count, metrics.accuracy))
         var flag: QualityFlag?
-        if below {
+        if below && raisesFlags {
             flag = QualityFlag(batch: batch, run: served.run, modelVersion: served.modelVersion, accuracy: metrics.accuracy,
                                constraintAccuracy: constraint, createdAt: Index.now())
             // The stage of a batch served from inbox/production/<stage>/<batch>: what a rule retrains on.

@@ -173,6 +173,10 @@ public struct Simulation {
             let before = try index.highestModelVersion()
             say("step \(number + 1)/\(order.count): dropped \(root.relative(folder)) (\(truth.count) images)")
             try waitUntilHandled(batch: "production/\(stage.rawValue)/\(batch)", root: root, index: index, daemon: outcome, since: stepStart)
+            // the ground truth into the index, as `dropline labels` merges it: accuracy on the dashboard
+            var groundTruth = GroundTruth(root: root, index: index)
+            groundTruth.raisesFlags = false
+            _ = try groundTruth.merge(labels: simulation + "/ground-truth/" + batch + ".csv")
             steps.append(try Self.step(number: number + 1, cycle: cycle, stage: stage, batch: batch, truth: truth, index: index,
                                        modelsBefore: before, seconds: Date().timeIntervalSince(stepStart)))
             say("  " + Self.describe(steps.last!))

@@ -238,6 +238,7 @@ public struct PredictionRecord: Sendable, Equatable {
     public var path: String
     public var imageSha256: String
     public var predicted: String
+    public var confidence: Double = 0
 }
 
 /// Ground truth merged for a served batch, written in one transaction.

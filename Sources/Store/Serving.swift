@@ -132,8 +132,8 @@ extension Index {
     /// The predictions of a serve run.
     public func predictions(run: String) throws -> [PredictionRecord] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT path, image_sha256, predicted FROM predictions WHERE run_id = ?", arguments: [run])
-                .map { PredictionRecord(path: $0["path"], imageSha256: $0["image_sha256"], predicted: $0["predicted"]) }
+            try Row.fetchAll(db, sql: "SELECT path, image_sha256, predicted, confidence FROM predictions WHERE run_id = ?", arguments: [run])
+                .map { PredictionRecord(path: $0["path"], imageSha256: $0["image_sha256"], predicted: $0["predicted"], confidence: $0["confidence"]) }
         }
     }
 

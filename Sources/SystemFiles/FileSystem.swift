@@ -100,6 +100,13 @@ public enum FileSystem {
         return Int64(info.st_size)
     }
 
+    /// The modification time of the entry at `path` in seconds since 1970 (lstat).
+    public static func modificationTime(_ path: String) -> Double? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+
     /// Whether `path` is a directory itself (not a link to one).
     public static func isRealDirectory(_ path: String) -> Bool { entryType(path) == .directory }
 

@@ -24,11 +24,17 @@ struct RootArgument: ParsableArguments {
         return pipelines
     }
 
-    /// Runs `body` on the root's pipelines, then publishes the index's snapshot for other machines
-    /// (also when `body` fails: a failed run is recorded too).
+    /// Runs `body` on the root's pipelines, then refreshes the pages (the new run's, the dashboard,
+    /// the metrics file) and publishes the index's snapshot for other machines (also when `body`
+    /// fails: a failed run is recorded too, and shown among the dashboard's failures).
     func withPipelines<T>(_ body: (Pipelines) throws -> T) throws -> T {
         let pipelines = try pipelines()
-        defer { if let index = pipelines.index as? Index { RootIndex.publish(index, pipelines.root) } }
+        defer {
+            if let index = pipelines.index as? Index {
+                RootReports.refresh(index, pipelines.root)
+                RootIndex.publish(index, pipelines.root)
+            }
+        }
         return try body(pipelines)
     }
 }

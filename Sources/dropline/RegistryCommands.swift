@@ -20,6 +20,7 @@ struct ModelsCommand: ParsableCommand {
         let dropline = try DroplineRoot(existing: root)
         let index = try Index.open(root: dropline)
         let result = try body(Registry(index: index))
+        RootReports.refresh(index, dropline)
         RootIndex.publish(index, dropline)
         return result
     }
@@ -143,6 +144,7 @@ struct LabelsCommand: ParsableCommand {
         let r = try DroplineRoot(existing: root)
         let index = try Index.open(root: r)
         let result = try GroundTruth(root: r, index: index).merge(labels: file)
+        RootReports.refresh(index, r)
         RootIndex.publish(index, r)
         if json { return try JSONOutput.print(result) }
         print(String(format: "batch %@: %d labelled images, accuracy %.2f%% (constraint %.2f%%)%@", result.batch, result.labelled,

@@ -5,7 +5,9 @@ import Foundation
 import Logging
 import Modeling
 import Pipeline
+import Reports
 import Store
+import SystemFiles
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -103,6 +105,9 @@ struct StatusCommand: ParsableCommand {
         var unservedBatches: [Job]
         /// Inbox entries refused (links, special files, unsafe names), newest first.
         var refused: [Refusal]
+        /// The dashboard and the metrics file (absent until the first job or `dropline report`).
+        var dashboard: String?
+        var metrics: String?
     }
 
     func run() throws {
@@ -116,6 +121,7 @@ struct StatusCommand: ParsableCommand {
                           startedAt: d.startedAt, heartbeatAt: d.heartbeatAt, rulesError: d.rulesError)
         }
         let registry = Registry(index: index)
+        let reports = Reports(root: dropline, index: index)
         let pending = WatchDaemon.pendingFlags(in: dropline)
         let lease = holder.map { holder -> Owner in
             let liveness = Owners.liveness(holder)
@@ -129,7 +135,9 @@ struct StatusCommand: ParsableCommand {
                             recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == .champion },
                             recentRuns: try index.runs(limit: limit), pendingFlags: pending,
                             unservedBatches: try index.jobs(states: [.skipped], limit: 200).filter { $0.event == .batchLanded }.prefix(limit).map { $0 },
-                            refused: try index.refusals(limit: limit))
+                            refused: try index.refusals(limit: limit),
+                            dashboard: FileSystem.entryType(reports.dashboard) != nil ? reports.dashboard : nil,
+                            metrics: FileSystem.entryType(reports.metricsFile) != nil ? reports.metricsFile : nil)
         if json { return try JSONOutput.print(output) }
         if let s = output.snapshot { print("index:    on \(s.host) (\(s.indexPath)); read from the snapshot it published at \(s.takenAt)") }
         if let o = output.owner {
@@ -148,6 +156,7 @@ struct StatusCommand: ParsableCommand {
         }
         print("champion: " + (output.champion.map { "v\($0.version) (stage \($0.stage), validation accuracy \(String(format: "%.4f", $0.validationAccuracy)))" } ?? "none"))
         print("queue:    \(output.queued.count) queued, \(output.running.count) running" + (output.running.first.map { " (job \($0.id): \($0.event) \($0.path))" } ?? ""))
+        print("dashboard: " + (output.dashboard ?? "not written yet (`dropline report \(root.root)` writes it)") + (output.metrics.map { "; metrics: \($0)" } ?? ""))
         if !pending.isEmpty { print("flags not yet handled: " + pending.map(DisplayText.escaped).joined(separator: ", ")) }
         if !output.unservedBatches.isEmpty {
             print("\nbatches no rule served (edit rules.yaml; `dropline rules check \(root.root)` says which layouts are served):")

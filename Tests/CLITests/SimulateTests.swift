@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Imaging
 import Randomness
 import Testing
@@ -63,6 +64,13 @@ struct SimulateTests {
         // the daemon really ran: batch jobs and flag jobs in the queue, flags handled
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/flags/drift").isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/flags/done").count == retrained)
+        // the ground truth merged for every step (without quality flags), and the dashboard written by the daemon
+        let labelled = try DatabaseQueue(path: root + "/index.sqlite").read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM quality") }
+        #expect(labelled == 7)
+        let dashboard = try String(contentsOfFile: root + "/outputs/dashboard.html", encoding: .utf8)
+        let accuracy = try #require(dashboard.components(separatedBy: "<section id=\"accuracy\">").last?.components(separatedBy: "</section>").first)
+        #expect(accuracy.components(separatedBy: "class=\"point\"").count - 1 == 7, "one accuracy point per step")
+        #expect(dashboard.components(separatedBy: "class=\"marker\"").count - 1 >= 2 * retrained, "the retrainings and promotions marked")
 
         // a second run into the same root is refused, and nothing there is touched
         let again = try Binary.run(["simulate", "--data", data, "--root", root] + WatchDaemonTests.training)

@@ -96,6 +96,28 @@ struct DaemonLoopTests {
         #expect(log.contains("batch production/s1/b2 landed (settled, 5 file(s))"))
     }
 
+    @Test("after every job the dashboard and the metrics file are written again, and at least every 30 s of the clock")
+    func reportsAfterJobs() throws {
+        defer { cleanUp() }
+        try write("production/s1/b1/a.jpg")
+        try write("production/s1/b1/_READY", "")
+        func metrics() -> String { (try? String(contentsOfFile: root.outputs + "/metrics/dropline.prom", encoding: .utf8)) ?? "" }
+        try daemon.step()
+        let deadline = Date().addingTimeInterval(20)
+        while try jobs(.batchLanded).first?.state != .succeeded, Date() < deadline { usleep(20_000) }
+        try daemon.step()
+        #expect(metrics().contains("dropline_jobs_total{outcome=\"succeeded\"} 1"), "\(metrics())")
+        let dashboard = try String(contentsOfFile: root.outputs + "/dashboard.html", encoding: .utf8)
+        #expect(dashboard.contains("Dropline dashboard") && dashboard.hasSuffix("</html>\n"))
+        // no job ended: not written again before 30 s of the clock, then written
+        try FileManager.default.removeItem(atPath: root.outputs + "/metrics/dropline.prom")
+        try daemon.step()
+        #expect(metrics().isEmpty)
+        clock.advance(by: 31)
+        try daemon.step()
+        #expect(metrics().contains("dropline_daemon_up 1"), "the daemon holds the lease: \(metrics())")
+    }
+
     @Test("the marker completes a batch at once; new content after it reopens the batch: one new job once it settles")
     func marker() throws {
         defer { cleanUp() }

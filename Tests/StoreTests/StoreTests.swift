@@ -213,7 +213,7 @@ extension LayeringTests {
             }
         }
         #expect(wrong.isEmpty, "\(Set(wrong).sorted().joined(separator: "\n"))")
-        #expect(layers["dropline"] == 9 && layers["Store"] == 3 && layers["Daemon"] == 7 && layers["SystemFiles"] == 1, "\(layers)")
+        #expect(layers["dropline"] == 10 && layers["Store"] == 3 && layers["Reports"] == 7 && layers["Daemon"] == 8 && layers["Charts"] == 0 && layers["SystemFiles"] == 1, "\(layers)")
     }
 }
 
