@@ -129,7 +129,7 @@ let package = Package(
                     swiftSettings: strictness),
         .testTarget(name: "FolderWatchTests", dependencies: ["FolderWatch", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
-        .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Tensor"], swiftSettings: strictness),
+        .testTarget(name: "SupportTests", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Tensor"], exclude: ["Fixtures"], swiftSettings: strictness),
         .testTarget(name: "CLITests", dependencies: ["ShareSupport", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", "Imaging", "Randomness", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
     ],
     swiftLanguageModes: [.v6]

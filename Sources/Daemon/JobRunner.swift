@@ -20,6 +20,7 @@ final class JobRunner: @unchecked Sendable {
     let pipelines: Pipelines
     let log: Logger
     let training: TrainingConfiguration
+    let overrides: TrainingOverrides
     let concurrentJobs: Int
     let commands = CommandRunner()
     let stop: StopRequest?
@@ -35,6 +36,9 @@ final class JobRunner: @unchecked Sendable {
     var runningJobs: Set<Int64> { running.withLock { $0 } }
     /// How many jobs ended (the daemon publishes the index's snapshot when it changes).
     let endedJobs = Atomic<Int>(0)
+    /// Jobs whose rules train a model, from their decision to their end: a model they register is
+    /// not announced (model_trained) before the job's promote action has decided on it.
+    var trainingJobs = TrainingGate()
     /// Called with each claimed job before it runs (on the job's thread): the daemon of a root on a
     /// network share publishes the index's snapshot there, so that any run the job publishes belongs
     /// to a job the snapshot holds, and a machine adopting it reuses the run instead of serving again.
@@ -43,11 +47,13 @@ final class JobRunner: @unchecked Sendable {
     /// The transient trouble seen since the last call, if any.
     func takeTransient() -> String? { transient.withLock { t in defer { t = nil }; return t } }
 
-    init(root: DroplineRoot, pipelines: Pipelines, log: Logger, training: TrainingConfiguration, concurrentJobs: Int, stop: StopRequest?) {
+    init(root: DroplineRoot, pipelines: Pipelines, log: Logger, training: TrainingConfiguration, overrides: TrainingOverrides = TrainingOverrides(),
+         concurrentJobs: Int, stop: StopRequest?) {
         self.root = root
         self.pipelines = pipelines
         self.log = log
         self.training = training
+        self.overrides = overrides
         self.concurrentJobs = max(1, concurrentJobs)
         self.stop = stop
     }
@@ -120,6 +126,9 @@ final class JobRunner: @unchecked Sendable {
             return
         }
         let decisions = rules.decide(event)
+        let trains = decisions.contains { $0.fired && $0.actions.contains { if case .train = $0 { true } else { false } } }
+        if trains { trainingJobs.count.add(1, ordering: .sequentiallyConsistent) }
+        defer { if trains { trainingJobs.count.subtract(1, ordering: .sequentiallyConsistent) } }
         var outcomes: [String] = []
         var failed: String?
         for decision in decisions {
@@ -131,7 +140,7 @@ final class JobRunner: @unchecked Sendable {
             let ruleMeta: Logger.Metadata = ["job": "\(job.id)", "rule": "\(decision.rule)"]
             log.info("rule \(decision.rule) fires: \(decision.actions.map(\.description).joined(separator: ", "))", metadata: ruleMeta)
             var results: [String] = []
-            var context = ActionContext(root: root, pipelines: pipelines, job: job, event: event, training: training, commands: commands, stop: stop)
+            var context = ActionContext(root: root, pipelines: pipelines, job: job, event: event, training: training, overrides: overrides, commands: commands, stop: stop)
             context.marker = marker
             for action in decision.actions {
                 do {
@@ -211,4 +220,11 @@ final class JobRunner: @unchecked Sendable {
         try pipelines.index.handleFlag(kind: FlagKind(rawValue: kind) ?? .retrain, path: job.path, subject: String(parts.last!.dropLast(5)),
                                        createdAt: job.createdAt, outcome: "\(state.rawValue): \(detail)")
     }
+}
+
+/// How many jobs are training now (shared by the runner and the model source, which outlives a
+/// runner replaced at start-up).
+final class TrainingGate: Sendable {
+    let count = Atomic<Int>(0)
+    var busy: Bool { count.load(ordering: .sequentiallyConsistent) > 0 }
 }

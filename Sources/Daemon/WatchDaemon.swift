@@ -28,8 +28,12 @@ public struct WatchOptions: Sendable {
     /// unchanged: `IncrementalScanner`).
     public var fullRescanSeconds = WatchOptions.defaultFullRescanSeconds
     public static let defaultFullRescanSeconds = IncrementalScanner.defaultFullRescanSeconds
-    /// The configuration of retraining runs the rules start.
+    /// The recipe of retraining runs when there is no champion yet (with one, its recipe:
+    /// `Pipelines.retrainingRecipe`).
     public var training: TrainingConfiguration
+    /// What the command line said of retraining runs (`watch --arch/--image-size/--epochs`): applied
+    /// over the champion's recipe, before a rule's own `train` options.
+    public var overrides = TrainingOverrides()
     /// Process the jobs already queued and whatever is complete at start-up, then stop.
     public var once = false
     /// Queue the failed jobs again at start-up.
@@ -107,8 +111,10 @@ public final class WatchDaemon: @unchecked Sendable {
         queue = EventQueue(root: root, index: pipelines.index, log: log)
         inbox = InboxSource(marker: options.marker, settleSeconds: options.settleSeconds, fullRescanSeconds: options.fullRescanSeconds,
                             trustSeconds: IncrementalScanner.trustSeconds(for: root.productionInbox))
-        sources = DroppedFileSource.flags(root) + [DroppedFileSource.labels(root), ScheduleSource(now: clock.now()), ModelSource()]
-        runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, concurrentJobs: options.concurrentJobs, stop: nil)
+        let gate = TrainingGate()
+        sources = DroppedFileSource.flags(root) + [DroppedFileSource.labels(root), ScheduleSource(now: clock.now()), ModelSource(busy: { gate.busy })]
+        runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, overrides: options.overrides, concurrentJobs: options.concurrentJobs, stop: nil)
+        runner.trainingJobs = gate
         do { rules = try RuleSet.load(file: root.path + "/rules.yaml") } catch {
             throw DaemonError("the rules file is invalid, so the daemon does not start: \(error). Fix it (check with `dropline rules check \(root.path)`) and start again")
         }
@@ -171,7 +177,9 @@ public final class WatchDaemon: @unchecked Sendable {
     /// `waitForLease` is the standby's way), recovery of gone owners' work, the queue's interrupted
     /// jobs, the heartbeat.
     public func start(stop: StopRequest? = nil) throws {
-        runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, concurrentJobs: options.concurrentJobs, stop: stop)
+        let gate = runner.trainingJobs
+        runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, overrides: options.overrides, concurrentJobs: options.concurrentJobs, stop: stop)
+        runner.trainingJobs = gate
         runner.marker = options.marker
         if (try? IndexPlacement.read(root)) != nil {
             // the index is on this machine's disk, the root on a share: see `JobRunner.beforeRun`

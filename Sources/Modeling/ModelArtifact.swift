@@ -16,6 +16,15 @@ public struct BackboneOrigin: Codable, Sendable, Equatable {
     public var frozenLayers: Int
     /// The last N convolutions trained with the head (nil or 0: the whole base frozen).
     public var fineTunedConvolutions: Int?
+
+    public init(modelJson: String, topologySha256: String, weightsSha256: String, cut: String, frozenLayers: Int, fineTunedConvolutions: Int?) {
+        self.modelJson = modelJson
+        self.topologySha256 = topologySha256
+        self.weightsSha256 = weightsSha256
+        self.cut = cut
+        self.frozenLayers = frozenLayers
+        self.fineTunedConvolutions = fineTunedConvolutions
+    }
 }
 
 /// The data a model was trained or validated on.

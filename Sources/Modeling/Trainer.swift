@@ -303,12 +303,9 @@ public struct Trainer {
         for name in parameters.names {
             try parameters.set(name, kept.parameters[name] ?? imported.parameters[name]!)
         }
-        let folder = (path as NSString).deletingLastPathComponent
-        let shards = (try? FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".bin") }.sorted()) ?? []
-        var weightsHash = SHA256()
-        for shard in shards { weightsHash.update((try? AtomicFile.read(folder + "/" + shard)) ?? []) }
-        let origin = BackboneOrigin(modelJson: path, topologySha256: (try? SHA256.hash(file: path)) ?? "",
-                                    weightsSha256: weightsHash.finalize(), cut: imported.cut, frozenLayers: prefix.layers.count,
+        let hashes = try BackboneOrigin.fileHashes(modelJson: path)
+        let origin = BackboneOrigin(modelJson: path, topologySha256: hashes.topology,
+                                    weightsSha256: hashes.weights, cut: imported.cut, frozenLayers: prefix.layers.count,
                                     fineTunedConvolutions: c.fineTuneConvolutions ?? 0)
         let description = ModelDescription(
             architecture: "backbone", backbone: origin, network: network, preprocessing: preprocessing, classes: train.classes,

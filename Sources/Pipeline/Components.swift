@@ -191,39 +191,18 @@ public struct StageImages: Sendable {
     }
 }
 
-/// RFC 4180 fields: quoted when they hold a comma, a quote or a line break.
+/// RFC 4180 fields: quoted when they hold a comma, a quote or a line break; read back with `CSVReader`.
 public enum CSV {
     public static func field(_ value: String) -> String {
         guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
         return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    /// Parses RFC 4180 text into rows of fields.
-    public static func parse(_ text: String) -> [[String]] {
-        var rows: [[String]] = [], row: [String] = [], field = ""
-        var quoted = false
-        var iterator = text.makeIterator()
-        var pending: Character? = nil
-        while let c = pending ?? iterator.next() {
-            pending = nil
-            if quoted {
-                if c == "\"" {
-                    if let next = iterator.next() {
-                        if next == "\"" { field.append("\"") } else { quoted = false; pending = next }
-                    } else { quoted = false }
-                } else { field.append(c) }
-            } else if c == "\"" && field.isEmpty {
-                quoted = true
-            } else if c == "," {
-                row.append(field); field = ""
-            } else if c == "\n" || c == "\r\n" {
-                row.append(field); field = ""
-                rows.append(row); row = []
-            } else if c != "\r" {
-                field.append(c)
-            }
+    /// The rows of a CSV file Dropline wrote (`CSVReader`); a malformed file is an error naming
+    /// the file, the line and the column.
+    public static func parse(_ text: String, file: String) throws -> [[String]] {
+        do { return try CSVReader().rows(text).map(\.values) } catch {
+            throw ComponentError("\(file):\(error)")
         }
-        if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
-        return rows
     }
 }

@@ -73,7 +73,7 @@ public struct ProcessedBatch {
         guard let data = FileManager.default.contents(atPath: folder + "/files.csv") else {
             throw ComponentError("'\(folder)' is not a processing serve output (no files.csv); run `dropline component processing --mode serve` first")
         }
-        let rows = CSV.parse(String(decoding: data, as: UTF8.self))
+        let rows = try CSV.parse(String(decoding: data, as: UTF8.self), file: folder + "/files.csv")
         guard rows.first == ["processed", "original", "sha256"] else {
             throw ComponentError("'\(folder)/files.csv' does not start with the header processed,original,sha256")
         }

@@ -43,10 +43,7 @@ public struct GroundTruth {
         for part in stem.split(separator: FlagFiles.pathSeparator, omittingEmptySubsequences: false) {
             do { try SafeName.check(String(part), what: "batch name of the labels file") } catch { throw StoreError("'\(DisplayText.escaped(file))': \(error)") }
         }
-        let rows = CSV.parse(String(decoding: try AtomicFile.read(file, limit: 64 << 20, links: .refuse), as: UTF8.self))
-        guard let header = rows.first, header.count >= 2, header[0].lowercased() == "image", header[1].lowercased() == "class" else {
-            throw StoreError("'\(file)' must start with the header line image,class")
-        }
+        let labels = try Self.read(file)
         let served: ServedRun
         if let namedPath {
             guard let run = try index.latestServedRun(batchPath: "inbox/" + namedPath) else {
@@ -74,21 +71,21 @@ public struct GroundTruth {
         }
         guard let model = try index.model(version: served.modelVersion) else { throw StoreError("model version \(served.modelVersion) is not in the registry") }
         let classes = try ModelArtifact.load(root.path + "/" + model.folder + "/model").description.classes
-        var labels: [Int] = [], predicted: [Int] = [], unmatched: [String] = [], truth: [(sha256: String, trueClass: String)] = []
-        for row in rows.dropFirst() where row.count >= 2 && !row[0].isEmpty {
-            guard let (hash, guess) = byPath[row[0]] ?? byHash[row[0].lowercased()] else {
-                unmatched.append(row[0])
+        var trueLabels: [Int] = [], predicted: [Int] = [], unmatched: [String] = [], truth: [(sha256: String, trueClass: String)] = []
+        for label in labels {
+            guard let (hash, guess) = byPath[label.image] ?? byHash[label.image.lowercased()] else {
+                unmatched.append(label.image)
                 continue
             }
-            guard let t = classes.firstIndex(of: row[1]), let p = classes.firstIndex(of: guess) else {
-                throw StoreError("'\(file)': class '\(row[1])' of \(row[0]) is not one of the model's classes (\(classes.joined(separator: ", ")))")
+            guard let t = classes.firstIndex(of: label.trueClass), let p = classes.firstIndex(of: guess) else {
+                throw StoreError("\(file):\(label.line):\(label.classColumn): class '\(DisplayText.escaped(label.trueClass))' of \(DisplayText.escaped(label.image)) is not one of the model's classes (\(classes.joined(separator: ", ")))")
             }
-            truth.append((hash, row[1]))
-            labels.append(t)
+            truth.append((hash, label.trueClass))
+            trueLabels.append(t)
             predicted.append(p)
         }
-        guard !labels.isEmpty else { throw StoreError("'\(file)' labels none of the batch's images") }
-        let metrics = ClassificationMetrics(classes: classes, labels: labels, predictions: predicted, loss: .nan)
+        guard !trueLabels.isEmpty else { throw StoreError("'\(file)' labels none of the batch's images") }
+        let metrics = ClassificationMetrics(classes: classes, labels: trueLabels, predictions: predicted, loss: .nan)
         let constraint = model.validationAccuracy - tolerance
         let below = metrics.accuracy < constraint
         var recorded = metrics
@@ -112,7 +109,48 @@ public struct GroundTruth {
             // the file inside the transaction: if it cannot be written, nothing is recorded
             if let flag { try FlagFiles.write(flag, kind: "quality", name: flagName, in: root) }
         }
-        return Result(batch: batch, run: served.run, labelled: labels.count, unmatched: unmatched, accuracy: metrics.accuracy,
+        return Result(batch: batch, run: served.run, labelled: trueLabels.count, unmatched: unmatched, accuracy: metrics.accuracy,
                       constraintAccuracy: constraint, belowConstraint: below, metrics: recorded)
+    }
+
+    /// One labelled image of a labels file, with where its class is written.
+    public struct Label: Sendable, Equatable {
+        public var image: String, trueClass: String, line: Int, classColumn: Int
+    }
+
+    /// The header names the two columns may have (any case, any position; other columns are ignored).
+    public static let imageColumns = ["image", "file", "filename", "path"], classColumns = ["class", "label"]
+
+    /// A labels file as spreadsheets save it (`CSVReader`: a byte-order mark, CRLF, quoted fields,
+    /// `;` or tab separators), its columns found by their header names; values trimmed of spaces;
+    /// rows with no value skipped. Errors name the file, the line and the column.
+    public static func read(_ file: String) throws -> [Label] {
+        let bytes = try AtomicFile.read(file, limit: 64 << 20, links: .refuse)
+        guard let text = String(bytes: bytes, encoding: .utf8) else {
+            throw StoreError("'\(DisplayText.escaped(file))' is not UTF-8 text; save it from the spreadsheet as \"CSV UTF-8\"")
+        }
+        let rows: [CSVReader.Row]
+        do { rows = try CSVReader(delimiter: CSVReader.delimiter(ofHeader: text)).rows(text) } catch {
+            throw StoreError("\(file):\(error)")
+        }
+        guard let header = rows.first else { throw StoreError("'\(DisplayText.escaped(file))' is empty; it needs a header line image,class and a line per image") }
+        let names = header.values.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard let imageColumn = names.firstIndex(where: imageColumns.contains), let classColumn = names.firstIndex(where: classColumns.contains) else {
+            throw StoreError("\(file):\(header.line):1: the header line must name an image column (\(imageColumns.joined(separator: ", "))) and a class column (\(classColumns.joined(separator: ", "))); it has \(header.values.map { "'\(DisplayText.escaped($0))'" }.joined(separator: ", "))")
+        }
+        var labels: [Label] = []
+        for row in rows.dropFirst() {
+            let values = row.fields.map { $0.value.trimmingCharacters(in: .whitespaces) }
+            if values.allSatisfy(\.isEmpty) { continue }
+            guard values.count > max(imageColumn, classColumn) else {
+                let last = row.fields.last!
+                throw StoreError("\(file):\(row.line):\(last.column): this line has \(values.count) field\(values.count == 1 ? "" : "s"); the image is in column \(imageColumn + 1) and the class in column \(classColumn + 1)")
+            }
+            let image = values[imageColumn], trueClass = values[classColumn]
+            guard !image.isEmpty else { throw StoreError("\(file):\(row.line):\(row.fields[imageColumn].column): no image on this line (its class is '\(DisplayText.escaped(trueClass))')") }
+            guard !trueClass.isEmpty else { throw StoreError("\(file):\(row.line):\(row.fields[classColumn].column): no class for \(DisplayText.escaped(image))") }
+            labels.append(Label(image: image, trueClass: trueClass, line: row.line, classColumn: row.fields[classColumn].column))
+        }
+        return labels
     }
 }

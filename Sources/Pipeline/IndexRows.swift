@@ -73,7 +73,7 @@ extension Pipelines {
                                           bytes: regular ? Int(FileSystem.size(r.path) ?? 0) : 0, outcome: r.outcome, reason: r.reason))
         }
         var predictions: [ServeRows.Prediction] = []
-        let rows = CSV.parse(String(decoding: try AtomicFile.read(folder + "/algorithm/predictions.csv"), as: UTF8.self)).dropFirst()
+        let rows = try CSV.parse(String(decoding: try AtomicFile.read(folder + "/algorithm/predictions.csv"), as: UTF8.self), file: folder + "/algorithm/predictions.csv").dropFirst()
         for row in rows where row.count == 10 {
             let top = stride(from: 4, to: 10, by: 2).compactMap { i -> TopClass? in
                 row[i].isEmpty ? nil : TopClass(label: row[i], probability: Double(row[i + 1]) ?? 0)

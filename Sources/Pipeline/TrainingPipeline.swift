@@ -127,3 +127,42 @@ extension Pipelines {
         }
     }
 }
+
+/// The recipe of a retraining: the champion's, so that a model is replaced by one built the same way
+/// on the new data, unless told otherwise.
+extension Pipelines {
+    public struct Recipe: Sendable {
+        public var configuration: TrainingConfiguration
+        /// Where it came from, in words ("the recipe of champion v3", "the defaults: no champion yet").
+        public var source: String
+    }
+
+    /// The champion's recipe (its model.json: architecture, backbone, input size, epochs, head,
+    /// augmentation, optimizer, seed) with `overrides` applied in order (the command line's, then a
+    /// rule's); `fallback` when there is no champion. A backbone recipe is used only when the
+    /// backbone is still the one the champion was built on (its files' hashes), so that the new model
+    /// is verifiably built on the same base.
+    public func retrainingRecipe(fallback: TrainingConfiguration, overrides: [TrainingOverrides]) throws -> Recipe {
+        var recipe: Recipe
+        if let champion = try champion() {
+            let description: ModelDescription
+            do { description = try ModelArtifact.load(root.path + "/" + champion.folder + "/model").description } catch {
+                throw ComponentError("the champion v\(champion.version)'s model cannot be read (\(error)); its recipe is unknown: give the rule's train action an arch, or promote another version")
+            }
+            recipe = Recipe(configuration: description.configuration, source: "the recipe of champion v\(champion.version)")
+            let changesBase = overrides.contains { o in
+                o.arch.map { (try? TrainingConfiguration.defaults(forArch: $0))?.backbonePath != description.configuration.backbonePath } ?? false
+            }
+            if let origin = description.backbone, !changesBase, let why = origin.changed() {
+                throw ComponentError("champion v\(champion.version) was built on the backbone \(origin.modelJson), but \(why); restore it, or give the rule's train action (or `--arch`) the backbone to use")
+            }
+        } else {
+            recipe = Recipe(configuration: fallback, source: "the defaults (no champion yet)")
+        }
+        for o in overrides where !o.isEmpty {
+            recipe.configuration = try o.applied(to: recipe.configuration)
+            recipe.source += ", with \(o.summary)"
+        }
+        return recipe
+    }
+}

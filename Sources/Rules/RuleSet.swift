@@ -128,8 +128,9 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
 public enum Action: Sendable, Equatable {
     /// Runs the batch-inference pipeline on the event's batch.
     case infer
-    /// Runs the training pipeline on `inbox/training/<stage>`.
-    case train(stage: Template)
+    /// Runs the training pipeline on `inbox/training/<stage>`, with the champion's recipe unless
+    /// `options` says otherwise.
+    case train(stage: Template, options: TrainOptions = TrainOptions())
     /// Promotes the newest model if the policy allows (`default`: validation accuracy at least the
     /// champion's minus 0.01; `always`; `never`).
     case promote(policy: String)
@@ -154,10 +155,24 @@ public enum Action: Sendable, Equatable {
     static let policies = ["default", "always", "never"]
 }
 
+/// What a rule's `train` action says of the recipe (each nil: the champion's).
+public struct TrainOptions: Sendable, Equatable {
+    /// `scratch`, `small-cnn` or `backbone:<model.json>`.
+    public var arch: String?
+    public var epochs: Int?
+    public var imageSize: Int?
+    public init(arch: String? = nil, epochs: Int? = nil, imageSize: Int? = nil) {
+        self.arch = arch
+        self.epochs = epochs
+        self.imageSize = imageSize
+    }
+    public var isEmpty: Bool { arch == nil && epochs == nil && imageSize == nil }
+}
+
 /// An action with its templates filled in, ready to run.
 public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
     case infer(batch: String)
-    case train(stage: String)
+    case train(stage: String, options: TrainOptions = TrainOptions())
     case promote(policy: String)
     /// A program and its arguments, run without a shell.
     case run(arguments: [String], timeout: Double)
@@ -166,7 +181,8 @@ public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .infer(let batch): "infer \(DisplayText.escaped(batch))"
-        case .train(let stage): "train stage \(DisplayText.escaped(stage))"
+        case .train(let stage, let options):
+            "train stage \(DisplayText.escaped(stage))" + (options.isEmpty ? "" : " (" + [options.arch.map { "arch \(DisplayText.escaped($0))" }, options.imageSize.map { "\($0) px" }, options.epochs.map { "\($0) epochs" }].compactMap { $0 }.joined(separator: ", ") + ")")
         case .promote(let policy): "promote (policy \(policy))"
         case .run(let arguments, let timeout): "run `\(Self.commandLine(arguments))` (timeout \(Int(timeout)) s)"
         case .mergeLabels(let file): "merge labels \(DisplayText.escaped(file))"
@@ -402,8 +418,24 @@ public struct RuleSet: Sendable, Equatable {
             guard on == .batchLanded else { throw RulesError(file: file, node: key, message: "rule '\(rule)': infer only applies to batch_landed") }
             return .infer
         case "train":
-            try only(["stage"])
-            return .train(stage: try template("stage"))
+            try only(["stage", "arch", "epochs", "image_size"])
+            var options = TrainOptions()
+            if let node = option("arch") {
+                guard let arch = node.string, arch == "scratch" || arch == "small-cnn" || (arch.hasPrefix("backbone:") && arch.count > "backbone:".count) else {
+                    throw RulesError(file: file, node: node, message: "rule '\(rule)': arch is scratch, small-cnn or backbone:<model.json>")
+                }
+                options.arch = arch
+            }
+            func count(_ key: String, _ range: ClosedRange<Int>, _ what: String) throws(RulesError) -> Int? {
+                guard let node = option(key) else { return nil }
+                guard let n = node.int, range.contains(n) else {
+                    throw RulesError(file: file, node: node, message: "rule '\(rule)': \(key) is \(what), from \(range.lowerBound) to \(range.upperBound)")
+                }
+                return n
+            }
+            options.epochs = try count("epochs", 1...1000, "a number of epochs")
+            options.imageSize = try count("image_size", 16...1024, "the square input side in pixels")
+            return .train(stage: try template("stage"), options: options)
         case "promote":
             try only(["policy"])
             let policy = option("policy")?.string ?? "default"
@@ -602,11 +634,11 @@ public struct RuleSet: Sendable, Equatable {
                 case .mergeLabels: planned.append(.mergeLabels(file: event.path))
                 case .promote(let policy): planned.append(.promote(policy: policy))
                 case .ignore: stopped = rule.name
-                case .train(let stage):
+                case .train(let stage, let options):
                     if let text = fill(stage) {
                         // the stage names a folder under inbox/training/: only a safe name builds it
                         if let problem = SafeName.problem(text, what: "stage") { failure = "\(problem): no training folder is built from it" } else {
-                            planned.append(.train(stage: text))
+                            planned.append(.train(stage: text, options: options))
                         }
                     }
                 case .run(let templates, let timeout):

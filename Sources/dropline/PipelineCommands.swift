@@ -49,7 +49,10 @@ struct TrainCommand: ParsableCommand {
         (outputs/runs/<run>-train-<stage>; the processed images only with --keep-processed), \
         publishes outputs/models/vNNNN (the model and its drift artifacts), indexes everything, and applies \
         the promotion policy: the new version becomes champion when there is none, or when its validation \
-        accuracy is at least the champion's minus 0.01.
+        accuracy is at least the champion's minus 0.01. Without --arch the champion's recipe is used (its \
+        architecture and backbone, checked against the backbone's recorded hashes, input size, epochs, head, \
+        augmentation and seed; --image-size, --epochs and --seed change it), or scratch's defaults when there is \
+        no champion.
         """
     )
 
@@ -58,8 +61,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "The stage folder under inbox/training.")
     var stage: String
 
-    @Option(help: "scratch, small-cnn or backbone:<model.json>.")
-    var arch = "scratch"
+    @Option(help: "scratch, small-cnn or backbone:<model.json> (default: the champion's recipe, or scratch when there is no champion).")
+    var arch: String?
 
     @Option(help: "Square input size (default: 96, or 224 for a backbone).")
     var imageSize: Int?
@@ -67,16 +70,25 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Maximum epochs.")
     var epochs: Int?
 
-    @Option(help: "Seed.")
-    var seed: UInt64 = 1
+    @Option(help: "Seed (default: 1, or the champion's recipe's).")
+    var seed: UInt64?
 
     @Flag(help: "Also write the resized training and validation images (and the rotated copies) into processing/ of the run folder.")
     var keepProcessed = false
 
     func run() throws {
-        var c = try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs)
-        c.seed = seed
         let (run, version, champion) = try root.withPipelines { pipelines in
+            // without --arch, the champion's recipe (as a retraining by the daemon), else the architecture's defaults
+            var c: TrainingConfiguration
+            if let arch {
+                c = try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs)
+            } else {
+                let recipe = try pipelines.retrainingRecipe(fallback: try TrainingConfiguration.defaults(forArch: "scratch", imageSize: imageSize, epochs: epochs),
+                                                            overrides: [TrainingOverrides(imageSize: imageSize, epochs: epochs)])
+                Console.note("training with \(recipe.source): \(recipe.configuration.summary)")
+                c = recipe.configuration
+            }
+            if let seed { c.seed = seed }
             pipelines.trainingReport = TrainingDisplay(quiet: false).handle
             pipelines.keepProcessedImages = keepProcessed
             let (run, version) = try pipelines.train(stage: stage, configuration: c)

@@ -131,9 +131,12 @@ struct LabelsCommand: ParsableCommand {
         commandName: "labels",
         abstract: "Merge a batch's ground truth with its predictions; record accuracy; flag when below the model's constraint.",
         discussion: """
-        The file is named after the batch (<batch>.csv, or <stage>~<batch>.csv for inbox/production/<stage>/<batch>), with the header image,class; \
-        image is a path relative to the batch folder or the file's SHA-256. Accuracy below the model's validation \
-        accuracy minus 0.05 writes flags/quality/<stage>~<batch>.json.
+        The file is named after the batch (<batch>.csv, or <stage>~<batch>.csv for inbox/production/<stage>/<batch>): \
+        CSV as spreadsheets save it (UTF-8, a byte-order mark, CRLF, quoted fields, , ; or tab), with a header naming \
+        an image column (image, file, filename or path: a path relative to the batch folder, or the file's SHA-256) \
+        and a class column (class or label) in any order and case; other columns are ignored. Mistakes are refused \
+        with file:line:column. Accuracy below the model's validation accuracy minus 0.05 writes \
+        flags/quality/<stage>~<batch>.json.
         """
     )
     @Argument(help: "A Dropline root.") var root: String

@@ -37,9 +37,9 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Seconds without change after which a batch without a marker is complete.") var settle = 60.0
     @Option(help: "Seconds between full rescans of the inbox (between them, handled batches whose folders did not change are not walked).") var rescan = WatchOptions.defaultFullRescanSeconds
     @Option(help: "The marker file a producer writes last in a batch.") var marker = "_READY"
-    @Option(help: "Architecture of retraining runs: scratch, small-cnn or backbone:<model.json>.") var arch = "scratch"
-    @Option(help: "Square input size of retraining runs.") var imageSize: Int?
-    @Option(help: "Maximum epochs of retraining runs.") var epochs: Int?
+    @Option(help: "Architecture of retraining runs: scratch, small-cnn or backbone:<model.json> (default: the champion's recipe; scratch when there is no champion).") var arch: String?
+    @Option(help: "Square input size of retraining runs (default: the champion's).") var imageSize: Int?
+    @Option(help: "Maximum epochs of retraining runs (default: the champion's).") var epochs: Int?
     @Option(help: "How many jobs run at once (1: one pipeline at a time, in queue order).") var jobs = 1
     @Flag(help: "Queue the failed jobs again at start-up (after fixing their cause).") var retryFailed = false
     @Flag(help: "Handle what is queued and complete now, then exit (batches still settling are waited for).") var once = false
@@ -56,7 +56,8 @@ struct WatchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let dropline = try DroplineRoot(existing: root.root)
-        var options = WatchOptions(training: try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs))
+        var options = WatchOptions(training: try TrainingConfiguration.defaults(forArch: arch ?? "scratch", imageSize: imageSize, epochs: epochs))
+        options.overrides = TrainingOverrides(arch: arch, imageSize: imageSize, epochs: epochs)
         options.marker = marker
         options.settleSeconds = settle
         options.fullRescanSeconds = rescan

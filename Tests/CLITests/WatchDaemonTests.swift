@@ -275,5 +275,13 @@ struct WatchDaemonTests {
         // every model version raised model_trained once
         let trained = try index.read { db in try String.fetchAll(db, sql: "SELECT path FROM jobs WHERE event = 'model_trained' ORDER BY path") }
         #expect(trained == ["outputs/models/v0001", "outputs/models/v0002", "outputs/models/v0003"])
+        // ... after the promotion decision of its version (rules/README.md: `model.state` is after the rule's promote action)
+        let late = try index.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT j.path, j.created_at, max(p.at) AS decided FROM jobs j JOIN models m ON m.folder = j.path
+                JOIN promotions p ON p.version = m.version WHERE j.event = 'model_trained' AND m.version > 1 GROUP BY j.id
+                """).filter { ($0["created_at"] as String) < ($0["decided"] as String) }.map { $0["path"] as String }
+        }
+        #expect(late.isEmpty, "model_trained raised before the promotion decision of \(late)")
     }
 }

@@ -37,6 +37,15 @@ enum Fixture {
         return root
     }
 
+    /// `root()` with a first model trained on "original" and batch-1 served by it.
+    static func served() throws -> (DroplineRoot, Pipelines) {
+        let root = try root()
+        let pipelines = try Pipelines(root: root)
+        try pipelines.train(stage: "original", configuration: configuration())
+        try pipelines.infer(batch: root.productionInbox + "/batch-1")
+        return (root, pipelines)
+    }
+
     static func configuration() -> TrainingConfiguration {
         var c = TrainingConfiguration.defaults(architecture: "small-cnn")
         c.imageSize = 32
@@ -210,11 +219,8 @@ struct RegistryTests {
 
     @Test("labels are merged by path or hash; accuracy below the constraint writes a quality flag")
     func labels() throws {
-        let root = try Fixture.root()
+        let (root, pipelines) = try Fixture.served()
         defer { try? FileManager.default.removeItem(atPath: root.path) }
-        let pipelines = try Pipelines(root: root)
-        try pipelines.train(stage: "original", configuration: Fixture.configuration())
-        try pipelines.infer(batch: root.productionInbox + "/batch-1")
         let names = ["red", "green", "blue"]
         // right labels by path for the first 12 images; for the rest deliberately wrong, by hash
         var lines = ["image,class"]
@@ -238,5 +244,38 @@ struct RegistryTests {
         }
         try "image,label\nx,y".write(toFile: root.labelsInbox + "/batch-1.csv", atomically: true, encoding: .utf8)
         #expect(throws: StoreError.self) { try GroundTruth(root: root, index: pipelines.index).merge(labels: root.labelsInbox + "/batch-1.csv") }
+    }
+
+    @Test("a labels file as a spreadsheet saves it: byte-order mark, CRLF, quoted fields, extra columns in any order, another case, semicolons; errors name line and column")
+    func spreadsheetLabels() throws {
+        let (root, pipelines) = try Fixture.served()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let names = ["red", "green", "blue"]
+        let file = root.labelsInbox + "/batch-1.csv"
+        func merge(_ text: String) throws -> GroundTruth.Result {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: file))
+            return try GroundTruth(root: root, index: pipelines.index).merge(labels: file)
+        }
+        func refusal(_ text: String) -> String {
+            do { _ = try merge(text); return "" } catch { return "\(error)" }
+        }
+        // Excel's CSV UTF-8: BOM, CRLF, a notes column first, the header capitalised, quotes where needed, a blank row at the end
+        var excel = "\u{FEFF}Notes,Class,Image\r\n"
+        for i in 0..<24 { excel += "\"seen, \"\"ok\"\"\",\(names[i % 3]),\"img \(i).png\"\r\n" }
+        excel += ",,\r\n"
+        let fromExcel = try merge(excel)
+        #expect(fromExcel.labelled == 24 && fromExcel.unmatched.isEmpty)
+        // a German-locale export with semicolons and a value with a decimal comma
+        var german = "IMAGE;CLASS;Wert\r\n"
+        for i in 0..<24 { german += "img \(i).png;\(names[i % 3]);0,5\r\n" }
+        #expect(try merge(german).accuracy == fromExcel.accuracy)
+        // mistakes, with where they are
+        #expect(refusal("image,class\nimg 0.png,purple\n").contains("batch-1.csv:2:11: class 'purple'"))
+        #expect(refusal("image,class\nimg 0.png\n").contains("batch-1.csv:2:1: this line has 1 field"))
+        #expect(refusal("image,class\n\"img 0.png,red\n").contains("batch-1.csv:2:1: this quoted field is never closed"))
+        #expect(refusal("picture,kind\nimg 0.png,red\n").contains("batch-1.csv:1:1: the header line must name an image column"))
+        #expect(refusal("image,class\n,red\n").contains("batch-1.csv:2:1: no image on this line"))
+        try Data([0x69, 0x6D, 0x61, 0x67, 0x65, 0x2C, 0x63, 0x6C, 0x61, 0x73, 0x73, 0x0A, 0xE9, 0x2C, 0x72, 0x65, 0x64, 0x0A]).write(to: URL(fileURLWithPath: file))
+        #expect(throws: StoreError.self) { try GroundTruth(root: root, index: pipelines.index).merge(labels: file) }  // Latin-1, not UTF-8
     }
 }

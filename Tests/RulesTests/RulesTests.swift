@@ -252,3 +252,46 @@ struct CronTests {
         } catch { #expect(error.description.hasPrefix("s.yaml:5:") && error.message.contains("hour")) }
     }
 }
+
+@Suite("A rule's train options")
+struct TrainOptionsTests {
+    static func rules(_ options: String) throws(RulesError) -> RuleSet {
+        try RuleSet.parse(yaml: """
+        version: 1
+        rules:
+          - name: retrain
+            on: flag_created
+            kind: drift
+            do:
+              - train: {stage: "{flag.stage}"\(options)}
+
+        """, file: "rules.yaml")
+    }
+
+    @Test("arch, epochs and image_size reach the planned training; none of them: the champion's recipe")
+    func options() throws {
+        let flag = try Event.flag(relativePath: "flags/drift/b.json", json: Array(#"{"kind": "drift", "stage": "s2"}"#.utf8))
+        #expect(try Self.rules("").decide(flag).first?.actions == [.train(stage: "s2")])
+        let planned = try Self.rules(", arch: \"backbone:/models/m/model.json\", epochs: 12, image_size: 160").decide(flag).first?.actions
+        #expect(planned == [.train(stage: "s2", options: TrainOptions(arch: "backbone:/models/m/model.json", epochs: 12, imageSize: 160))])
+        #expect(planned?.first?.description == "train stage s2 (arch backbone:/models/m/model.json, 160 px, 12 epochs)")
+    }
+
+    @Test("wrong options are refused at their line and column", arguments: [
+        (", arch: resnet", "arch is scratch, small-cnn or backbone:<model.json>"),
+        (", arch: \"backbone:\"", "arch is scratch, small-cnn or backbone:<model.json>"),
+        (", epochs: 0", "epochs is a number of epochs, from 1 to 1000"),
+        (", image_size: 8", "image_size is the square input side in pixels, from 16 to 1024"),
+        (", image_size: big", "image_size is the square input side in pixels"),
+        (", batch: 3", "'train' takes stage, arch, epochs, image_size, not 'batch'"),
+    ])
+    func refused(options: String, message: String) {
+        do {
+            _ = try Self.rules(options)
+            Issue.record("accepted \(options)")
+        } catch {
+            #expect(error.description.contains(message), "\(error)")
+            #expect(error.description.hasPrefix("rules.yaml:7:"), "\(error)")
+        }
+    }
+}

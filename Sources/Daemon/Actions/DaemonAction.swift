@@ -9,8 +9,9 @@ struct ActionContext {
     let pipelines: Pipelines
     let job: Job
     let event: Event
-    /// The configuration of retraining runs.
+    /// The recipe of retraining runs without a champion, and the command line's overrides.
     let training: TrainingConfiguration
+    let overrides: TrainingOverrides
     let commands: CommandRunner
     let stop: StopRequest?
     /// The marker file producers write last (a frozen batch leaves it out, as the queue's hash does).
@@ -34,7 +35,7 @@ extension PlannedAction {
     var performer: any DaemonAction {
         switch self {
         case .infer(let batch): InferAction(batch: batch)
-        case .train(let stage): TrainAction(stage: stage)
+        case .train(let stage, let options): TrainAction(stage: stage, options: TrainingOverrides(arch: options.arch, imageSize: options.imageSize, epochs: options.epochs))
         case .promote(let policy): PromoteAction(policy: policy)
         case .mergeLabels(let file): MergeLabelsAction(file: file)
         case .run(let arguments, let timeout): RunAction(arguments: arguments, timeout: timeout)

@@ -1,0 +1,60 @@
+import DroplineSupport
+import Foundation
+import GRDB
+import Testing
+
+@Suite("Retraining with the champion's recipe", .enabled(if: Binary.path != nil, "the dropline executable was not built"), .serialized)
+struct RecipeCommandTests {
+    static func architecture(_ root: String, version: Int) throws -> (architecture: String, imageSize: Int, backbone: String?) {
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + String(format: "/outputs/models/v%04d/model/model.json", version)))
+        let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        let preprocessing = json["preprocessing"] as! [String: Any]
+        let backbone = (json["backbone"] as? [String: Any])?["model_json"] as? String
+        return (json["architecture"] as! String, preprocessing["image_size"] as! Int, backbone)
+    }
+
+    @Test("a root trained on the pretrained backbone and watched with no training flags retrains on the backbone, in seconds",
+          .enabled(if: SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json") != nil, "../shared/models is absent: the backbone retraining test is skipped"))
+    func backbone() throws {
+        let backbone = try #require(SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json"))
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-recipe-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(try Binary.run(["init", root]).status == 0)
+        try WatchDaemonTests.writeTrainingData(root, seed: 3)
+        let first = try Binary.run(["train", root, "--stage", "original", "--arch", "backbone:" + backbone, "--epochs", "5"])
+        #expect(first.status == 0, "\(first.stderr)")
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: root + "/flags/retrain/original.json"))
+        let started = Date()
+        let watch = try Binary.run(["watch", root, "--once"])
+        #expect(watch.status == 0, "\(watch.stderr)")
+        #expect(Date().timeIntervalSince(started) < 240, "a backbone retraining takes seconds, not the scratch network's minutes")
+        let second = try Self.architecture(root, version: 2)
+        #expect(second.architecture == "backbone" && second.imageSize == 224 && second.backbone == backbone, "\(second)")
+        let log = try String(contentsOfFile: root + "/logs/watch.log", encoding: .utf8)
+        #expect(log.contains("with the recipe of champion v1"), "\(log)")
+        let epochs = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/outputs/models/v0002/model/model.json"))) as! [String: Any]
+        #expect((epochs["configuration"] as! [String: Any])["epochs"] as? Int == 5, "the champion's epochs, not the backbone default of 60")
+    }
+
+    @Test("the rule's train options change the recipe; watch's flags apply before them; `dropline train` without --arch takes the champion's")
+    func overrides() throws {
+        let root = try WatchDaemonTests.trainedRoot(seed: 5)  // small-cnn at 32 px, 2 epochs
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // without --arch: the champion's recipe, not scratch at 96 px
+        let byHand = try Binary.run(["train", root, "--stage", "original"])
+        #expect(byHand.status == 0 && byHand.stderr.contains("training with the recipe of champion v1"), "\(byHand.stderr)")
+        #expect(try Self.architecture(root, version: 2).architecture == "small-cnn" && Self.architecture(root, version: 2).imageSize == 32)
+        // a rule asking for 40 px, and watch's --epochs 1 under it
+        var rules = try String(contentsOfFile: root + "/rules.yaml", encoding: .utf8)
+        rules = rules.replacingOccurrences(of: "stage: \"{stage}\"\n", with: "stage: \"{stage}\"\n          image_size: 40\n")
+        try rules.write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
+        #expect(try Binary.run(["rules", "check", root]).status == 0)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: root + "/flags/retrain/original.json"))
+        let watch = try Binary.run(["watch", root, "--once", "--epochs", "1"])
+        #expect(watch.status == 0, "\(watch.stderr)")
+        let third = try Self.architecture(root, version: 3)
+        #expect(third.architecture == "small-cnn" && third.imageSize == 40, "\(third)")
+        let log = try String(contentsOfFile: root + "/logs/watch.log", encoding: .utf8)
+        #expect(log.contains(", with 1 epochs, with 40 px") && log.contains("with the recipe of champion v"), "\(log)")
+    }
+}
