@@ -71,7 +71,7 @@ let package = Package(
                 swiftSettings: strictness),
         .target(name: "Explainability", dependencies: ["NeuralNetwork", "Tensor", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         // L6: the four components with train and serve modes, the two pipelines; measurements against peers.
-        .target(name: "Pipeline", dependencies: ["FolderWatch", "Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
+        .target(name: "Pipeline", dependencies: ["FolderWatch", "Rules", "Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                  .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strictness),
         .target(name: "Benchmarks", dependencies: ["FolderWatch", "Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
@@ -123,7 +123,7 @@ let package = Package(
         // A real network share for tests (a loopback SFTP server, sshfs clients), shared by the test targets that need one.
         .target(name: "ShareSupport", path: "Tests/ShareSupport", swiftSettings: strictness),
         .testTarget(name: "StoreTests", dependencies: ["Store", "ShareSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Reports", "Explainability", "Monitoring", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Reports", "Rules", "Explainability", "Monitoring", "Store", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                         .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Store", "Modeling", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: strictness),

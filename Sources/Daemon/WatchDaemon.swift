@@ -119,6 +119,10 @@ public final class WatchDaemon: @unchecked Sendable {
             throw DaemonError("the rules file is invalid, so the daemon does not start: \(error). Fix it (check with `dropline rules check \(root.path)`) and start again")
         }
         rulesStamp = FileStamp(path: root.path + "/rules.yaml")
+        do { pipelines.configuration = try RootConfiguration.load(root: root.path) } catch {
+            throw DaemonError("the root's configuration is invalid, so the daemon does not start: \(error). Fix it (check with `dropline config \(root.path)`) and start again")
+        }
+        configurationStamp = FileStamp(path: root.path + "/" + RootConfiguration.fileName)
         if let session { own(session) }
     }
 
@@ -272,6 +276,7 @@ public final class WatchDaemon: @unchecked Sendable {
     /// caller (`run` starts workers; tests call `runQueuedJobs`).
     public func tick() throws {
         reloadRulesIfChanged()
+        reloadConfigurationIfChanged()
         let now = clock.now()
         try inbox.collect(now: now, rules: rules, queue: queue)
         try retention.sweepIfDue(now: now, retention: rules.retention, root: root, index: pipelines.index, inbox: &inbox, log: log)
@@ -475,6 +480,22 @@ public final class WatchDaemon: @unchecked Sendable {
     }
 
     // MARK: - Rules reload, heartbeat
+
+    var configurationStamp: FileStamp?
+
+    /// dropline.yaml edited: the new thresholds and recipe for the next jobs; an invalid edit keeps
+    /// the previous configuration, as with the rules.
+    func reloadConfigurationIfChanged() {
+        let stamp = FileStamp(path: root.path + "/" + RootConfiguration.fileName)
+        guard stamp != configurationStamp else { return }
+        configurationStamp = stamp
+        do {
+            pipelines.configuration = try RootConfiguration.load(root: root.path)
+            log.info("reloaded \(RootConfiguration.fileName)")
+        } catch {
+            log.error("the edited \(RootConfiguration.fileName) is invalid, the previous configuration stays in force: \(error)")
+        }
+    }
 
     func reloadRulesIfChanged() {
         let file = root.path + "/rules.yaml"

@@ -52,7 +52,7 @@ extension DriftMonitor {
     /// Tests the gathered batch against the reference; a batch smaller than `minimumBatch` is
     /// reported as not tested.
     public func check(_ batch: DriftFeatures, name: String) -> DriftReport {
-        let t = description.thresholds
+        let t = thresholds
         let n = batch.items.count
         guard n >= Self.minimumBatch else {
             // Served all the same, and said so: no test, no drift decision made from too little.

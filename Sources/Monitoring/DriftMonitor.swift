@@ -27,6 +27,9 @@ import JSONFiles
 public final class DriftMonitor {
     public let description: DriftArtifactsDescription
     public let contentHash: String
+    /// The thresholds a batch is tested with: the artifacts' own, unless changed (a root's
+    /// dropline.yaml); the report records the ones used.
+    public var thresholds: DriftThresholds
     let encoderNetwork: Network
     let encoderParameters: Parameters
     /// The encoder, built once and run on every chunk of a batch.
@@ -63,6 +66,7 @@ public final class DriftMonitor {
             throw MonitoringError(reason: "drift artifacts '\(folder)' do not match their content.sha256 (changed after fitting); fit them again")
         }
         description = try SnakeCaseJSON.decoder().decode(DriftArtifactsDescription.self, from: Data(json))
+        thresholds = description.thresholds
         let (parameters, hash) = try description.encoder.parameters()
         guard hash == description.encoderSha256 else {
             throw MonitoringError(reason: "this Dropline generates different encoder weights from seed \(description.encoder.seed) than the one that fitted '\(folder)'; fit the artifacts again")

@@ -1,6 +1,7 @@
 import DroplineSupport
 import Foundation
 public import Modeling
+import Rules
 public import Store
 import SystemFiles
 import JSONFiles
@@ -17,6 +18,12 @@ public struct GroundTruth {
     /// ground truth it knows so that the dashboard shows accuracy, while its retraining stays
     /// driven by drift alone, as in the cloud design's simulation).
     public var raisesFlags = true
+
+    /// With the quality tolerance of the root's dropline.yaml, when it sets one.
+    public init(_ pipelines: Pipelines) {
+        self.init(root: pipelines.root, index: pipelines.index)
+        if let t = pipelines.configuration.thresholds.qualityTolerance { tolerance = t }
+    }
 
     public init(root: DroplineRoot, index: any DroplineIndex) {
         self.root = root

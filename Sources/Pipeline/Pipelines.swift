@@ -6,6 +6,7 @@ public import Logging
 import Imaging
 public import Modeling
 import Monitoring
+public import Rules
 public import Store
 import Synchronization
 import JSONFiles
@@ -81,6 +82,13 @@ public final class Pipelines {
     public var owner: OwnerSession?
     /// Runs this process is working on now (recovery and reconciliation leave them alone).
     let inFlight = Mutex<Set<String>>([])
+    /// The root's dropline.yaml (its training recipe and thresholds), as loaded by the command or the
+    /// daemon (which reloads it when it changes, from its own thread while jobs read it).
+    public var configuration: RootConfiguration {
+        get { configured.withLock { $0 } }
+        set { configured.withLock { $0 = newValue } }
+    }
+    let configured = Mutex(RootConfiguration())
 
     /// The pipelines on `root` with its SQLite index.
     public convenience init(root: DroplineRoot) throws {

@@ -5,6 +5,7 @@ import Foundation
 import Imaging
 import Modeling
 import Monitoring
+import Rules
 import Store
 
 /// Promotion through the registry: the policy's answer, and the rules' `promote` action.
@@ -13,6 +14,8 @@ extension Pipelines {
     func answer(_ question: PromotionQuestion) -> PromotionAnswer {
         let c = question.candidate
         let baseline = c.baselineVersion.flatMap { v in c.baselineAccuracy.map { PromotionPolicy.Baseline(version: v, accuracy: $0) } }
+        var policy = self.policy
+        if let margin = configuration.thresholds.promotionMargin { policy.margin = margin }
         let decision = policy.decide(candidate: PromotionPolicy.Candidate(version: c.version, accuracy: c.validationAccuracy, stage: c.stage),
                                      champion: question.champion.map { PromotionPolicy.Champion(version: $0.version, accuracy: $0.validationAccuracy) },
                                      baseline: baseline)

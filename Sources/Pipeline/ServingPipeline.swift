@@ -6,6 +6,7 @@ import Foundation
 import Imaging
 public import Modeling
 import Monitoring
+import Rules
 import Store
 public import FolderWatch
 import JSONFiles
@@ -69,6 +70,9 @@ extension Pipelines {
             let classifier = try Classifier(model: modelFolder)
             let artifacts = root.path + "/" + champion.folder + "/drift"
             let monitor = try DriftMonitor(artifacts: artifacts, model: classifier)
+            // the root's thresholds, when dropline.yaml sets them, over the ones fitted with the artifacts
+            if let p = configuration.thresholds.driftPValue { monitor.thresholds.pValue = p }
+            if let d = configuration.thresholds.driftMinimumStatistic { monitor.thresholds.minimumStatistic = d }
             try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
             let side = classifier.preprocessing.imageSize, monitoringSide = Preprocessing.monitoringSide(side)
             let processing = try ProcessingComponent.ServeSession(ProcessingComponent(imageSize: side), batch: folder, output: staging + "/processing",

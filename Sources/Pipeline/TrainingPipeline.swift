@@ -6,6 +6,7 @@ import Foundation
 import Imaging
 public import Modeling
 import Monitoring
+import Rules
 import Store
 import SystemFiles
 
@@ -159,9 +160,12 @@ extension Pipelines {
         } else {
             recipe = Recipe(configuration: fallback, source: "the defaults (no champion yet)")
         }
-        for o in overrides where !o.isEmpty {
+        // the root's dropline.yaml first, then the caller's (the command line's, a rule's)
+        let c = configuration
+        let rooted = TrainingOverrides(arch: c.arch(root: root.path), imageSize: c.training.imageSize, epochs: c.training.epochs)
+        for o in [rooted] + overrides where !o.isEmpty {
             recipe.configuration = try o.applied(to: recipe.configuration)
-            recipe.source += ", with \(o.summary)"
+            recipe.source += ", with \(o.summary)" + (o == rooted ? " (dropline.yaml)" : "")
         }
         return recipe
     }

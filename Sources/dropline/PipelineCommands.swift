@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Modeling
 import Pipeline
+import Rules
 import Store
 
 /// Options shared by the pipeline commands.
@@ -15,6 +16,7 @@ struct RootArgument: ParsableArguments {
     func pipelines() throws -> Pipelines {
         let dropline = try DroplineRoot(existing: root)
         let pipelines = try Pipelines(root: dropline)
+        pipelines.configuration = try RootConfiguration.load(root: dropline.path)
         pipelines.logger = Logger(label: "dropline") { _ in MessageLogHandler { Console.note($0) } }
         pipelines.progress = { label, total, unit in TerminalProgress(label, total: total, unit: unit) }
         // this command is an owner of its own runs: a daemon beside it leaves them alone, and its

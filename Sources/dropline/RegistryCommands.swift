@@ -2,6 +2,7 @@ import ArgumentParser
 import DroplineSupport
 import Foundation
 import Pipeline
+import Rules
 import Store
 
 struct ModelsCommand: ParsableCommand {
@@ -146,7 +147,9 @@ struct LabelsCommand: ParsableCommand {
     func run() throws {
         let r = try DroplineRoot(existing: root)
         let index = try Index.open(root: r)
-        let result = try GroundTruth(root: r, index: index).merge(labels: file)
+        var groundTruth = GroundTruth(root: r, index: index)
+        if let t = try RootConfiguration.load(root: r.path).thresholds.qualityTolerance { groundTruth.tolerance = t }
+        let result = try groundTruth.merge(labels: file)
         RootReports.refresh(index, r)
         RootIndex.publish(index, r)
         if json { return try JSONOutput.print(result) }

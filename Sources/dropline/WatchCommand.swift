@@ -6,6 +6,7 @@ import Logging
 import Modeling
 import Pipeline
 import Reports
+import Rules
 import Store
 import SystemFiles
 #if canImport(Glibc)
@@ -34,13 +35,13 @@ struct WatchCommand: AsyncParsableCommand {
 
     @OptionGroup var root: RootArgument
     @Option(help: "Poll every this many seconds instead of using inotify.") var poll: Double?
-    @Option(help: "Seconds without change after which a batch without a marker is complete.") var settle = 60.0
+    @Option(help: "Seconds without change after which a batch without a marker is complete (default: dropline.yaml's watch.settle_seconds, or 60).") var settle: Double?
     @Option(help: "Seconds between full rescans of the inbox (between them, handled batches whose folders did not change are not walked).") var rescan = WatchOptions.defaultFullRescanSeconds
-    @Option(help: "The marker file a producer writes last in a batch.") var marker = "_READY"
+    @Option(help: "The marker file a producer writes last in a batch (default: dropline.yaml's watch.marker, or _READY).") var marker: String?
     @Option(help: "Architecture of retraining runs: scratch, small-cnn or backbone:<model.json> (default: the champion's recipe; scratch when there is no champion).") var arch: String?
     @Option(help: "Square input size of retraining runs (default: the champion's).") var imageSize: Int?
     @Option(help: "Maximum epochs of retraining runs (default: the champion's).") var epochs: Int?
-    @Option(help: "How many jobs run at once (1: one pipeline at a time, in queue order).") var jobs = 1
+    @Option(help: "How many jobs run at once (1: one pipeline at a time, in queue order; default: dropline.yaml's watch.jobs, or 1).") var jobs: Int?
     @Flag(help: "Queue the failed jobs again at start-up (after fixing their cause).") var retryFailed = false
     @Flag(help: "Handle what is queued and complete now, then exit (batches still settling are waited for).") var once = false
     @Flag(help: "When another daemon owns the root, wait and take over when it stops or its lease expires (instead of refusing).") var standby = false
@@ -48,23 +49,25 @@ struct WatchCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let poll, poll <= 0 { throw ValidationError("--poll must be a positive number of seconds") }
-        if settle < 0 { throw ValidationError("--settle must be zero or more seconds") }
+        if let settle, settle < 0 { throw ValidationError("--settle must be zero or more seconds") }
         if rescan <= 0 { throw ValidationError("--rescan must be a positive number of seconds") }
-        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if leaseSeconds < 3 { throw ValidationError("--lease-seconds must be at least 3") }
     }
 
     func run() async throws {
         let dropline = try DroplineRoot(existing: root.root)
+        // the command line, else the root's dropline.yaml, else the defaults
+        let configuration = try RootConfiguration.load(root: dropline.path)
         var options = WatchOptions(training: try TrainingConfiguration.defaults(forArch: arch ?? "scratch", imageSize: imageSize, epochs: epochs))
         options.overrides = TrainingOverrides(arch: arch, imageSize: imageSize, epochs: epochs)
-        options.marker = marker
-        options.settleSeconds = settle
+        options.marker = marker ?? configuration.watch.marker ?? options.marker
+        options.settleSeconds = settle ?? configuration.watch.settleSeconds ?? options.settleSeconds
         options.fullRescanSeconds = rescan
         options.pollSeconds = poll
         options.once = once
         options.retryFailed = retryFailed
-        options.concurrentJobs = jobs
+        options.concurrentJobs = jobs ?? configuration.watch.jobs ?? options.concurrentJobs
         options.standby = standby
         options.leaseSeconds = leaseSeconds
         let log = Logger.daemon(DaemonLogHandler.Sink(file: dropline.logs + "/watch.log"))

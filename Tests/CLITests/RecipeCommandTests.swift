@@ -57,4 +57,47 @@ struct RecipeCommandTests {
         let log = try String(contentsOfFile: root + "/logs/watch.log", encoding: .utf8)
         #expect(log.contains(", with 1 epochs, with 40 px") && log.contains("with the recipe of champion v"), "\(log)")
     }
+
+    @Test("init --backbone copies the backbone into the root and makes it the recipe; config shows it; a first training needs no flags",
+          .enabled(if: SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json") != nil, "../shared/models is absent: the backbone test is skipped"))
+    func initWithBackbone() throws {
+        let backbone = try #require(SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json"))
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-config-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let created = try Binary.run(["init", root, "--backbone", backbone])
+        #expect(created.status == 0, "\(created.stderr)")
+        let copy = root + "/backbones/mobilenet_v2_0.35_224_tfjs"
+        let shards = try FileManager.default.contentsOfDirectory(atPath: copy).filter { $0.hasSuffix(".bin") }
+        #expect(FileManager.default.fileExists(atPath: copy + "/model.json") && !shards.isEmpty)
+        let shown = try Binary.run(["config", root, "--json"])
+        #expect(shown.status == 0 && shown.stdout.contains("backbone:backbones/mobilenet_v2_0.35_224_tfjs/model.json") && shown.stdout.contains("\"source\" : \"dropline.yaml\""), "\(shown.stdout)")
+        try WatchDaemonTests.writeTrainingData(root, seed: 4)
+        let trained = try Binary.run(["train", root, "--stage", "original", "--epochs", "3"])
+        #expect(trained.status == 0 && trained.stderr.contains("(dropline.yaml)"), "\(trained.stderr)")
+        let model = try Self.architecture(root, version: 1)
+        #expect(model.architecture == "backbone" && model.backbone == root + "/backbones/mobilenet_v2_0.35_224_tfjs/model.json", "\(model)")
+    }
+
+    @Test("an invalid configuration is refused with its place by config and by watch; the watch settings come from it")
+    func configurationFile() throws {
+        let root = try WatchDaemonTests.trainedRoot(seed: 6)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "version: 1\nwatch:\n  jobs: many\n".write(toFile: root + "/dropline.yaml", atomically: true, encoding: .utf8)
+        let checked = try Binary.run(["config", root])
+        #expect(checked.status == 1 && checked.stderr.contains(root + "/dropline.yaml:3:9: jobs is a whole number"), "\(checked.stderr)")
+        let watch = try Binary.run(["watch", root, "--once"])
+        #expect(watch.status != 0 && watch.stderr.contains("dropline.yaml:3:9"), "\(watch.stderr)")
+        // a marker named in the configuration completes a batch at once
+        try "version: 1\nwatch:\n  marker: DONE\n".write(toFile: root + "/dropline.yaml", atomically: true, encoding: .utf8)
+        let batch = root + "/inbox/production/b1"
+        try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: root + "/inbox/training/original/validation/red/0.png", toPath: batch + "/a.png")
+        try FileManager.default.copyItem(atPath: root + "/inbox/training/original/validation/blue/0.png", toPath: batch + "/b.png")
+        try Data().write(to: URL(fileURLWithPath: batch + "/DONE"))
+        let served = try Binary.run(["watch", root, "--once"])
+        #expect(served.status == 0, "\(served.stderr)")
+        let log = try String(contentsOfFile: root + "/logs/watch.log", encoding: .utf8)
+        #expect(log.contains("batch production/b1 landed (marker, 2 file(s))"), "\(log)")
+    }
+
 }

@@ -1,6 +1,9 @@
 import Foundation
+import JSONFiles
 import Modeling
+import Monitoring
 import Pipeline
+import Rules
 import Store
 import SystemFiles
 import Testing
@@ -53,5 +56,54 @@ struct RecipeTests {
         #expect(origin.changed() == nil)
         try FileManager.default.removeItem(atPath: folder + "/model.json")
         #expect(origin.changed()?.contains("no longer readable") == true)
+    }
+}
+
+@Suite("A root's configuration changes what the pipelines do")
+struct ConfigurationEffectTests {
+    @Test("drift thresholds decide the batch's verdict and are recorded; the quality tolerance decides the flag; the recipe's arch comes from it")
+    func thresholds() throws {
+        let (root, pipelines) = try Fixture.served()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        var c = RootConfiguration()
+        c.thresholds.driftMinimumStatistic = 1.0  // no feature can reach it: never drift
+        pipelines.configuration = c
+        let (strict, drifted) = try pipelines.infer(batch: root.productionInbox + "/batch-1")
+        #expect(!drifted)
+        let folder = root.path + "/" + (try #require(try pipelines.index.run(strict)?.folder))
+        let report = try SnakeCaseJSON.read(DriftReport.self, from: folder + "/monitoring/drift.json")
+        #expect(report.thresholds.minimumStatistic == 1.0 && report.reason.contains("1.000"), "\(report.reason)")
+        c.thresholds.driftMinimumStatistic = 0
+        c.thresholds.driftPValue = 0.5  // everything at p < 0.25 drifts
+        pipelines.configuration = c
+        let (loose, _) = try pipelines.infer(batch: root.productionInbox + "/batch-1")
+        let looseReport = try SnakeCaseJSON.read(DriftReport.self, from: root.path + "/" + (try #require(try pipelines.index.run(loose)?.folder)) + "/monitoring/drift.json")
+        #expect(looseReport.thresholds.pValue == 0.5 && looseReport.detectors.first?.level == 0.25)
+        // quality: with a tolerance of 1 no accuracy is below the constraint
+        c.thresholds.qualityTolerance = 1
+        pipelines.configuration = c
+        var lines = "image,class\n"
+        for i in 0..<24 { lines += "img \(i).png,red\n" }
+        try lines.write(toFile: root.labelsInbox + "/batch-1.csv", atomically: true, encoding: .utf8)
+        let merged = try GroundTruth(pipelines).merge(labels: root.labelsInbox + "/batch-1.csv")
+        #expect(!merged.belowConstraint && merged.constraintAccuracy <= 0)
+        // the recipe: the configuration's epochs over the champion's
+        c.training.epochs = 7
+        pipelines.configuration = c
+        let recipe = try pipelines.retrainingRecipe(fallback: TrainingConfiguration.defaults(architecture: "scratch"), overrides: [])
+        #expect(recipe.configuration.epochs == 7 && recipe.configuration.architecture == "small-cnn" && recipe.source.contains("(dropline.yaml)"))
+    }
+
+    @Test("the promotion margin decides whether a slightly worse model is promoted")
+    func margin() throws {
+        let (root, pipelines) = try Fixture.served()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        var c = RootConfiguration()
+        c.thresholds.promotionMargin = 1  // any model is at least the champion's minus 1
+        pipelines.configuration = c
+        let (_, version) = try pipelines.train(stage: "original", configuration: Fixture.configuration())
+        #expect(try pipelines.champion()?.version == version)
+        let reason = try #require(try pipelines.index.promotionReason(version: version))
+        #expect(reason.contains("margin 1.00"), "\(reason)")
     }
 }

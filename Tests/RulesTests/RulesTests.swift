@@ -295,3 +295,51 @@ struct TrainOptionsTests {
         }
     }
 }
+
+@Suite("A root's configuration file")
+struct RootConfigurationTests {
+    @Test("every key read; the backbone's path relative to the root; no file is the defaults")
+    func valid() throws {
+        let c = try RootConfiguration.parse(yaml: """
+        version: 1
+        training:
+          arch: backbone:backbones/m/model.json
+          image_size: 160
+          epochs: 30
+        watch: {marker: DONE, settle_seconds: 5.5, jobs: 2}
+        thresholds:
+          drift_p_value: 0.01
+          drift_minimum_statistic: 0.2
+          promotion_margin: 0
+          quality_tolerance: 0.1
+
+        """, file: "dropline.yaml")
+        #expect(c.training.arch == "backbone:backbones/m/model.json" && c.training.imageSize == 160 && c.training.epochs == 30)
+        #expect(c.arch(root: "/srv/root") == "backbone:/srv/root/backbones/m/model.json")
+        #expect(c.watch.marker == "DONE" && c.watch.settleSeconds == 5.5 && c.watch.jobs == 2)
+        #expect(c.thresholds.driftPValue == 0.01 && c.thresholds.driftMinimumStatistic == 0.2 && c.thresholds.promotionMargin == 0 && c.thresholds.qualityTolerance == 0.1)
+        #expect(try RootConfiguration.load(root: "/nonexistent-\(UUID().uuidString)") == RootConfiguration())
+        #expect(try RootConfiguration.parse(yaml: "version: 1\n", file: "f") == RootConfiguration())
+    }
+
+    @Test("mistakes are refused at their line and column, with what is allowed", arguments: [
+        ("version: 1\ntraining:\n  arch: resnet\n", "dropline.yaml:3:9: arch is scratch, small-cnn or backbone:<model.json>"),
+        ("version: 1\ntraining:\n  epoch: 3\n", "dropline.yaml:3:3: unknown key 'epoch' in training (expected arch, image_size, epochs)"),
+        ("version: 1\nwatch:\n  jobs: 0\n", "dropline.yaml:3:9: jobs is a whole number from 1 to 64"),
+        ("version: 1\nwatch:\n  marker: ../x\n", "dropline.yaml:3:11: marker is a file name"),
+        ("version: 1\nthresholds:\n  drift_p_value: 0\n", "dropline.yaml:3:18: drift_p_value is a number from above 0.0 to 0.5"),
+        ("version: 1\nthresholds:\n  promotion_margin: lots\n", "dropline.yaml:3:21: promotion_margin is a number"),
+        ("version: 2\n", "dropline.yaml:1:10: this Dropline reads configuration version 1"),
+        ("training: {}\n", "dropline.yaml:1:1: missing `version: 1`"),
+        ("version: 1\nthreshold: {}\n", "dropline.yaml:2:1: unknown key 'threshold'"),
+        ("version: 1\ntraining: [a]\n", "dropline.yaml:2:11: `training:` must be a mapping"),
+    ])
+    func refused(text: String, message: String) {
+        do {
+            _ = try RootConfiguration.parse(yaml: text, file: "dropline.yaml")
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error.description.hasPrefix(message), "\(error)")
+        }
+    }
+}

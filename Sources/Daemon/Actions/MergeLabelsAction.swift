@@ -9,7 +9,7 @@ struct MergeLabelsAction: DaemonAction {
     let file: String
 
     func perform(_ context: inout ActionContext) throws -> String {
-        let result = try GroundTruth(root: context.root, index: context.pipelines.index).merge(labels: context.root.inbox + "/" + file)
+        let result = try GroundTruth(context.pipelines).merge(labels: context.root.inbox + "/" + file)
         return String(format: "merged labels %@: %d labelled image(s) of batch %@, accuracy %.4f%@", file, result.labelled, result.batch, result.accuracy,
                       result.belowConstraint ? String(format: " below the constraint %.4f: quality flag raised", result.constraintAccuracy) : "")
     }
