@@ -117,7 +117,8 @@ let package = Package(
             swiftSettings: strictness
         ),
         .testTarget(name: "DriftStatisticsTests", dependencies: ["DriftStatistics"], exclude: ["Fixtures"], swiftSettings: strictness),
-        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "DriftStatistics", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .testTarget(name: "MonitoringTests", dependencies: ["Monitoring", "DriftStatistics", "Modeling", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
+                    exclude: ["Fixtures"], swiftSettings: strictness),
         .testTarget(name: "ExplainabilityTests", dependencies: ["Explainability", "NeuralNetwork", "Modeling", "Imaging", "Tensor", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
                     exclude: ["Fixtures"], swiftSettings: strictness),
         // A real network share for tests (a loopback SFTP server, sshfs clients), shared by the test targets that need one.

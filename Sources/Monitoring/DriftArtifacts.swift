@@ -78,4 +78,8 @@ public struct DriftArtifactsDescription: Codable, Sendable {
     public var rejected: [Rejection]
     public var createdAt: String
     public var droplineVersion: String
+    /// The model's confidences calibrated on the held-out labelled images (temperature scaling), for
+    /// estimating served batches' accuracy without labels; absent without a model or labels, and in
+    /// artifacts fitted before it existed.
+    public var calibration: Calibration? = nil
 }

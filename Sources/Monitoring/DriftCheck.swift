@@ -104,9 +104,13 @@ extension DriftMonitor {
         let outliers = DriftFeatures.ranked(scores).map {
             RankedImage(path: batch.items[$0].path, sha256: batch.items[$0].sha256, score: scores[$0])
         }
-        return DriftReport(drift: drift, reason: reason, batch: name, batchSize: n, referenceSize: description.referenceImages,
-                           artifacts: contentHash, thresholds: t, detectors: detectors, outliers: outliers, rejected: batch.rejected,
-                           createdAt: Self.timestamp(), tested: true, distributions: distributions)
+        var report = DriftReport(drift: drift, reason: reason, batch: name, batchSize: n, referenceSize: description.referenceImages,
+                                 artifacts: contentHash, thresholds: t, detectors: detectors, outliers: outliers, rejected: batch.rejected,
+                                 createdAt: Self.timestamp(), tested: true, distributions: distributions)
+        if let calibration = description.calibration, let classifier, !batch.softmax.isEmpty {
+            report.estimate = AccuracyEstimate(probabilities: batch.softmax, classes: classifier.classes.count, calibration: calibration)
+        }
+        return report
     }
 
     // MARK: - Features

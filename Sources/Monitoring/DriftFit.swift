@@ -18,7 +18,7 @@ extension DriftMonitor {
     public static func fit(images: ImageCollection, trainingData: String, to folder: String, model: Classifier? = nil,
                            holdout: ImageCollection? = nil, encoder: DriftEncoder = DriftEncoder(),
                            thresholds: DriftThresholds = DriftThresholds(), psiBins: Int = 10,
-                           expectedBatchSize: Int? = 40) throws -> String {
+                           expectedBatchSize: Int? = 40, holdoutLabels: [Int]? = nil) throws -> String {
         guard images.images.count >= 20 else {
             throw MonitoringError(reason: "'\(trainingData)' has \(images.images.count) usable images; the drift reference needs at least 20")
         }
@@ -29,6 +29,7 @@ extension DriftMonitor {
         let (parameters, hash) = try encoder.parameters()
         var matrices: [String: Tensor] = [:]
         var tables: [String: [Double]] = [:]
+        var calibration: Calibration?
         let encoded = try encode(images.images, encoder: encoder, predictor: try Predictor(network: encoder.network, parameters: parameters))
         matrices["encoder"] = Tensor(shape: [images.images.count, encoder.features], data: encoded.map(Float.init))
         if let model {
@@ -38,6 +39,10 @@ extension DriftMonitor {
             }
             let probabilities = try softmax(source.images, classifier: model)
             matrices["softmax"] = Tensor(shape: [source.images.count, model.classes.count], data: probabilities.map(Float.init))
+            // the same probabilities the served batches' softmax detector sees, with their true classes
+            if let labels = holdoutLabels, labels.count == source.images.count {
+                calibration = Calibration.fit(probabilities: probabilities, labels: labels, classes: model.classes.count)
+            }
         }
         for (name, matrix) in matrices where !name.hasPrefix("psi_edges") {
             let columns = columnsOf(matrix)
@@ -51,7 +56,7 @@ extension DriftMonitor {
             matrices["psi_edges.\(name)"] = Tensor(shape: [edges.count, width], data: edges.flatMap { e in
                 (e + [Double](repeating: .infinity, count: width - e.count)).map(Float.init) })
         }
-        let description = DriftArtifactsDescription(
+        var description = DriftArtifactsDescription(
             encoder: encoder, encoderSha256: hash, detectors: model == nil ? ["encoder"] : ["encoder", "softmax"],
             model: model.map { _ in "given" }, modelContentSha256: model?.contentHash, classes: model?.classes,
             thresholds: thresholds, psiBins: psiBins, referenceImages: images.images.count,
@@ -59,6 +64,7 @@ extension DriftMonitor {
             softmaxReferenceSha256: model == nil ? nil : (holdout ?? images).contentHash, trainingData: trainingData,
             trainingDataSha256: images.contentHash, rejected: images.rejected, createdAt: Self.timestamp(),
             droplineVersion: DroplineVersion.current)
+        description.calibration = calibration
         let staging = folder + ".partial-\(getpid())"
         try? fm.removeItem(atPath: staging)
         try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)

@@ -96,6 +96,9 @@ public struct DriftReport: Codable, Sendable {
     /// The most drifted features of each detector (smallest corrected p-value first, at most
     /// `DriftReport.distributionsPerDetector`), for the reports; absent in older reports.
     public var distributions: [FeatureDistribution]? = nil
+    /// The batch's accuracy estimated from the model's calibrated confidences (absent without the
+    /// artifacts' calibration or the softmax detector).
+    public var estimate: AccuracyEstimate? = nil
 
     public static let distributionsPerDetector = 6
 }

@@ -103,11 +103,11 @@ public struct MonitoringComponent {
 
     /// Train mode on images in memory, prepared at the monitoring side (`Preprocessing.monitoringSide`).
     public func train(_ collection: ImageCollection, from images: String, holdout held: ImageCollection?, from holdout: String?, classifier: Classifier?,
-                      expectedBatchSize: Int = 40, output: String) throws -> ComponentManifest {
+                      holdoutLabels: [Int]? = nil, expectedBatchSize: Int = 40, output: String) throws -> ComponentManifest {
         let started = ComponentRun.now()
         try ComponentRun.prepare(output)
         let hash = try DriftMonitor.fit(images: collection, trainingData: images, to: output + "/artifacts", model: classifier,
-                                        holdout: held, expectedBatchSize: expectedBatchSize)
+                                        holdout: held, expectedBatchSize: expectedBatchSize, holdoutLabels: holdoutLabels)
         var inputs: [ComponentManifest.Input] = [.init(role: "train", path: images, files: collection.items.count, sha256: collection.contentHash)]
         if let held, let holdout { inputs.append(.init(role: "holdout", path: holdout, files: held.items.count, sha256: held.contentHash)) }
         let manifest = ComponentManifest(

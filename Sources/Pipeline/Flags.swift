@@ -22,6 +22,10 @@ public struct DriftFlag: Codable, Sendable, Equatable {
     public var createdAt: String
     /// How many served batches in a row, this one included, drifted: for rules with hysteresis.
     public var batchesInARow: Int
+    /// The batch's accuracy estimated from calibrated confidences, and how far below the model's
+    /// held-out accuracy that is (`flag.estimated_accuracy_drop`: a rule can retrain only on harm).
+    public var estimatedAccuracy: Double?
+    public var estimatedAccuracyDrop: Double?
 
     public struct Detector: Codable, Sendable, Equatable {
         public var name: String

@@ -94,10 +94,13 @@ extension Pipelines {
             ServeRows.Explanation(path: root.relative(e.path), imageSha256: e.sha256, heatmap: root.relative(folder + "/explainability/explanations/" + e.heatmap),
                                   predicted: e.predicted, steps: e.steps, delta: e.delta, relativeDelta: e.relativeDelta)
         }
-        return ServeRows(batchName: manifest.subject, batchFolder: root.relative(batchInput.path), batchSha256: batchInput.sha256,
-                         batchImages: batchInput.files, landedAt: manifest.startedAt, images: images, predictions: predictions, drift: report.drift,
-                         driftReason: report.reason, artifactsSha256: report.artifacts, batchSize: report.batchSize, referenceSize: report.referenceSize,
-                         driftResults: results, explanations: explanations)
+        var serveRows = ServeRows(batchName: manifest.subject, batchFolder: root.relative(batchInput.path), batchSha256: batchInput.sha256,
+                             batchImages: batchInput.files, landedAt: manifest.startedAt, images: images, predictions: predictions, drift: report.drift,
+                             driftReason: report.reason, artifactsSha256: report.artifacts, batchSize: report.batchSize, referenceSize: report.referenceSize,
+                             driftResults: results, explanations: explanations)
+        serveRows.estimatedAccuracy = report.estimate?.accuracy
+        serveRows.estimatedAccuracyDrop = report.estimate?.accuracyDrop
+        return serveRows
     }
 
     /// One of a prediction's top classes, as the index stores them (JSON).

@@ -160,7 +160,10 @@ extension Pipelines {
                              detectors: report.detectors.map { .init(name: $0.name, drift: $0.drift, minimumAdjustedPValue: $0.minimumAdjustedPValue,
                                                                      maximumStatistic: $0.maximumStatistic) },
                              createdAt: Index.now(), batchesInARow: inARow)
-        let path = try FlagFiles.write(flag, kind: "drift", name: FlagFiles.name(batch: batch, batchPath: located.batchPath), in: root)
+        var flagged = flag
+        flagged.estimatedAccuracy = report.estimate?.accuracy
+        flagged.estimatedAccuracyDrop = report.estimate?.accuracyDrop
+        let path = try FlagFiles.write(flagged, kind: "drift", name: FlagFiles.name(batch: batch, batchPath: located.batchPath), in: root)
         try index.recordFlag(kind: .drift, path: root.relative(path), subject: batch)
     }
 

@@ -52,7 +52,7 @@ extension Pipelines {
             }
             let m = try MonitoringComponent().train(collection(images.train, images.trainMonitored), from: stageFolder + "/train",
                                                     holdout: collection(validation, images.validationMonitored), from: stageFolder + "/validation",
-                                                    classifier: model, output: staging + "/monitoring")
+                                                    classifier: model, holdoutLabels: validation.items.map(\.label), output: staging + "/monitoring")
             clock.lap(.monitoring)
             logger.info("explaining a validation sample", metadata: meta)
             let explaining = try ExplainabilityComponent.Session(ExplainabilityComponent(), mode: .train, classifier: model, images: stageFolder + "/validation",

@@ -22,7 +22,7 @@ struct DashboardPage {
         let markers = eventMarkers(trainings: trainings, promotions: promotions, from: batches.first.flatMap { seconds($0.finishedAt) })
         body.append(HTML.section("Drift of every batch", id: "drift", driftCharts(batches, markers: markers),
                                  note: "One point per served batch (click for its page); red points found drift. Dashed vertical lines: trainings (blue) and promotions (green)."))
-        body.append(HTML.section("Accuracy from ground truth", id: "accuracy", accuracyChart(accuracy, markers: markers)))
+        body.append(HTML.section("Accuracy: estimated from confidences, and from ground truth", id: "accuracy", accuracyChart(accuracy, estimates: batches, markers: markers)))
         body.append(HTML.section("Champion timeline", id: "champions", championTimeline(promotions, models: models)))
         body.append(HTML.section("Recent batches", id: "batches", recentBatches(batches, accuracy: accuracy)))
         body.append(HTML.section("Recent trainings", id: "trainings", recentTrainings(trainings, models: models)))
@@ -103,13 +103,17 @@ struct DashboardPage {
         return p.svg() + d.svg()
     }
 
-    func accuracyChart(_ points: [AccuracyPoint], markers: [XYChart.Marker]) -> String {
-        guard !points.isEmpty else {
+    func accuracyChart(_ points: [AccuracyPoint], estimates: [BatchPoint], markers: [XYChart.Marker]) -> String {
+        let estimated = estimates.filter { $0.estimatedAccuracy != nil }
+        guard !points.isEmpty || !estimated.isEmpty else {
             return "<p class=\"note\">No ground truth merged yet: drop a labels file (image,class) into inbox/labels/ to measure accuracy on served batches.</p>"
         }
-        var c = XYChart(title: "accuracy of each labelled batch against the model's constraint", xLabel: "served at (UTC)", yLabel: "accuracy")
+        var c = XYChart(title: "accuracy of each batch: estimated, and from ground truth against the model's constraint", xLabel: "served at (UTC)", yLabel: "accuracy")
         c.xAxis = .time
         c.series = [
+            .init("estimated (calibrated confidence)", colour: "#9467bd", style: .linePoints, dashed: true, points: estimated.map {
+                .init(x: seconds($0.finishedAt) ?? 0, y: $0.estimatedAccuracy!, label: "\($0.subject): estimated \(percent($0.estimatedAccuracy!)) (drop \(percent($0.estimatedAccuracyDrop ?? 0)))")
+            }),
             .init("accuracy", colour: "#4c78a8", style: .linePoints, points: points.map {
                 .init(x: seconds($0.servedAt) ?? 0, y: $0.accuracy, flagged: $0.belowConstraint,
                       label: "\($0.subject): \(percent($0.accuracy)) on \($0.labelled) labelled images (constraint \(percent($0.constraintAccuracy)))")
@@ -120,7 +124,13 @@ struct DashboardPage {
         c.yRange = 0...1
         c.width = 1100
         let below = points.filter(\.belowConstraint).count
-        return c.svg() + "<p>\(below) of \(points.count) labelled batches below their constraint; red points are below it.</p>"
+        var text = "<p>\(below) of \(points.count) labelled batches below their constraint; red points are below it."
+        let byRun = Dictionary(estimated.map { ($0.run, $0.estimatedAccuracy!) }, uniquingKeysWith: { a, _ in a })
+        let paired = points.compactMap { p in byRun[p.run].map { abs($0 - p.accuracy) } }
+        if !paired.isEmpty {
+            text += " Estimated against measured accuracy on the \(paired.count) labelled batches: mean absolute error \(String(format: "%.1f", 100 * paired.reduce(0, +) / Double(paired.count))) points."
+        }
+        return c.svg() + text + "</p>"
     }
 
     func championTimeline(_ promotions: [PromotionRecord], models: [ModelRecord]) -> String {

@@ -56,6 +56,10 @@ struct MetricsFile {
                 makeGauge("last_batch_max_ks_statistic", help: "Largest KS statistic of the newest served batch.").set(d)
             }
             makeGauge("last_batch_images", help: "Usable images of the newest served batch.").set(Double(last.batchSize))
+            if let e = last.estimatedAccuracy, let drop = last.estimatedAccuracyDrop {
+                makeGauge("last_batch_estimated_accuracy", help: "The newest batch's accuracy estimated from calibrated confidences.").set(e)
+                makeGauge("last_batch_estimated_accuracy_drop", help: "The model's held-out accuracy minus that estimate.").set(drop)
+            }
             if let at = seconds(last.finishedAt) {
                 makeGauge("last_batch_timestamp_seconds", help: "When the newest batch was served.").set(at)
             }

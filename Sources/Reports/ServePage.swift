@@ -74,6 +74,10 @@ struct ServePage {
                 out = "<div class=\"verdict good\">\(HTML.badge("no drift", .good)) \(HTML.text(d.reason))</div>"
             }
         }
+        if case .success(let d) = drift, let e = d.estimate {
+            let tone: HTML.Tone = e.accuracyDrop > 0.03 ? .warn : .good
+            out += "<div class=\"verdict \(tone.rawValue)\">\(HTML.badge("estimated accuracy \(percent(e.accuracy))", tone)) from the model's calibrated confidences (no labels needed; temperature \(String(format: "%.2f", e.temperature))): \(e.accuracyDrop >= 0 ? percent(e.accuracyDrop) + " below" : percent(-e.accuracyDrop) + " above") its \(percent(e.referenceAccuracy)) on held-out training-time images.</div>"
+        }
         if let a = accuracy {
             let tone: HTML.Tone = a.belowConstraint ? .bad : .good
             out += "<div class=\"verdict \(tone.rawValue)\">\(HTML.badge(a.belowConstraint ? "BELOW CONSTRAINT" : "accuracy ok", tone)) accuracy \(percent(a.accuracy)) on \(a.labelled) labelled images (ground truth merged \(HTML.text(a.labelledAt))); the model's constraint is \(percent(a.constraintAccuracy)).</div>"

@@ -49,6 +49,8 @@ public struct StudyStep: Codable, Sendable {
     public var promotion: String?
     /// The serving model's accuracy on the batch, from the ground truth.
     public var accuracy: Double
+    /// The same, estimated from the model's calibrated confidences without the ground truth.
+    public var estimatedAccuracy: Double? = nil
     public var images: Int
     public var seconds: Double
 }
@@ -259,7 +261,8 @@ public struct Simulation {
                          minimumAdjustedPValue: summary.minimumAdjustedPValue, maximumStatistic: summary.maximumStatistic, driftReason: summary.reason,
                          retrained: new != nil, newModel: new?.version, newModelStage: new?.stage,
                          promoted: new?.state == .champion, promotion: promotion ?? kept,
-                         accuracy: counted == 0 ? 0 : Double(correct) / Double(counted), images: counted, seconds: seconds)
+                         accuracy: counted == 0 ? 0 : Double(correct) / Double(counted), estimatedAccuracy: summary.estimatedAccuracy,
+                         images: counted, seconds: seconds)
     }
 
     /// Every model version on every stage's test set.

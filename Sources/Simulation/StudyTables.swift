@@ -6,7 +6,7 @@ import Foundation
 public enum StudyTables {
     /// (a) One row per step.
     public static func stepRows(_ r: StudyResult) -> TextTable {
-        let header = ["step", "input test set", "drift artifacts from", "KS drift", "min corrected p", "max D", "retraining", "serving accuracy"]
+        let header = ["step", "input test set", "drift artifacts from", "KS drift", "min corrected p", "max D", "retraining", "serving accuracy", "estimated"]
         let rows = r.steps.map { s -> [String] in
             let retraining: String
             if let v = s.newModel {
@@ -16,9 +16,17 @@ public enum StudyTables {
             }
             return ["\(s.step)", s.testSet, "\(s.driftArtifactsStage) (v\(s.servingModel))", s.drift ? "yes" : "no",
                     s.minimumAdjustedPValue.map { String(format: "%.2g", $0) } ?? "-", s.maximumStatistic.map { String(format: "%.3f", $0) } ?? "-",
-                    retraining, String(format: "%.1f%%", 100 * s.accuracy)]
+                    retraining, String(format: "%.1f%%", 100 * s.accuracy), s.estimatedAccuracy.map { String(format: "%.1f%%", 100 * $0) } ?? "-"]
         }
         return TextTable(header: header, rows: rows, rule: true)
+    }
+
+    /// The estimates against the accuracy measured from the ground truth: mean absolute error in points.
+    public static func estimateSummary(_ r: StudyResult) -> String? {
+        let pairs = r.steps.compactMap { s in s.estimatedAccuracy.map { abs($0 - s.accuracy) } }
+        guard !pairs.isEmpty else { return nil }
+        return String(format: "accuracy estimated from calibrated confidences (no labels) against the ground truth: mean absolute error %.1f points over %d batches, largest %.1f",
+                      100 * pairs.reduce(0, +) / Double(pairs.count), pairs.count, 100 * (pairs.max() ?? 0))
     }
 
     /// (b) One row per model, accuracy and loss on each stage's test set.
@@ -35,6 +43,7 @@ public enum StudyTables {
     public static func text(_ r: StudyResult) -> String {
         var out = "(a) batch inference, step by step\n"
         out += stepRows(r).render() + "\n"
+        if let e = estimateSummary(r) { out += e + "\n" }
         out += "\n(b) accuracy / loss of each model on each stage's test set\n"
         out += modelRows(r).render() + "\n"
         return out
@@ -48,6 +57,7 @@ public enum StudyTables {
         out += "served by the champion; a drift flag made the rules retrain on that stage's train and validation data and "
         out += "promote the new model when the policy allowed. Accuracy is the serving model's, from the ground truth.\n\n"
         out += "## (a) Batch inference, step by step\n\n" + table(stepRows(r))
+        if let e = estimateSummary(r) { out += "\n" + e.prefix(1).uppercased() + e.dropFirst() + ".\n" }
         out += "\n## (b) Accuracy / loss of each model on each stage's test set\n\n" + table(modelRows(r))
         if !r.skippedImages.isEmpty {
             out += "\n## Images left out\n\n" + r.skippedImages.map { "- `\($0.path)`: \($0.reason)\n" }.joined()

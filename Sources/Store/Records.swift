@@ -197,6 +197,9 @@ public struct ServeRows: Sendable {
     public var referenceSize: Int
     public var driftResults: [DriftResult]
     public var explanations: [Explanation]
+    /// The accuracy estimated from calibrated confidences, and its drop from the held-out accuracy.
+    public var estimatedAccuracy: Double? = nil
+    public var estimatedAccuracyDrop: Double? = nil
 
     public init(batchName: String, batchFolder: String, batchSha256: String, batchImages: Int, landedAt: String, images: [Image],
                 predictions: [Prediction], drift: Bool, driftReason: String, artifactsSha256: String, batchSize: Int, referenceSize: Int,
@@ -289,6 +292,8 @@ public struct DriftSummary: Sendable, Equatable {
     public var minimumAdjustedPValue: Double?
     public var maximumStatistic: Double?
     public var predictions: [(path: String, predicted: String)]
+    /// The accuracy estimated from calibrated confidences (nil without calibration).
+    public var estimatedAccuracy: Double? = nil
 
     public static func == (a: DriftSummary, b: DriftSummary) -> Bool {
         a.run == b.run && a.drift == b.drift && a.reason == b.reason && a.minimumAdjustedPValue == b.minimumAdjustedPValue

@@ -13,6 +13,8 @@ public struct BatchPoint: Sendable, Equatable {
     public var batchSize: Int
     public var minimumAdjustedPValue: Double?
     public var maximumStatistic: Double?
+    public var estimatedAccuracy: Double?
+    public var estimatedAccuracyDrop: Double?
 }
 
 /// A served batch's accuracy from merged ground truth.
@@ -49,7 +51,7 @@ extension Index {
         try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM (
-                  SELECT r.id, r.subject, r.folder, r.finished_at, r.model_version, d.drift, d.reason, d.batch_size,
+                  SELECT r.id, r.subject, r.folder, r.finished_at, r.model_version, d.drift, d.reason, d.batch_size, d.estimated_accuracy, d.estimated_accuracy_drop,
                          (SELECT min(adjusted_p_value) FROM drift_results x WHERE x.run_id = r.id) AS p,
                          (SELECT max(statistic) FROM drift_results x WHERE x.run_id = r.id) AS statistic
                   FROM runs r JOIN drift_decisions d ON d.run_id = r.id
@@ -59,7 +61,8 @@ extension Index {
                 """, arguments: [limit]).map {
                 BatchPoint(run: $0["id"], subject: $0["subject"], folder: $0["folder"], finishedAt: $0["finished_at"], modelVersion: $0["model_version"],
                            drift: ($0["drift"] as Int) == 1, reason: $0["reason"], batchSize: $0["batch_size"],
-                           minimumAdjustedPValue: $0["p"], maximumStatistic: $0["statistic"])
+                           minimumAdjustedPValue: $0["p"], maximumStatistic: $0["statistic"],
+                           estimatedAccuracy: $0["estimated_accuracy"], estimatedAccuracyDrop: $0["estimated_accuracy_drop"])
             }
         }
     }

@@ -24,6 +24,9 @@ enum Schema {
         migrator.registerMigration("v6-owners") { db in
             try db.execute(sql: v6)
         }
+        migrator.registerMigration("v7-accuracy-estimate") { db in
+            try db.execute(sql: v7)
+        }
         return migrator
     }
 
@@ -268,5 +271,12 @@ enum Schema {
     static let v6 = """
     ALTER TABLE runs ADD COLUMN owner TEXT;
     ALTER TABLE jobs ADD COLUMN owner TEXT;
+    """
+
+    /// A served batch's accuracy estimated from the model's calibrated confidences, beside its drift
+    /// decision (NULL: no calibration, or served before estimates existed).
+    static let v7 = """
+    ALTER TABLE drift_decisions ADD COLUMN estimated_accuracy REAL CHECK (estimated_accuracy BETWEEN 0 AND 1);
+    ALTER TABLE drift_decisions ADD COLUMN estimated_accuracy_drop REAL;
     """
 }

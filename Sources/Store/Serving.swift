@@ -34,8 +34,11 @@ extension Index {
                 try db.execute(sql: "INSERT INTO predictions (run_id, path, image_sha256, predicted, confidence, top3) VALUES (?, ?, ?, ?, ?, ?)",
                                arguments: [id, p.path, p.imageSha256, p.predicted, min(max(p.confidence, 0), 1), p.top3])
             }
-            try db.execute(sql: "INSERT INTO drift_decisions (run_id, drift, reason, artifacts_sha256, batch_size, reference_size) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [id, rows.drift ? 1 : 0, rows.driftReason, rows.artifactsSha256, rows.batchSize, rows.referenceSize])
+            try db.execute(sql: """
+                INSERT INTO drift_decisions (run_id, drift, reason, artifacts_sha256, batch_size, reference_size, estimated_accuracy, estimated_accuracy_drop)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, rows.drift ? 1 : 0, rows.driftReason, rows.artifactsSha256, rows.batchSize, rows.referenceSize,
+                                 rows.estimatedAccuracy.map { min(max($0, 0), 1) }, rows.estimatedAccuracyDrop])
             for f in rows.driftResults {
                 try db.execute(sql: """
                     INSERT INTO drift_results (run_id, detector, feature, statistic, p_value, adjusted_p_value, psi, psi_tier)
@@ -140,12 +143,13 @@ extension Index {
     /// A serve run's drift decision, its extreme figures and its predictions (the study's tables).
     public func driftSummary(run: String) throws -> DriftSummary? {
         try read { db in
-            guard let decision = try Row.fetchOne(db, sql: "SELECT drift, reason FROM drift_decisions WHERE run_id = ?", arguments: [run]) else { return nil }
+            guard let decision = try Row.fetchOne(db, sql: "SELECT drift, reason, estimated_accuracy FROM drift_decisions WHERE run_id = ?", arguments: [run]) else { return nil }
             let extremes = try Row.fetchOne(db, sql: "SELECT min(adjusted_p_value) AS p, max(statistic) AS d FROM drift_results WHERE run_id = ?", arguments: [run])
             let predictions = try Row.fetchAll(db, sql: "SELECT path, predicted FROM predictions WHERE run_id = ?", arguments: [run])
                 .map { (path: $0["path"] as String, predicted: $0["predicted"] as String) }
             return DriftSummary(run: run, drift: (decision["drift"] as Int) == 1, reason: decision["reason"],
-                                minimumAdjustedPValue: extremes?["p"], maximumStatistic: extremes?["d"], predictions: predictions)
+                                minimumAdjustedPValue: extremes?["p"], maximumStatistic: extremes?["d"], predictions: predictions,
+                                estimatedAccuracy: decision["estimated_accuracy"])
         }
     }
 

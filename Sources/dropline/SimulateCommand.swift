@@ -2,6 +2,8 @@ import ArgumentParser
 import Datasets
 import DroplineSupport
 import Foundation
+import SystemFiles
+import Rules
 import Imaging
 import Modeling
 import Simulation
@@ -99,6 +101,7 @@ struct StudyOptions: ParsableArguments {
     @Option(help: "How many daemon jobs run at once.") var jobs = 1
     @Option(help: "Seconds one step (a batch and the retraining it starts) may take.") var stepTimeout = 3 * 3600.0
     @Flag(help: "Print the result as JSON on standard output (progress stays on standard error).") var json = false
+    @Option(help: "The rules file the study's root gets (default: the shipped rules/default.yaml); examples/rules-harm-gated.yaml retrains only when drift is expected to cost accuracy.") var rules: String?
 
     func validate() throws {
         if cycles < 1 { throw ValidationError("--cycles must be at least 1") }
@@ -111,7 +114,12 @@ struct StudyOptions: ParsableArguments {
         options.seed = seed
         options.concurrentJobs = jobs
         options.stepTimeout = stepTimeout
-        var simulation = Simulation(data: data, root: root, options: options, rules: DefaultRules.yaml)
+        let text = try rules.map { file -> String in
+            let t = String(decoding: try AtomicFile.read(file, limit: 256 << 10), as: UTF8.self)
+            _ = try RuleSet.parse(yaml: t, file: file)  // refused before anything is written
+            return t
+        } ?? DefaultRules.yaml
+        var simulation = Simulation(data: data, root: root, options: options, rules: text)
         simulation.say = { Console.note($0) }
         simulation.progress = { label, total, unit in TerminalProgress(label, total: total, unit: unit) }
         simulation.trainingReport = TrainingDisplay(quiet: false).handle

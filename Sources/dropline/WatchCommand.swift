@@ -112,6 +112,12 @@ struct StatusCommand: ParsableCommand {
         /// The dashboard and the metrics file (absent until the first job or `dropline report`).
         var dashboard: String?
         var metrics: String?
+        /// The newest served batch: its drift decision and its accuracy estimated without labels.
+        var lastBatch: LastBatch?
+    }
+    struct LastBatch: Encodable {
+        var run: String; var batch: String; var servedAt: String; var drift: Bool
+        var estimatedAccuracy: Double?; var estimatedAccuracyDrop: Double?
     }
 
     func run() throws {
@@ -141,7 +147,11 @@ struct StatusCommand: ParsableCommand {
                             unservedBatches: try index.jobs(states: [.skipped], limit: 200).filter { $0.event == .batchLanded }.prefix(limit).map { $0 },
                             refused: try index.refusals(limit: limit),
                             dashboard: FileSystem.entryType(reports.dashboard) != nil ? reports.dashboard : nil,
-                            metrics: FileSystem.entryType(reports.metricsFile) != nil ? reports.metricsFile : nil)
+                            metrics: FileSystem.entryType(reports.metricsFile) != nil ? reports.metricsFile : nil,
+                            lastBatch: try index.batchTimeline(limit: 1).last.map {
+                                LastBatch(run: $0.run, batch: $0.subject, servedAt: $0.finishedAt, drift: $0.drift,
+                                          estimatedAccuracy: $0.estimatedAccuracy, estimatedAccuracyDrop: $0.estimatedAccuracyDrop)
+                            })
         if json { return try JSONOutput.print(output) }
         if let s = output.snapshot { print("index:    on \(s.host) (\(s.indexPath)); read from the snapshot it published at \(s.takenAt)") }
         if let o = output.owner {
@@ -159,6 +169,10 @@ struct StatusCommand: ParsableCommand {
             print("daemon:   never started (run `dropline watch \(root.root)`)")
         }
         print("champion: " + (output.champion.map { "v\($0.version) (stage \($0.stage), validation accuracy \(String(format: "%.4f", $0.validationAccuracy)))" } ?? "none"))
+        if let b = output.lastBatch {
+            let estimate = b.estimatedAccuracy.map { String(format: "; estimated accuracy %.1f%% (%.1f points below held-out)", 100 * $0, 100 * (b.estimatedAccuracyDrop ?? 0)) } ?? ""
+            print("batch:    \(b.batch) served \(b.servedAt): \(b.drift ? "DRIFT" : "no drift")\(estimate)")
+        }
         print("queue:    \(output.queued.count) queued, \(output.running.count) running" + (output.running.first.map { " (job \($0.id): \($0.event) \($0.path))" } ?? ""))
         print("dashboard: " + (output.dashboard ?? "not written yet (`dropline report \(root.root)` writes it)") + (output.metrics.map { "; metrics: \($0)" } ?? ""))
         if !pending.isEmpty { print("flags not yet handled: " + pending.map(DisplayText.escaped).joined(separator: ", ")) }

@@ -69,7 +69,7 @@ struct SimulateTests {
         #expect(labelled == 7)
         let dashboard = try String(contentsOfFile: root + "/outputs/dashboard.html", encoding: .utf8)
         let accuracy = try #require(dashboard.components(separatedBy: "<section id=\"accuracy\">").last?.components(separatedBy: "</section>").first)
-        #expect(accuracy.components(separatedBy: "class=\"point\"").count - 1 == 7, "one accuracy point per step")
+        #expect(accuracy.components(separatedBy: "class=\"point\"").count - 1 == 14, "per step, the accuracy measured and the one estimated")
         #expect(dashboard.components(separatedBy: "class=\"marker\"").count - 1 >= 2 * retrained, "the retrainings and promotions marked")
 
         // a second run into the same root is refused, and nothing there is touched

@@ -1,8 +1,10 @@
 import Foundation
+import Imaging
 import JSONFiles
 import Modeling
 import Monitoring
 import Pipeline
+import Randomness
 import Rules
 import Store
 import SystemFiles
@@ -105,5 +107,39 @@ struct ConfigurationEffectTests {
         #expect(try pipelines.champion()?.version == version)
         let reason = try #require(try pipelines.index.promotionReason(version: version))
         #expect(reason.contains("margin 1.00"), "\(reason)")
+    }
+}
+
+@Suite("Accuracy estimated without labels, end to end")
+struct EstimateTests {
+    @Test("training calibrates on the validation images; serving estimates the batch's accuracy into drift.json, the index and the drift flag")
+    func estimate() throws {
+        let (root, pipelines) = try Fixture.served()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let artifacts = try SnakeCaseJSON.read(DriftArtifactsDescription.self, from: root.models + "/v0001/drift/drift.json")
+        let calibration = try #require(artifacts.calibration)
+        #expect(calibration.images == 24 && calibration.temperature > 0 && calibration.nllAfter <= calibration.nllBefore + 1e-12)
+        let run = try #require(try pipelines.sqlite.runs(kind: .serve, limit: 1).first)
+        let report = try SnakeCaseJSON.read(DriftReport.self, from: root.path + "/" + (try #require(run.folder)) + "/monitoring/drift.json")
+        let estimate = try #require(report.estimate)
+        #expect(estimate.images == 24 && estimate.accuracy > 0 && estimate.accuracy <= 1 && estimate.referenceAccuracy == calibration.accuracy)
+        let indexed = try #require(try pipelines.sqlite.batchTimeline(limit: 1).last)
+        #expect(indexed.estimatedAccuracy == estimate.accuracy && indexed.estimatedAccuracyDrop == estimate.accuracyDrop)
+        // a drift flag carries it, for rules that retrain only on harm: a batch of grey noise, unlike any training image
+        let odd = root.productionInbox + "/grey"
+        try FileManager.default.createDirectory(atPath: odd, withIntermediateDirectories: true)
+        var g = SeededGenerator(seed: 9)
+        for i in 0..<24 {
+            var image = RGBImage(width: 32, height: 32)
+            for j in 0..<image.pixels.count { image.pixels[j] = UInt8(truncatingIfNeeded: 100 + Int(g.next() % 60)) }
+            try ImageEncoder.write(image, to: odd + "/\(i).png")
+        }
+        let (oddRun, drifted) = try pipelines.infer(batch: odd)
+        #expect(drifted)
+        let oddReport = try SnakeCaseJSON.read(DriftReport.self, from: root.path + "/" + (try #require(try pipelines.index.run(oddRun)?.folder)) + "/monitoring/drift.json")
+        #expect((oddReport.estimate?.accuracy ?? 1) < estimate.accuracy, "the model is less sure of noise than of its own kind of images")
+        let flags = FileSystem.names(in: root.flags("drift"))
+        let flag = try JSONSerialization.jsonObject(with: Data(AtomicFile.read(root.flags("drift") + "/" + (try #require(flags.first))))) as! [String: Any]
+        #expect(flag["estimated_accuracy"] as? Double != nil && flag["estimated_accuracy_drop"] as? Double != nil, "\(flag)")
     }
 }

@@ -343,3 +343,23 @@ struct RootConfigurationTests {
         }
     }
 }
+
+@Suite("The harm-gated rules example")
+struct HarmGatedRulesTests {
+    static var file: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples/rules-harm-gated.yaml").path
+    }
+
+    @Test("a drift that is not expected to cost accuracy is not retrained on; one that is, is")
+    func gate() throws {
+        let rules = try RuleSet.load(file: Self.file)
+        func retrains(_ json: String) throws -> Bool {
+            let flag = try Event.flag(relativePath: "flags/drift/s~b.json", json: Array(json.utf8))
+            return rules.decide(flag).contains { $0.rule == "retrain-on-drift" && $0.fired }
+        }
+        #expect(try !retrains(#"{"kind": "drift", "stage": "s", "drift": true, "estimated_accuracy": 0.82, "estimated_accuracy_drop": 0.004}"#))
+        #expect(try retrains(#"{"kind": "drift", "stage": "s", "drift": true, "estimated_accuracy": 0.61, "estimated_accuracy_drop": 0.21}"#))
+        #expect(try !retrains(#"{"kind": "drift", "stage": "s", "drift": true}"#), "no estimate: no retraining")
+    }
+}
