@@ -41,14 +41,16 @@ public struct Calibration: Codable, Sendable, Equatable {
             if fa < fb { hi = b; b = a; fb = fa; a = hi - ratio * (hi - lo); fa = nll(exp(a)) } else { lo = a; a = b; fa = fb; b = lo + ratio * (hi - lo); fb = nll(exp(b)) }
         }
         let t = exp((lo + hi) / 2)
-        var correct = 0
-        for i in 0..<n {
-            let row = probabilities[(i * classes)..<((i + 1) * classes)]
-            if row.firstIndex(of: row.max()!)! - i * classes == labels[i] { correct += 1 }
-        }
+        let correct = (0..<n).filter { isRight(probabilities, row: $0, classes: classes, label: labels[$0]) }.count
         return Calibration(temperature: t, images: n, accuracy: Double(correct) / Double(n), nllBefore: nll(1), nllAfter: nll(t),
                            eceBefore: expectedCalibrationError(probabilities, labels: labels, classes: classes, temperature: 1),
                            eceAfter: expectedCalibrationError(probabilities, labels: labels, classes: classes, temperature: t))
+    }
+
+    /// Whether row `row`'s arg max is `label`.
+    static func isRight(_ probabilities: [Double], row: Int, classes: Int, label: Int) -> Bool {
+        let values = probabilities[(row * classes)..<((row + 1) * classes)]
+        return values.firstIndex(of: values.max()!)! - row * classes == label
     }
 
     /// Each row's top probability after scaling by `temperature`.
@@ -66,8 +68,7 @@ public struct Calibration: Codable, Sendable, Equatable {
         let confidence = confidences(probabilities, classes: classes, temperature: temperature)
         var sums = [(confidence: Double, correct: Double, count: Double)](repeating: (0, 0, 0), count: 15)
         for (i, c) in confidence.enumerated() {
-            let row = probabilities[(i * classes)..<((i + 1) * classes)]
-            let right = row.firstIndex(of: row.max()!)! - i * classes == labels[i] ? 1.0 : 0.0
+            let right = isRight(probabilities, row: i, classes: classes, label: labels[i]) ? 1.0 : 0.0
             let bin = min(14, Int(c * 15))
             sums[bin].confidence += c
             sums[bin].correct += right

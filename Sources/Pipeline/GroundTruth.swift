@@ -1,7 +1,7 @@
 import DroplineSupport
 import Foundation
 public import Modeling
-import Rules
+public import Rules
 public import Store
 import SystemFiles
 import JSONFiles
@@ -21,8 +21,12 @@ public struct GroundTruth {
 
     /// With the quality tolerance of the root's dropline.yaml, when it sets one.
     public init(_ pipelines: Pipelines) {
-        self.init(root: pipelines.root, index: pipelines.index)
-        if let t = pipelines.configuration.thresholds.qualityTolerance { tolerance = t }
+        self.init(root: pipelines.root, index: pipelines.index, configuration: pipelines.configuration)
+    }
+
+    public init(root: DroplineRoot, index: any DroplineIndex, configuration: RootConfiguration) {
+        self.init(root: root, index: index)
+        if let t = configuration.thresholds.qualityTolerance { tolerance = t }
     }
 
     public init(root: DroplineRoot, index: any DroplineIndex) {

@@ -92,6 +92,12 @@ enum PageParts {
         return "<ul>" + present.map { "<li>" + HTML.link($0.0, $0.0) + " — " + HTML.text($0.1) + "</li>" }.joined() + "</ul>"
     }
 
+    /// The section of the files the run's processing refused.
+    static func refusedSection(_ manifest: Result<RunManifest, ReportError>) -> String {
+        let rejected = (try? manifest.get())?.components.first { $0.component == .processing }?.rejected ?? []
+        return HTML.section("Refused files", id: "refused", refusals(rejected))
+    }
+
     /// Refused files as a table.
     static func refusals(_ rejected: [Rejection]) -> String {
         guard !rejected.isEmpty else { return "<p>None: every file was read and decoded.</p>" }

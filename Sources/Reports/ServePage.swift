@@ -35,9 +35,7 @@ struct ServePage {
         body.append(HTML.section("Confidence", id: "confidence", confidence(predictions),
                                  note: "The model's top-class probability for each served image. A batch the model finds unfamiliar moves to the left."))
         body.append(HTML.section("Explanations of the most outlying images", id: "explanations", explained(explanations, drift: drift, model: model)))
-        var rejected: [Rejection] = []
-        if case .success(let m) = manifest { rejected = m.components.first(where: { $0.component == .processing })?.rejected ?? [] }
-        body.append(HTML.section("Refused files", id: "refused", PageParts.refusals(rejected)))
+        body.append(PageParts.refusedSection(manifest))
         body.append(HTML.section("This run's files", id: "files", PageParts.fileLinks(folder: folder, [
             ("manifest.json", "the run: components, inputs with their hashes, parameters, times"),
             ("batch.json", "the batch as frozen: every file's path, size and SHA-256"),

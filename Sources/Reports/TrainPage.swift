@@ -36,9 +36,7 @@ struct TrainPage {
             body.append(HTML.section("Validation metrics", id: "classes", PageParts.problem(e)))
         }
         body.append(HTML.section("Sample explanations (validation images)", id: "explanations", sample(explanations, description: try? description.get())))
-        var rejected: [Rejection] = []
-        if case .success(let m) = manifest { rejected = m.components.first(where: { $0.component == .processing })?.rejected ?? [] }
-        body.append(HTML.section("Refused files", id: "refused", PageParts.refusals(rejected)))
+        body.append(PageParts.refusedSection(manifest))
         body.append(HTML.section("This run's files", id: "files", PageParts.fileLinks(folder: folder, [
             ("manifest.json", "the run: components, inputs with their hashes, parameters, times"),
             ("algorithm/model/model.json", "the model: architecture, preprocessing, classes, history, recipe"),

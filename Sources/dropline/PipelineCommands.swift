@@ -85,7 +85,7 @@ struct TrainCommand: ParsableCommand {
             if let arch {
                 c = try TrainingConfiguration.defaults(forArch: arch, imageSize: imageSize, epochs: epochs)
             } else {
-                let recipe = try pipelines.retrainingRecipe(fallback: try TrainingConfiguration.defaults(forArch: "scratch", imageSize: imageSize, epochs: epochs),
+                let recipe = try pipelines.retrainingRecipe(fallback: TrainingConfiguration.defaults(architecture: "scratch"),
                                                             overrides: [TrainingOverrides(imageSize: imageSize, epochs: epochs)])
                 Console.note("training with \(recipe.source): \(recipe.configuration.summary)")
                 c = recipe.configuration

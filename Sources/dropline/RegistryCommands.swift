@@ -147,9 +147,7 @@ struct LabelsCommand: ParsableCommand {
     func run() throws {
         let r = try DroplineRoot(existing: root)
         let index = try Index.open(root: r)
-        var groundTruth = GroundTruth(root: r, index: index)
-        if let t = try RootConfiguration.load(root: r.path).thresholds.qualityTolerance { groundTruth.tolerance = t }
-        let result = try groundTruth.merge(labels: file)
+        let result = try GroundTruth(root: r, index: index, configuration: try RootConfiguration.load(root: r.path)).merge(labels: file)
         RootReports.refresh(index, r)
         RootIndex.publish(index, r)
         if json { return try JSONOutput.print(result) }
