@@ -78,6 +78,27 @@ struct RecipeCommandTests {
         #expect(model.architecture == "backbone" && model.backbone == root + "/backbones/mobilenet_v2_0.35_224_tfjs/model.json", "\(model)")
     }
 
+    @Test("init --backbone refuses a manifest naming a weight shard outside its folder, and a link for a shard; nothing is copied")
+    func backboneEscapes() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-bb-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let folder = scratch + "/bb"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: scratch + "/secret.bin"))
+        func manifest(_ shard: String) throws {
+            try #"{"format": "layers-model", "weightsManifest": [{"paths": ["\#(shard)"], "weights": []}]}"#.write(toFile: folder + "/model.json", atomically: true, encoding: .utf8)
+        }
+        try manifest("../secret.bin")
+        let escaped = try Binary.run(["init", scratch + "/root1", "--backbone", folder + "/model.json"])
+        #expect(escaped.status != 0 && escaped.stderr.contains("not a file beside it"), "\(escaped.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/root1/backbones/bb/secret.bin"))
+        try manifest("shard.bin")
+        try FileManager.default.createSymbolicLink(atPath: folder + "/shard.bin", withDestinationPath: scratch + "/secret.bin")
+        let linked = try Binary.run(["init", scratch + "/root2", "--backbone", folder + "/model.json"])
+        #expect(linked.status != 0, "a link for a shard is not followed: \(linked.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch + "/root2/backbones/bb/shard.bin"))
+    }
+
     @Test("an invalid configuration is refused with its place by config and by watch; the watch settings come from it")
     func configurationFile() throws {
         let root = try WatchDaemonTests.trainedRoot(seed: 6)

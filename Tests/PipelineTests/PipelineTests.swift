@@ -275,6 +275,15 @@ struct RegistryTests {
         #expect(refusal("image,class\n\"img 0.png,red\n").contains("batch-1.csv:2:1: this quoted field is never closed"))
         #expect(refusal("picture,kind\nimg 0.png,red\n").contains("batch-1.csv:1:1: the header line must name an image column"))
         #expect(refusal("image,class\n,red\n").contains("batch-1.csv:2:1: no image on this line"))
+        // a link in the labels inbox is never followed; a FIFO is refused without blocking
+        try FileManager.default.removeItem(atPath: file)
+        try "image,class\nimg 0.png,red\n".write(toFile: root.path + "/elsewhere.csv", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: file, withDestinationPath: root.path + "/elsewhere.csv")
+        #expect(throws: (any Error).self) { try GroundTruth(root: root, index: pipelines.index).merge(labels: file) }
+        try FileManager.default.removeItem(atPath: file)
+        #expect(mkfifo(file, 0o644) == 0)
+        #expect(throws: (any Error).self) { try GroundTruth(root: root, index: pipelines.index).merge(labels: file) }
+        try FileManager.default.removeItem(atPath: file)
         try Data([0x69, 0x6D, 0x61, 0x67, 0x65, 0x2C, 0x63, 0x6C, 0x61, 0x73, 0x73, 0x0A, 0xE9, 0x2C, 0x72, 0x65, 0x64, 0x0A]).write(to: URL(fileURLWithPath: file))
         #expect(throws: StoreError.self) { try GroundTruth(root: root, index: pipelines.index).merge(labels: file) }  // Latin-1, not UTF-8
     }

@@ -122,6 +122,11 @@ struct ReportsTests {
             #expect(html.contains(link), "links to \(run)'s page: \(link)")
         }
         #expect(Self.selfContained(html).isEmpty, "\(Self.selfContained(html))")
+        // a crash between publishing a run and writing its page: the next refresh writes the missing page
+        let servePage = root.path + "/" + (try #require(try pipelines.index.run(serve)?.folder)) + "/" + Reports.pageFile
+        try FileManager.default.removeItem(atPath: servePage)
+        let healed = try reports.refresh()
+        #expect(healed.pages == [servePage] && FileManager.default.fileExists(atPath: servePage))
         // two refreshes at once (the daemon and a hand-run command) leave whole files
         DispatchQueue.concurrentPerform(iterations: 4) { _ in _ = try? reports.refresh(all: true) }
         let again = String(decoding: try AtomicFile.read(reports.dashboard), as: UTF8.self)

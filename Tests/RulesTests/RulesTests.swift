@@ -363,3 +363,23 @@ struct HarmGatedRulesTests {
         #expect(try !retrains(#"{"kind": "drift", "stage": "s", "drift": true}"#), "no estimate: no retraining")
     }
 }
+
+@Suite("The configuration file as a file")
+struct RootConfigurationFileTests {
+    @Test("a FIFO in its place is refused without blocking; a link (the root's own file) is followed; a huge file is refused")
+    func specialFiles() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-config-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let file = root + "/" + RootConfiguration.fileName
+        #expect(mkfifo(file, 0o644) == 0)
+        #expect(throws: RulesError.self) { try RootConfiguration.load(root: root) }
+        try FileManager.default.removeItem(atPath: file)
+        try "version: 1\nwatch: {jobs: 3}\n".write(toFile: root + "/real.yaml", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: file, withDestinationPath: root + "/real.yaml")
+        #expect(try RootConfiguration.load(root: root).watch.jobs == 3)
+        try FileManager.default.removeItem(atPath: file)
+        try String(repeating: "# padding\n", count: 8000).write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(throws: RulesError.self) { try RootConfiguration.load(root: root) }
+    }
+}
