@@ -32,6 +32,9 @@ public struct ImageFolderDataset: Sendable {
     /// The prepared images, parallel to `items`.
     public let images: [RGBImage]
     public let rejected: [Rejection]
+    /// The files' facts (header, pixel measures), parallel to `items` when the dataset was read from
+    /// its folder (empty for datasets made in memory).
+    public var facts: [ImageFacts] = []
 
     /// SHA-256 over the sorted "relative path, file hash" lines: one hash for the exact data.
     public var contentHash: String {
@@ -90,10 +93,12 @@ public struct ImageFolderDataset: Sendable {
         let labels = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let files = LabelledFiles(folder: root, classes: classes).files.map { ($0.entry.path, $0.label + "/" + $0.entry.relative, labels[$0.label]!) }
         var items: [LabelledImage] = [], images = [[RGBImage]](repeating: [], count: preparations.count), rejected: [Rejection] = []
+        var facts: [ImageFacts] = []
         for ((path, relative, label), result) in zip(files, ImageLoading.load(files.map(\.0), preparations: preparations, links: links, progress: progress)) {
             switch result {
             case .loaded(let image):
                 items.append(LabelledImage(path: path, relativePath: relative, label: label, sha256: image.sha256))
+                facts.append(image.facts)
                 for n in preparations.indices { images[n].append(image.images[n]) }
             case .refused(let rejection): rejected.append(rejection)
             }
@@ -101,7 +106,9 @@ public struct ImageFolderDataset: Sendable {
         guard !items.isEmpty else {
             throw DatasetError(path: root, reason: "holds no readable images", remedy: "add JPEG or PNG files to the class folders")
         }
-        return (ImageFolderDataset(root: root, classes: classes, items: items, images: images[0], rejected: rejected), images)
+        var dataset = ImageFolderDataset(root: root, classes: classes, items: items, images: images[0], rejected: rejected)
+        dataset.facts = facts
+        return (dataset, images)
     }
 
     /// Counts per class.

@@ -90,6 +90,7 @@ public struct FrozenBatch: Codable, Sendable, Equatable {
                 case .loaded(let image):
                     entries.append(Entry(relative: relative, bytes: Int64(read.bytes!), sha256: image.sha256, special: nil))
                     chunk.items.append(ImageCollection.Item(path: path, relativePath: relative, sha256: image.sha256))
+                    chunk.facts.append(image.facts)
                     for n in preparations.indices { chunk.images[n].append(image.images[n]) }
                 case .refused(let rejection):
                     if let sha256 = read.sha256 {  // read, but not a usable image
@@ -145,6 +146,8 @@ public struct FrozenChunk: Sendable {
     /// Per preparation asked for, the prepared images parallel to `items`.
     public var images: [[RGBImage]]
     public var rejected: [Rejection]
+    /// The usable images' facts (header, pixel measures), parallel to `items`.
+    public var facts: [ImageFacts] = []
 
     public init(items: [ImageCollection.Item], images: [[RGBImage]], rejected: [Rejection]) {
         self.items = items
@@ -166,13 +169,14 @@ extension FrozenBatch {
         let paths = chosen.map { folder + "/" + $0.relative }
         // links and special files go through the same reading, which refuses them without opening them
         let loaded = ImageLoading.load(paths, preparations: preparations, progress: progress)
-        var items: [ImageCollection.Item] = [], images = [[RGBImage]](repeating: [], count: preparations.count)
+        var items: [ImageCollection.Item] = [], images = [[RGBImage]](repeating: [], count: preparations.count), facts: [ImageFacts] = []
         var rejected: [Rejection] = [], changed: [(path: String, change: String)] = []
         for ((entry, path), result) in zip(zip(chosen, paths), loaded) {
             switch result {
             case .loaded(let image):
                 if entry.special == nil && image.sha256 == entry.sha256 {
                     items.append(ImageCollection.Item(path: path, relativePath: entry.relative, sha256: image.sha256))
+                    facts.append(image.facts)
                     for n in preparations.indices { images[n].append(image.images[n]) }
                 } else {
                     changed.append((entry.relative, entry.special == nil ? "its content changed" : "it was a \(entry.special!) and is a file now"))
@@ -190,7 +194,9 @@ extension FrozenBatch {
             }
         }
         if !changed.isEmpty { throw BatchChanged(folder: folder, frozenAt: frozenAt, files: changed) }
-        return FrozenChunk(items: items, images: images, rejected: rejected)
+        var chunk = FrozenChunk(items: items, images: images, rejected: rejected)
+        chunk.facts = facts
+        return chunk
     }
 
     /// The batch in chunks of `chunkSize` entries, each loaded as `load` does, passed to `body` in order.

@@ -26,11 +26,15 @@ public struct ImageCollection: Sendable {
     /// Prepared images, parallel to `items`.
     public let images: [RGBImage]
     public let rejected: [Rejection]
+    /// The files' facts, parallel to `items` when the collection was read from files (empty for
+    /// images made in memory).
+    public var facts: [ImageFacts] = []
 
     /// Loads `paths`, preparing images to `side` x `side` (shorter side resized, centre crop).
     public init(paths: [String], side: Int, progress: (any ProgressReporter)? = nil) {
         let loaded = Self.load(paths, preparations: [Preprocessing(imageSize: side, normalization: .unit)], progress: progress)
         self.init(items: loaded.items, images: loaded.images[0], rejected: loaded.rejected)
+        facts = loaded.facts
     }
 
     /// The files of `paths` as they are now (folders walked recursively, sorted, junk skipped), each
@@ -42,6 +46,7 @@ public struct ImageCollection: Sendable {
             switch result {
             case .loaded(let image):
                 chunk.items.append(Item(path: file.path, relativePath: file.relative, sha256: image.sha256))
+                chunk.facts.append(image.facts)
                 for n in preparations.indices { chunk.images[n].append(image.images[n]) }
             case .refused(let rejection): chunk.rejected.append(rejection)
             }
@@ -84,6 +89,8 @@ public enum ImageLoading {
         /// One prepared image per preparation asked for, in order.
         public var images: [RGBImage]
         public var image: RGBImage { images[0] }
+        /// The file's header facts and pixel measures, for the data-quality baseline and checks.
+        public var facts: ImageFacts
     }
 
     public enum Outcome: Sendable {
@@ -140,8 +147,11 @@ public enum ImageLoading {
                         let bytes = try read[i].get()
                         hash = SHA256.hash(bytes)
                         size = bytes.count
-                        let image = try ImageDecoder.decode(bytes, options: options).image
-                        out[start + i] = Read(outcome: .loaded(Loaded(sha256: hash!, images: preparations.map { $0.prepare(image) })), sha256: hash, bytes: size)
+                        let decoded = try ImageDecoder.decode(bytes, options: options)
+                        let image = decoded.image
+                        let facts = ImageFacts(info: decoded.info, fileBytes: bytes.count, pixels: image)
+                        out[start + i] = Read(outcome: .loaded(Loaded(sha256: hash!, images: preparations.map { $0.prepare(image) }, facts: facts)),
+                                              sha256: hash, bytes: size)
                     } catch {
                         out[start + i] = Read(outcome: .refused(Rejection(path: path, outcome: error.kind.rawValue, reason: error.reason)), sha256: hash, bytes: size)
                     }

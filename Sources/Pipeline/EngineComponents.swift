@@ -108,25 +108,49 @@ public struct MonitoringComponent {
         try ComponentRun.prepare(output)
         let hash = try DriftMonitor.fit(images: collection, trainingData: images, to: output + "/artifacts", model: classifier,
                                         holdout: held, expectedBatchSize: expectedBatchSize, holdoutLabels: holdoutLabels)
+        // the data-quality baseline, from every raw training image read (the held-out ones too)
+        let all = [collection] + (held.map { [$0] } ?? [])
+        let quality = try DataQualityBaseline.fit(
+            facts: all.flatMap(\.facts), sha256s: all.flatMap { $0.items.map(\.sha256) }, refused: all.reduce(0) { $0 + $1.rejected.count },
+            trainingData: [images] + (holdout.map { [$0] } ?? []), trainingDataSha256: ImageCollection.contentHash(of: all.flatMap(\.items)),
+            to: output + "/" + Self.qualityFolder)
         var inputs: [ComponentManifest.Input] = [.init(role: "train", path: images, files: collection.items.count, sha256: collection.contentHash)]
         if let held, let holdout { inputs.append(.init(role: "holdout", path: holdout, files: held.items.count, sha256: held.contentHash)) }
         let manifest = ComponentManifest(
-            component: .monitoring, mode: .train, inputs: inputs, outputs: ["monitoring/artifacts": "artifacts"],
-            parameters: ["artifacts_sha256": hash, "model_content_sha256": classifier?.contentHash ?? "", "expected_batch_size": "\(expectedBatchSize)"],
+            component: .monitoring, mode: .train, inputs: inputs, outputs: ["monitoring/artifacts": "artifacts", "monitoring/quality": Self.qualityFolder],
+            parameters: ["artifacts_sha256": hash, "model_content_sha256": classifier?.contentHash ?? "", "expected_batch_size": "\(expectedBatchSize)",
+                         "quality_sha256": quality.contentHash],
             rejected: collection.rejected + (held?.rejected ?? []), droplineVersion: DroplineVersion.current, startedAt: started,
             finishedAt: ComponentRun.now(), outcome: "succeeded")
         try manifest.write(to: output)
         return manifest
     }
 
-    public func serve(batch: String, artifacts: String, model: String?, output: String, frozen: FrozenBatch? = nil) throws -> (ComponentManifest, DriftReport) {
+    /// Serve mode: the drift check against `artifacts`, and the data-quality check against `quality`
+    /// (a baseline folder; by default the one beside the artifacts, `<artifacts>/../quality`, the
+    /// layout of a model version and of a training run's monitoring output).
+    public func serve(batch: String, artifacts: String, quality: String? = nil, model: String?, output: String,
+                      frozen: FrozenBatch? = nil) throws -> (ComponentManifest, DriftReport) {
         try ComponentRun.requireFolder(batch, "batch")
         let classifier = try model.map { try Classifier(model: $0) }
-        let session = try ServeSession(monitor: try DriftMonitor(artifacts: artifacts, model: classifier), batch: batch, artifacts: artifacts, output: output)
+        let baseline = try DataQualityBaseline.load(quality ?? Self.qualityFolder(beside: artifacts))
+        let session = try ServeSession(monitor: try DriftMonitor(artifacts: artifacts, model: classifier), quality: baseline, batch: batch,
+                                       artifacts: artifacts, output: output)
         try ImageCollection.forEachChunk(of: batch, frozen: frozen, preparations: [.serving(Preprocessing.monitoringSide(classifier?.preprocessing.imageSize))]) { chunk in
-            _ = try session.add(chunk.items, images: chunk.images[0], rejected: chunk.rejected)
+            _ = try session.add(chunk.items, images: chunk.images[0], facts: chunk.facts, rejected: chunk.rejected)
         }
         return try session.finish()
+    }
+
+    /// The data-quality baseline's folder name, beside the drift artifacts.
+    public static let qualityFolder = "quality"
+    /// A serve run's data-quality report, beside drift.json.
+    public static let qualityReportFile = "quality.json"
+
+    /// The baseline folder beside a drift artifacts folder (`…/drift` of a model version, `…/artifacts` of a run).
+    public static func qualityFolder(beside artifacts: String) -> String {
+        let trimmed = artifacts.hasSuffix("/") ? String(artifacts.dropLast()) : artifacts
+        return (trimmed as NSString).deletingLastPathComponent + "/" + qualityFolder
     }
 }
 

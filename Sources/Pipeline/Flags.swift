@@ -3,6 +3,8 @@ import Foundation
 public import Store
 import SystemFiles
 import JSONFiles
+public import Monitoring
+public import Rules
 
 /// A drift flag, `flags/drift/<batch>.json`: written by a serve run that found drift, for the rules
 /// to act on (the rules read every top-level value as `flag.<key>`; rules/README.md lists them).
@@ -79,6 +81,65 @@ public struct QualityFlag: Codable, Sendable, Equatable {
         self.accuracy = accuracy
         self.constraintAccuracy = constraintAccuracy
         self.createdAt = createdAt
+    }
+}
+
+/// A data-quality flag, `flags/data_quality/<batch>.json`: the batch broke the constraints learned
+/// from the champion's training images (thumbnails, blank frames, another colour model, duplicates,
+/// refused files). `violations` says which; rules read `flag.violations` as their number.
+public struct DataQualityFlag: Codable, Sendable, Equatable {
+    public var kind = "data_quality"
+    public var batch: String
+    public var stage: String?
+    public var batchPath: String?
+    public var run: String
+    public var modelVersion: Int
+    public var reason: String
+    /// The broken checks, each as property, check, observed share and allowed share.
+    public var violated: [Violation]
+    /// How many checks broke (a number a rule's `when` can compare).
+    public var violations: Int
+    public var createdAt: String
+
+    public struct Violation: Codable, Sendable, Equatable {
+        public var property: String
+        public var check: String
+        public var observed: Double
+        public var allowed: Double
+        public var count: Int
+
+        public init(_ v: QualityViolation) {
+            property = v.property
+            check = v.check
+            observed = v.observed
+            allowed = v.allowed
+            count = v.count
+        }
+    }
+
+    public init(batch: String, stage: String?, batchPath: String?, run: String, modelVersion: Int, reason: String, violations: [Violation], createdAt: String) {
+        self.batch = batch
+        self.stage = stage
+        self.batchPath = batchPath
+        self.run = run
+        self.modelVersion = modelVersion
+        self.reason = reason
+        self.violated = violations
+        self.violations = violations.count
+        self.createdAt = createdAt
+    }
+}
+
+extension RootConfiguration {
+    /// The data-quality limits to check with: dropline.yaml's `data_quality:` values over `fitted`
+    /// (a model version's constraints' own; the defaults without one).
+    public func qualityLimits(over fitted: QualityLimits?) -> QualityLimits {
+        var limits = fitted ?? QualityLimits()
+        if let x = dataQuality.outOfRangeShare { limits.outOfRangeShare = x }
+        if let x = dataQuality.categoryTolerance { limits.categoryTolerance = x }
+        if let x = dataQuality.duplicateTolerance { limits.duplicateTolerance = x }
+        if let x = dataQuality.refusalTolerance { limits.refusalTolerance = x }
+        return limits
     }
 }
 

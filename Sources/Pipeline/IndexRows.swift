@@ -54,6 +54,11 @@ extension Pipelines {
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: runFolder + "/algorithm/model", toPath: staging + "/model")
         try FileManager.default.copyItem(atPath: runFolder + "/monitoring/artifacts", toPath: staging + "/drift")
+        // a run trained before data quality was learned has no baseline; its version then checks none
+        let quality = runFolder + "/monitoring/" + MonitoringComponent.qualityFolder
+        if FileSystem.entryType(quality) != nil {
+            try FileManager.default.copyItem(atPath: quality, toPath: staging + "/" + MonitoringComponent.qualityFolder)
+        }
         try root.publish(staging: staging, as: destination)
     }
 
@@ -100,6 +105,17 @@ extension Pipelines {
                              driftResults: results, explanations: explanations)
         serveRows.estimatedAccuracy = report.estimate?.accuracy
         serveRows.estimatedAccuracyDrop = report.estimate?.accuracyDrop
+        // a run served before data quality was checked has no quality.json: no rows
+        let qualityFile = folder + "/monitoring/" + MonitoringComponent.qualityReportFile
+        if FileSystem.entryType(qualityFile) != nil {
+            let quality = try SnakeCaseJSON.read(QualityReport.self, from: qualityFile)
+            serveRows.quality = ServeRows.QualityCheck(
+                baselineSha256: quality.baseline, images: quality.images, refused: quality.refused,
+                violations: quality.violations.map {
+                    QualityViolationRow(property: $0.property, check: $0.check, observed: $0.observed, allowed: $0.allowed, detail: $0.detail,
+                                        concerned: $0.count, images: $0.images.map(root.relative))
+                })
+        }
         return serveRows
     }
 

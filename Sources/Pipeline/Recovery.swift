@@ -9,6 +9,7 @@ import Monitoring
 import Store
 import SystemFiles
 import Synchronization
+import JSONFiles
 
 /// Recovery from a process that died: runs left running, published runs not yet indexed, flags not yet raised.
 extension Pipelines {
@@ -35,6 +36,9 @@ extension Pipelines {
                 logger.info("completing run \(run.id) from its published manifest", metadata: meta)
                 try complete(manifest: manifest, folder: root.runs + "/" + published)
                 if manifest.kind == "serve", try raiseMissingDriftFlag(run: run.id) { logger.info("run \(run.id) found drift: raised its flag", metadata: meta) }
+                if manifest.kind == "serve", try raiseMissingDataQualityFlag(run: run.id) {
+                    logger.info("run \(run.id) found data-quality violations: raised their flag", metadata: meta)
+                }
             } else {
                 logger.info("run \(run.id) was interrupted (its owner is gone: \(Self.goneReason(run.owner, root))); marking it failed", metadata: meta)
                 try index.failRun(id: run.id, error: "interrupted: the process stopped before the run was published")
@@ -85,7 +89,10 @@ extension Pipelines {
                                 startedAt: manifest.startedAt, owner: owner?.id)
             logger.info("indexing published run \(manifest.runId) from its manifest (it was published but not indexed)", metadata: ["run": "\(manifest.runId)"])
             try root.withLock("models") { try complete(manifest: manifest, folder: root.runs + "/" + name) }
-            if kind == .serve { _ = try raiseMissingDriftFlag(run: manifest.runId) }
+            if kind == .serve {
+                _ = try raiseMissingDriftFlag(run: manifest.runId)
+                _ = try raiseMissingDataQualityFlag(run: manifest.runId)
+            }
             completed += 1
         }
         let indexed = Set(try index.models().map { ($0.folder as NSString).lastPathComponent })
@@ -113,6 +120,20 @@ extension Pipelines {
         guard try index.flagCount(kind: .drift, path: flag, since: served.startedAt) == 0 else { return false }
         let report = try Self.readDriftReport(run: root.path + "/" + served.folder)
         try writeDriftFlag(batch: served.subject, folder: batchFolder, run: runID, version: served.modelVersion, report: report)
+        return true
+    }
+
+    /// The same for a serve run whose batch broke its data-quality constraints: its flag, written
+    /// after the run is indexed, is raised now unless one was written since the run started.
+    public func raiseMissingDataQualityFlag(run runID: String) throws -> Bool {
+        guard let served = try index.servedRun(id: runID), let batchPath = served.batchPath,
+              let check = try index.qualityCheck(run: runID), !check.violations.isEmpty else { return false }
+        let batchFolder = root.path + "/" + batchPath
+        let flag = root.relative(FlagFiles.path(root, kind: FlagKind.dataQuality.rawValue,
+                                                name: FlagFiles.name(batch: served.subject, batchPath: productionLocation(batchFolder).batchPath)))
+        guard try index.flagCount(kind: .dataQuality, path: flag, since: served.startedAt) == 0 else { return false }
+        let report = try SnakeCaseJSON.read(QualityReport.self, from: root.path + "/" + served.folder + "/monitoring/" + MonitoringComponent.qualityReportFile)
+        try writeDataQualityFlag(batch: served.subject, folder: batchFolder, run: runID, version: served.modelVersion, report: report)
         return true
     }
 }

@@ -125,37 +125,56 @@ extension MonitoringComponent {
     /// Monitoring in serve mode, a chunk at a time: drift.json.
     public final class ServeSession {
         let batch: String, artifacts: String, output: String, monitor: DriftMonitor, started = ComponentRun.now()
+        let quality: DataQualityBaseline?
+        /// The limits the batch's data quality is checked with (the baseline's own when nil).
+        public var qualityLimits: QualityLimits?
         var features = DriftFeatures()
+        var facts = QualityFacts()
 
-        public init(monitor: DriftMonitor, batch: String, artifacts: String, output: String) throws {
+        /// `quality`: the model version's data-quality baseline, nil when it has none (the batch is
+        /// then not checked, and its quality.json says so).
+        public init(monitor: DriftMonitor, quality: DataQualityBaseline?, batch: String, artifacts: String, output: String) throws {
             try ComponentRun.requireFolder(batch, "batch")
             try ComponentRun.prepare(output)
             self.monitor = monitor
+            self.quality = quality
             self.batch = batch
             self.artifacts = artifacts
             self.output = output
         }
 
-        /// `images` at the monitoring side (`Preprocessing.monitoringSide`); `probabilities`: the
-        /// model's softmax on exactly these images, when the caller has it. Returns the images'
-        /// outlier scores.
-        public func add(_ items: [ImageCollection.Item], images: [RGBImage], rejected: [Rejection], probabilities: [Double]? = nil) throws -> [Double] {
-            try monitor.add(images, items: items, rejected: rejected, probabilities: probabilities, to: &features)
+        /// `images` at the monitoring side (`Preprocessing.monitoringSide`), with the files' `facts`
+        /// for the data-quality check; `probabilities`: the model's softmax on exactly these images,
+        /// when the caller has it. Returns the images' outlier scores.
+        public func add(_ items: [ImageCollection.Item], images: [RGBImage], facts: [ImageFacts], rejected: [Rejection],
+                        probabilities: [Double]? = nil) throws -> [Double] {
+            self.facts.add(items, facts: facts, rejected: rejected)
+            return try monitor.add(images, items: items, rejected: rejected, probabilities: probabilities, to: &features)
         }
 
+        /// The drift report and the data-quality report, written as drift.json and quality.json.
         public func finish() throws -> (ComponentManifest, DriftReport) {
-            let report = monitor.check(features, name: (batch as NSString).lastPathComponent)
+            try finishBoth().0
+        }
+
+        public func finishBoth() throws -> ((ComponentManifest, DriftReport), QualityReport) {
+            let name = (batch as NSString).lastPathComponent
+            let report = monitor.check(features, name: name)
             try SnakeCaseJSON.write(report, to: output + "/drift.json")
+            let checked = quality?.check(batch: name, facts: facts.facts, paths: facts.paths, sha256s: facts.sha256s, refused: facts.refused, limits: qualityLimits)
+                ?? QualityReport.unchecked(batch: name, images: facts.facts.count, refused: facts.refused.count)
+            try SnakeCaseJSON.write(checked, to: output + "/" + MonitoringComponent.qualityReportFile)
             let inputs = SessionInputs(items: features.items, rejected: features.rejected)
             let manifest = ComponentManifest(
                 component: .monitoring, mode: .serve,
                 inputs: [.init(role: "batch", path: batch, files: inputs.items.count, sha256: inputs.contentHash)],
-                outputs: ["monitoring/drift": "drift.json"],
-                parameters: ["artifacts": artifacts, "artifacts_sha256": monitor.contentHash, "drift": "\(report.drift)"],
+                outputs: ["monitoring/drift": "drift.json", "monitoring/quality": MonitoringComponent.qualityReportFile],
+                parameters: ["artifacts": artifacts, "artifacts_sha256": monitor.contentHash, "drift": "\(report.drift)",
+                             "quality_sha256": quality?.contentHash ?? "", "quality_violations": quality == nil ? "not checked" : "\(checked.violations.count)"],
                 rejected: inputs.rejected, droplineVersion: DroplineVersion.current, startedAt: started,
                 finishedAt: ComponentRun.now(), outcome: "succeeded")
             try manifest.write(to: output)
-            return (manifest, report)
+            return ((manifest, report), checked)
         }
     }
 }

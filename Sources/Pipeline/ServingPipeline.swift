@@ -78,7 +78,9 @@ extension Pipelines {
             let processing = try ProcessingComponent.ServeSession(ProcessingComponent(imageSize: side), batch: folder, output: staging + "/processing",
                                                                   writeImages: keepProcessedImages)
             let algorithm = try AlgorithmComponent.ServeSession(classifier: classifier, input: folder, role: "batch", output: staging + "/algorithm")
-            let monitoring = try MonitoringComponent.ServeSession(monitor: monitor, batch: folder, artifacts: artifacts, output: staging + "/monitoring")
+            let quality = try DataQualityBaseline.load(root.path + "/" + champion.folder + "/" + MonitoringComponent.qualityFolder)
+            let monitoring = try MonitoringComponent.ServeSession(monitor: monitor, quality: quality, batch: folder, artifacts: artifacts, output: staging + "/monitoring")
+            monitoring.qualityLimits = configuration.qualityLimits(over: quality?.constraints.limits)
             var explainability = ExplainabilityComponent()
             if let steps = explanationSteps {
                 explainability.steps = steps
@@ -103,7 +105,7 @@ extension Pipelines {
                 let (predictions, probabilities) = try classifier.classify(model)
                 algorithm.add(chunk.items, predictions: predictions)
                 clock.lap(.algorithm)
-                let scores = try monitoring.add(chunk.items, images: monitored, rejected: chunk.rejected,
+                let scores = try monitoring.add(chunk.items, images: monitored, facts: chunk.facts, rejected: chunk.rejected,
                                                 probabilities: preparations.count == 1 ? probabilities : nil)
                 clock.lap(.monitoring)
                 explaining.add(chunk.items, prepared: model, predictions: predictions, outlierScores: scores, rejected: chunk.rejected)
@@ -119,7 +121,7 @@ extension Pipelines {
             FaultInjection.point("infer-after-processing")
             let a = try algorithm.finish(model: modelFolder)
             clock.lap(.algorithm)
-            let (m, report) = try monitoring.finish()
+            let ((m, report), qualityReport) = try monitoring.finishBoth()
             clock.lap(.monitoring)
             logger.info("explaining", metadata: meta)
             let e = try explaining.finish()
@@ -128,6 +130,10 @@ extension Pipelines {
                                        droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
             manifest.seconds = clock.seconds
             try publishAndIndex(manifest, staging: staging, name: name, faults: ("infer-after-run-published", "infer-after-index"))
+            if !qualityReport.passed {
+                logger.warning("\(batchName): \(qualityReport.reason)", metadata: meta)
+                try writeDataQualityFlag(batch: batchName, folder: folder, run: runID, version: champion.version, report: qualityReport)
+            }
             if report.drift { try writeDriftFlag(batch: batchName, folder: folder, run: runID, version: champion.version, report: report) }
             return (runID, report.drift)
         }
@@ -165,6 +171,17 @@ extension Pipelines {
         flagged.estimatedAccuracyDrop = report.estimate?.accuracyDrop
         let path = try FlagFiles.write(flagged, kind: "drift", name: FlagFiles.name(batch: batch, batchPath: located.batchPath), in: root)
         try index.recordFlag(kind: .drift, path: root.relative(path), subject: batch)
+    }
+
+    /// flags/data_quality/<batch>.json, written atomically: the batch broke its data-quality
+    /// constraints. The default rules report it and do not retrain.
+    func writeDataQualityFlag(batch: String, folder: String, run: String, version: Int, report: QualityReport) throws {
+        let located = productionLocation(folder)
+        let flag = DataQualityFlag(batch: batch, stage: located.stage, batchPath: located.batchPath, run: run, modelVersion: version,
+                                   reason: report.reason, violations: report.violations.map { .init($0) }, createdAt: Index.now())
+        try FileManager.default.createDirectory(atPath: root.flags(FlagKind.dataQuality.rawValue), withIntermediateDirectories: true)
+        let path = try FlagFiles.write(flag, kind: FlagKind.dataQuality.rawValue, name: FlagFiles.name(batch: batch, batchPath: located.batchPath), in: root)
+        try index.recordFlag(kind: .dataQuality, path: root.relative(path), subject: batch)
     }
 
     /// Where a batch folder lies under inbox/production/: its stage (for `production/<stage>/<batch>`)

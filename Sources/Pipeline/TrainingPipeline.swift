@@ -47,8 +47,10 @@ extension Pipelines {
             let baseline = championBaseline(validation: validation, monitored: images.validationMonitored, side: side, folder: stageFolder + "/validation")
             logger.info("fitting drift monitoring", metadata: meta)
             func collection(_ dataset: ImageFolderDataset, _ monitored: [RGBImage]) -> ImageCollection {
-                ImageCollection(items: dataset.items.map { .init(path: $0.path, relativePath: $0.relativePath, sha256: $0.sha256) }, images: monitored,
-                                rejected: dataset.rejected)
+                var c = ImageCollection(items: dataset.items.map { .init(path: $0.path, relativePath: $0.relativePath, sha256: $0.sha256) }, images: monitored,
+                                        rejected: dataset.rejected)
+                c.facts = dataset.facts
+                return c
             }
             let m = try MonitoringComponent().train(collection(images.train, images.trainMonitored), from: stageFolder + "/train",
                                                     holdout: collection(validation, images.validationMonitored), from: stageFolder + "/validation",

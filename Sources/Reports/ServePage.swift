@@ -8,6 +8,7 @@ import Modeling
 import Monitoring
 import Pipeline
 import Store
+import SystemFiles
 
 /// A serve run's page (`report.html` in the run folder).
 struct ServePage {
@@ -24,6 +25,8 @@ struct ServePage {
         let accuracy = try? reports.index.accuracy(run: run.id)
         var body: [String] = []
         body.append(verdict(drift, accuracy: accuracy ?? nil))
+        body.append(HTML.section("Data quality", id: "data-quality", dataQuality(PageParts.read(QualityReport.self, folder + "/monitoring/quality.json")),
+                                 note: "Each image's properties against the ranges and shares learned from the model's raw training images (docs/monitoring.md#data-quality); separate from drift: a batch of thumbnails or blank frames breaks these even when the model's features look familiar."))
         if case .success(let d) = drift, d.tested != false {
             body.append(HTML.section("Detectors", id: "detectors", detectors(d, classes: model?.classes),
                                      note: "Each detector tests every feature of the batch against the reference with a two-sample Kolmogorov-Smirnov test; p-values are corrected for the number of features (\(HTML.text(d.thresholds.correction.rawValue))). A detector finds drift when a corrected p-value is below its threshold and that feature's KS statistic D is at least \(number(d.thresholds.minimumStatistic))."))
@@ -40,6 +43,7 @@ struct ServePage {
             ("manifest.json", "the run: components, inputs with their hashes, parameters, times"),
             ("batch.json", "the batch as frozen: every file's path, size and SHA-256"),
             ("monitoring/drift.json", "every detector's and feature's test, outlier scores"),
+            ("monitoring/quality.json", "the data-quality check: every violation with the images concerned, each property's summary"),
             ("algorithm/predictions.csv", "every image's prediction with its top 3 classes"),
             ("processing/files.csv", "every file read, with its SHA-256"),
             ("explainability/explanations/explanations.json", "the explanations, with raw attributions beside them"),
@@ -83,6 +87,32 @@ struct ServePage {
             out += "<p class=\"note\">No ground truth merged for this batch yet (drop a labels file into inbox/labels/).</p>"
         }
         return out
+    }
+
+    func dataQuality(_ report: Result<QualityReport, ReportError>) -> String {
+        let q: QualityReport
+        switch report {
+        case .failure(let error):
+            return FileSystem.entryType(folder + "/monitoring/quality.json") == nil
+                ? "<p class=\"note\">This run was served before data quality was checked.</p>" : PageParts.problem(error)
+        case .success(let r): q = r
+        }
+        guard q.baseline != nil else { return "<p class=\"note\">\(HTML.text(q.reason)).</p>" }
+        func share(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
+        var html = "<p>" + (q.passed ? HTML.badge("within the constraints", .good) : HTML.badge("\(q.violations.count) violation(s)", .bad))
+            + " \(q.images) images checked, \(q.refused) refused file(s).</p>"
+        if !q.violations.isEmpty {
+            html += HTML.table(["property", "check", "observed", "allowed", "what", "images concerned"], q.violations.map { v in
+                let names = v.images.prefix(5).map { HTML.text(($0 as NSString).lastPathComponent) }.joined(separator: ", ")
+                return [HTML.text(v.property), HTML.text(v.check), share(v.observed), "&le; " + share(v.allowed), HTML.text(v.detail),
+                        "\(v.count): " + names + (v.count > 5 ? ", …" : "")]
+            })
+        }
+        html += HTML.table(["property", "batch median", "batch minimum", "batch maximum", "allowed range", "images outside"], q.properties.map { p in
+            [HTML.text(p.property), number(p.median), number(p.minimum), number(p.maximum), number(p.allowed.minimum) + " – " + number(p.allowed.maximum),
+             p.outOfRange == 0 ? "0" : HTML.badge("\(p.outOfRange)", Double(p.outOfRange) / Double(max(q.images, 1)) > q.limits.outOfRangeShare ? .bad : .warn)]
+        })
+        return html
     }
 
     static func featureName(_ detector: String, _ feature: Int, classes: [String]?) -> String {

@@ -35,9 +35,24 @@ public struct RootConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// The data-quality limits (Monitoring's `QualityLimits`), over the ones a model version's
+    /// constraints were fitted with.
+    public struct DataQuality: Sendable, Equatable {
+        /// A property is violated when more than this share of a batch's images lie outside its range.
+        public var outOfRangeShare: Double?
+        /// A categorical value may exceed its training share by this much.
+        public var categoryTolerance: Double?
+        /// Duplicates may exceed the training rate by this share of the batch.
+        public var duplicateTolerance: Double?
+        /// Refused files may exceed the training rate by this share of the batch's files.
+        public var refusalTolerance: Double?
+        public init() {}
+    }
+
     public var training = Training()
     public var watch = Watch()
     public var thresholds = Thresholds()
+    public var dataQuality = DataQuality()
     /// The file it was read from (nil: no file, the defaults).
     public var file: String?
 
@@ -134,8 +149,18 @@ public struct RootConfiguration: Sendable, Equatable {
                     default: c.thresholds.qualityTolerance = try number(v, k, 0...1)
                     }
                 }
+            case "data_quality":
+                try section(value, "data_quality", ["out_of_range_share", "category_tolerance", "duplicate_tolerance", "refusal_tolerance"]) { (k: String, v: Node) throws(RulesError) in
+                    let x = try number(v, k, 0...1)
+                    switch k {
+                    case "out_of_range_share": c.dataQuality.outOfRangeShare = x
+                    case "category_tolerance": c.dataQuality.categoryTolerance = x
+                    case "duplicate_tolerance": c.dataQuality.duplicateTolerance = x
+                    default: c.dataQuality.refusalTolerance = x
+                    }
+                }
             default:
-                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' (expected version, training, watch, thresholds)")
+                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' (expected version, training, watch, thresholds, data_quality)")
             }
         }
         guard version != nil else { throw RulesError(file: file, line: 1, column: 1, message: "missing `version: 1`") }
@@ -160,6 +185,8 @@ public struct RootConfiguration: Sendable, Equatable {
             row("watch.marker", watch.marker), row("watch.settle_seconds", watch.settleSeconds), row("watch.jobs", watch.jobs),
             row("thresholds.drift_p_value", thresholds.driftPValue), row("thresholds.drift_minimum_statistic", thresholds.driftMinimumStatistic),
             row("thresholds.promotion_margin", thresholds.promotionMargin), row("thresholds.quality_tolerance", thresholds.qualityTolerance),
+            row("data_quality.out_of_range_share", dataQuality.outOfRangeShare), row("data_quality.category_tolerance", dataQuality.categoryTolerance),
+            row("data_quality.duplicate_tolerance", dataQuality.duplicateTolerance), row("data_quality.refusal_tolerance", dataQuality.refusalTolerance),
         ].map { (key: $0.0, value: $0.1, source: $0.2) }
     }
 }

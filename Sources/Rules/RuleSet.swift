@@ -140,6 +140,9 @@ public enum Action: Sendable, Equatable {
     case mergeLabels
     /// Does nothing, and stops later rules from firing on this event.
     case ignore
+    /// Reports the event: a warning in the daemon's log and the job's record, with the flag's
+    /// `reason` when it has one. Nothing else is done.
+    case report
 
     public var name: String {
         switch self {
@@ -149,6 +152,7 @@ public enum Action: Sendable, Equatable {
         case .run: "run"
         case .mergeLabels: "merge_labels"
         case .ignore: "ignore"
+        case .report: "report"
         }
     }
 
@@ -177,6 +181,8 @@ public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
     /// A program and its arguments, run without a shell.
     case run(arguments: [String], timeout: Double)
     case mergeLabels(file: String)
+    /// A line for the log: what the event is and why it was raised.
+    case report(text: String)
 
     public var description: String {
         switch self {
@@ -186,6 +192,7 @@ public enum PlannedAction: Sendable, Equatable, CustomStringConvertible {
         case .promote(let policy): "promote (policy \(policy))"
         case .run(let arguments, let timeout): "run `\(Self.commandLine(arguments))` (timeout \(Int(timeout)) s)"
         case .mergeLabels(let file): "merge labels \(DisplayText.escaped(file))"
+        case .report(let text): "report: \(DisplayText.escaped(text))"
         }
     }
 
@@ -460,8 +467,11 @@ public struct RuleSet: Sendable, Equatable {
         case "ignore":
             try only([])
             return .ignore
+        case "report":
+            try only([])
+            return .report
         default:
-            throw RulesError(file: file, node: key, message: "rule '\(rule)': unknown action '\(name)'; use infer, train, promote, run, merge_labels or ignore")
+            throw RulesError(file: file, node: key, message: "rule '\(rule)': unknown action '\(name)'; use infer, train, promote, run, merge_labels, report or ignore")
         }
 
         /// `command: [program, argument, ...]`: run without a shell. The program is literal; a shell
@@ -634,6 +644,9 @@ public struct RuleSet: Sendable, Equatable {
                 case .mergeLabels: planned.append(.mergeLabels(file: event.path))
                 case .promote(let policy): planned.append(.promote(policy: policy))
                 case .ignore: stopped = rule.name
+                case .report:
+                    let reason = values["flag.reason"].map { ": " + $0.text } ?? ""
+                    planned.append(.report(text: "\(event.kind.rawValue) \(event.path)\(reason)"))
                 case .train(let stage, let options):
                     if let text = fill(stage) {
                         // the stage names a folder under inbox/training/: only a safe name builds it

@@ -28,6 +28,7 @@ public protocol DroplineIndex: AnyObject, Sendable {
     func driftStreak() throws -> Int
     func predictions(run: String) throws -> [PredictionRecord]
     func driftSummary(run: String) throws -> DriftSummary?
+    func qualityCheck(run: String) throws -> ServeRows.QualityCheck?
     func recordQuality(_ rows: QualityRows, flag: (path: String, subject: String)?, beforeCommit: () throws -> Void) throws
 
     // MARK: Registry

@@ -28,6 +28,7 @@ public enum JobEvent: String, Codable, Sendable, CaseIterable {
 
 public enum FlagKind: String, Codable, Sendable, CaseIterable {
     case drift, retrain, quality
+    case dataQuality = "data_quality"
 }
 
 /// A run's input as a component saw it: a folder and the SHA-256 over its files' paths and hashes.
@@ -200,6 +201,23 @@ public struct ServeRows: Sendable {
     /// The accuracy estimated from calibrated confidences, and its drop from the held-out accuracy.
     public var estimatedAccuracy: Double? = nil
     public var estimatedAccuracyDrop: Double? = nil
+    /// The data-quality check: nil when the run's monitoring wrote none (a run served before data
+    /// quality was checked).
+    public var quality: QualityCheck? = nil
+
+    public struct QualityCheck: Sendable, Equatable {
+        /// nil: the model version had no baseline, nothing was checked.
+        public var baselineSha256: String?
+        public var images: Int
+        public var refused: Int
+        public var violations: [QualityViolationRow]
+        public init(baselineSha256: String?, images: Int, refused: Int, violations: [QualityViolationRow]) {
+            self.baselineSha256 = baselineSha256
+            self.images = images
+            self.refused = refused
+            self.violations = violations
+        }
+    }
 
     public init(batchName: String, batchFolder: String, batchSha256: String, batchImages: Int, landedAt: String, images: [Image],
                 predictions: [Prediction], drift: Bool, driftReason: String, artifactsSha256: String, batchSize: Int, referenceSize: Int,
@@ -218,6 +236,28 @@ public struct ServeRows: Sendable {
         self.referenceSize = referenceSize
         self.driftResults = driftResults
         self.explanations = explanations
+    }
+}
+
+/// One data-quality violation of a serve run, as the index stores it.
+public struct QualityViolationRow: Sendable, Equatable {
+    public var property: String
+    /// `range`, `share`, `duplicate_rate` or `refusal_rate`.
+    public var check: String
+    public var observed: Double
+    public var allowed: Double
+    public var detail: String
+    public var concerned: Int
+    /// Root-relative paths of the images concerned (the first 100).
+    public var images: [String]
+    public init(property: String, check: String, observed: Double, allowed: Double, detail: String, concerned: Int, images: [String]) {
+        self.property = property
+        self.check = check
+        self.observed = observed
+        self.allowed = allowed
+        self.detail = detail
+        self.concerned = concerned
+        self.images = images
     }
 }
 

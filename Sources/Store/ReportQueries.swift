@@ -15,6 +15,9 @@ public struct BatchPoint: Sendable, Equatable {
     public var maximumStatistic: Double?
     public var estimatedAccuracy: Double?
     public var estimatedAccuracyDrop: Double?
+    /// How many data-quality checks the batch broke; nil when it was not checked (the model version
+    /// had no baseline, or the run predates data quality).
+    public var qualityViolations: Int?
 }
 
 /// A served batch's accuracy from merged ground truth.
@@ -53,8 +56,9 @@ extension Index {
                 SELECT * FROM (
                   SELECT r.id, r.subject, r.folder, r.finished_at, r.model_version, d.drift, d.reason, d.batch_size, d.estimated_accuracy, d.estimated_accuracy_drop,
                          (SELECT min(adjusted_p_value) FROM drift_results x WHERE x.run_id = r.id) AS p,
-                         (SELECT max(statistic) FROM drift_results x WHERE x.run_id = r.id) AS statistic
-                  FROM runs r JOIN drift_decisions d ON d.run_id = r.id
+                         (SELECT max(statistic) FROM drift_results x WHERE x.run_id = r.id) AS statistic,
+                         CASE WHEN q.baseline_sha256 IS NULL THEN NULL ELSE q.violations END AS quality_violations
+                  FROM runs r JOIN drift_decisions d ON d.run_id = r.id LEFT JOIN quality_checks q ON q.run_id = r.id
                   WHERE r.kind = 'serve' AND r.status = 'succeeded'
                   ORDER BY r.finished_at DESC, r.id DESC LIMIT ?)
                 ORDER BY finished_at, id
@@ -62,7 +66,8 @@ extension Index {
                 BatchPoint(run: $0["id"], subject: $0["subject"], folder: $0["folder"], finishedAt: $0["finished_at"], modelVersion: $0["model_version"],
                            drift: ($0["drift"] as Int) == 1, reason: $0["reason"], batchSize: $0["batch_size"],
                            minimumAdjustedPValue: $0["p"], maximumStatistic: $0["statistic"],
-                           estimatedAccuracy: $0["estimated_accuracy"], estimatedAccuracyDrop: $0["estimated_accuracy_drop"])
+                           estimatedAccuracy: $0["estimated_accuracy"], estimatedAccuracyDrop: $0["estimated_accuracy_drop"],
+                           qualityViolations: $0["quality_violations"])
             }
         }
     }

@@ -27,6 +27,9 @@ enum Schema {
         migrator.registerMigration("v7-accuracy-estimate") { db in
             try db.execute(sql: v7)
         }
+        migrator.registerMigration("v8-data-quality") { db in
+            try db.execute(sql: v8)
+        }
         return migrator
     }
 
@@ -278,5 +281,43 @@ enum Schema {
     static let v7 = """
     ALTER TABLE drift_decisions ADD COLUMN estimated_accuracy REAL CHECK (estimated_accuracy BETWEEN 0 AND 1);
     ALTER TABLE drift_decisions ADD COLUMN estimated_accuracy_drop REAL;
+    """
+
+    /// Data quality: each serve run's checks against the model version's constraints (one row per
+    /// violation, with the images concerned as a JSON list of root-relative paths), whether the run
+    /// was checked at all, and the data_quality flag kind.
+    static let v8 = """
+    CREATE TABLE quality_checks (
+        run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        baseline_sha256 TEXT CHECK (baseline_sha256 IS NULL OR length(baseline_sha256) = 64),
+        images INTEGER NOT NULL CHECK (images >= 0),
+        refused INTEGER NOT NULL CHECK (refused >= 0),
+        violations INTEGER NOT NULL CHECK (violations >= 0)
+    );
+    CREATE TABLE quality_violations (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        property TEXT NOT NULL,
+        check_kind TEXT NOT NULL CHECK (check_kind IN ('range', 'share', 'duplicate_rate', 'refusal_rate')),
+        observed REAL NOT NULL CHECK (observed BETWEEN 0 AND 1),
+        allowed REAL NOT NULL CHECK (allowed BETWEEN 0 AND 1),
+        detail TEXT NOT NULL,
+        concerned INTEGER NOT NULL CHECK (concerned >= 0),
+        images TEXT NOT NULL,
+        PRIMARY KEY (run_id, property, check_kind, detail)
+    );
+    CREATE TABLE flags_v8 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('drift', 'retrain', 'quality', 'data_quality')),
+        path TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        handled_at TEXT,
+        outcome TEXT,
+        UNIQUE (path, created_at),
+        CHECK ((handled_at IS NULL) = (outcome IS NULL))
+    );
+    INSERT INTO flags_v8 SELECT id, kind, path, subject, created_at, handled_at, outcome FROM flags;
+    DROP TABLE flags;
+    ALTER TABLE flags_v8 RENAME TO flags;
     """
 }

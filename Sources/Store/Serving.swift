@@ -51,6 +51,31 @@ extension Index {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [id, e.path, e.imageSha256, e.heatmap, e.predicted, e.steps, e.delta, e.relativeDelta])
             }
+            if let q = rows.quality {
+                try db.execute(sql: "INSERT INTO quality_checks (run_id, baseline_sha256, images, refused, violations) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [id, q.baselineSha256, q.images, q.refused, q.violations.count])
+                for v in q.violations {
+                    let images = String(decoding: try JSONEncoder().encode(v.images), as: UTF8.self)
+                    try db.execute(sql: """
+                        INSERT INTO quality_violations (run_id, property, check_kind, observed, allowed, detail, concerned, images)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [id, v.property, v.check, min(max(v.observed, 0), 1), min(max(v.allowed, 0), 1), v.detail, v.concerned, images])
+                }
+            }
+        }
+    }
+
+    /// A serve run's data-quality check: nil when none was recorded (served before data quality
+    /// was checked).
+    public func qualityCheck(run: String) throws -> ServeRows.QualityCheck? {
+        try read { db in
+            guard let check = try Row.fetchOne(db, sql: "SELECT * FROM quality_checks WHERE run_id = ?", arguments: [run]) else { return nil }
+            let violations = try Row.fetchAll(db, sql: "SELECT * FROM quality_violations WHERE run_id = ? ORDER BY rowid", arguments: [run]).map { row in
+                QualityViolationRow(property: row["property"], check: row["check_kind"], observed: row["observed"], allowed: row["allowed"],
+                                    detail: row["detail"], concerned: row["concerned"],
+                                    images: (try? JSONDecoder().decode([String].self, from: Data((row["images"] as String).utf8))) ?? [])
+            }
+            return ServeRows.QualityCheck(baselineSha256: check["baseline_sha256"], images: check["images"], refused: check["refused"], violations: violations)
         }
     }
 

@@ -37,7 +37,7 @@ public struct DroplineRoot: Sendable {
     /// Every folder of a root, in creation order.
     var folders: [String] {
         [path, inbox, trainingInbox, productionInbox, labelsInbox, outputs, models, runs, staging, flags,
-         flags("drift"), flags("retrain"), flags("quality"), flags("done"), logs]
+         flags("drift"), flags("retrain"), flags("quality"), flags("data_quality"), flags("done"), logs]
     }
 
     /// Creates the layout (missing folders only; an existing root is left as it is) and its index,

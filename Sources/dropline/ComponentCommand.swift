@@ -17,8 +17,8 @@ struct ComponentCommand: ParsableCommand {
                          serve: --input <batch folder>                       -> images/, files.csv
           algorithm      train: --input <processing train output>            -> model/, metrics.json
                          serve: --input <processing serve output> --model    -> predictions.csv
-          monitoring     train: --input <training images> [--input <held-out images>] [--model] -> artifacts/
-                         serve: --input <batch folder> --artifacts [--model] -> drift.json
+          monitoring     train: --input <training images> [--input <held-out images>] [--model] -> artifacts/, quality/
+                         serve: --input <batch folder> --artifacts [--quality] [--model] -> drift.json, quality.json
           explainability train: --input <validation images> --model          -> explanations/ (a seeded sample)
                          serve: --input <batch folder> --model [--budget]    -> explanations/
         """
@@ -41,6 +41,9 @@ struct ComponentCommand: ParsableCommand {
 
     @Option(help: "Drift artifacts (monitoring serve).")
     var artifacts: String?
+
+    @Option(help: "A data-quality baseline folder (monitoring serve; default: the quality/ folder beside --artifacts, as train mode writes it).")
+    var quality: String?
 
     @Option(help: "Processing: square image side (default 96; 224 for a MobileNet backbone).")
     var imageSize = 96
@@ -97,7 +100,7 @@ struct ComponentCommand: ParsableCommand {
             if m == .train {
                 manifest = try MonitoringComponent().train(images: input[0], holdout: input.count > 1 ? input[1] : nil, model: model, output: output)
             } else {
-                manifest = try MonitoringComponent().serve(batch: input[0], artifacts: artifacts!, model: model, output: output).0
+                manifest = try MonitoringComponent().serve(batch: input[0], artifacts: artifacts!, quality: quality, model: model, output: output).0
             }
         case .explainability:
             var e = ExplainabilityComponent()

@@ -27,6 +27,8 @@ struct ConfigCommand: ParsableCommand {
         "watch.marker": "_READY", "watch.settle_seconds": "60", "watch.jobs": "1",
         "thresholds.drift_p_value": "the drift artifacts' (0.05)", "thresholds.drift_minimum_statistic": "the drift artifacts' (0.1)",
         "thresholds.promotion_margin": "0.01", "thresholds.quality_tolerance": "0.05",
+        "data_quality.out_of_range_share": "the model version's constraints' (0.05)", "data_quality.category_tolerance": "the model version's constraints' (0.1)",
+        "data_quality.duplicate_tolerance": "the model version's constraints' (0.05)", "data_quality.refusal_tolerance": "the model version's constraints' (0.05)",
     ]
 
     func run() throws {

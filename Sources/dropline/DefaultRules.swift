@@ -69,5 +69,17 @@ rules:
       - promote:
           policy: default
 
+  # A batch broke the data-quality constraints learned from the champion's training images
+  # (thumbnails, blank frames, another colour model, duplicates, refused files: its run folder's
+  # monitoring/quality.json lists each violation and the images concerned). It is reported in the
+  # daemon's log, `dropline status` and the run's page; nothing is retrained (new training data would
+  # not fix a broken camera). To retrain on it anyway, replace `report` with the train and promote
+  # actions of retrain-on-drift.
+  - name: report-data-quality
+    on: flag_created
+    kind: data_quality
+    do:
+      - report: {}
+
 """#
 }

@@ -99,6 +99,11 @@ enum Backbones {
     #   drift_minimum_statistic: 0.1 # the KS statistic a drifted feature must also reach
     #   promotion_margin: 0.01       # promoted when validation accuracy >= champion's - margin
     #   quality_tolerance: 0.05      # quality flag when accuracy < validation accuracy - tolerance
+    # data_quality:                  # limits of the data-quality check (docs/monitoring.md#data-quality)
+    #   out_of_range_share: 0.05     # a property breaks when more of a batch is outside its training range
+    #   category_tolerance: 0.1      # a format/colour model/channels value may exceed its training share by this
+    #   duplicate_tolerance: 0.05    # duplicates may exceed the training rate by this share of the batch
+    #   refusal_tolerance: 0.05      # refused files may exceed the training rate by this share of the files
 
     """
 

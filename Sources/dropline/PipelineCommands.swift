@@ -134,12 +134,16 @@ struct InferCommand: ParsableCommand {
 
     func run() throws {
         let budget = try budget.map { try ExplanationBudget(parsing: $0) }
-        let (run, drift) = try root.withPipelines {
+        let (run, drift, quality) = try root.withPipelines {
             $0.keepProcessedImages = keepProcessed
             $0.explanationSteps = explainSteps
-            return try $0.infer(batch: batch, budget: budget)
+            let (run, drift) = try $0.infer(batch: batch, budget: budget)
+            return (run, drift, try $0.index.qualityCheck(run: run))
         }
-        print("run \(run): \(drift ? "DRIFT detected, flag written to flags/drift/" : "no drift")")
+        let violations = quality?.violations.count ?? 0
+        let checked = quality?.baselineSha256 == nil ? "data quality not checked (the model version has no baseline)"
+            : violations == 0 ? "data quality within the constraints" : "\(violations) DATA-QUALITY violation(s), flag written to flags/data_quality/"
+        print("run \(run): \(drift ? "DRIFT detected, flag written to flags/drift/" : "no drift"); \(checked)")
     }
 }
 

@@ -118,6 +118,8 @@ struct StatusCommand: ParsableCommand {
     struct LastBatch: Encodable {
         var run: String; var batch: String; var servedAt: String; var drift: Bool
         var estimatedAccuracy: Double?; var estimatedAccuracyDrop: Double?
+        /// The data-quality checks it broke (nil: not checked), in words.
+        var qualityViolations: Int?; var quality: [String]?
     }
 
     func run() throws {
@@ -150,7 +152,8 @@ struct StatusCommand: ParsableCommand {
                             metrics: FileSystem.entryType(reports.metricsFile) != nil ? reports.metricsFile : nil,
                             lastBatch: try index.batchTimeline(limit: 1).last.map {
                                 LastBatch(run: $0.run, batch: $0.subject, servedAt: $0.finishedAt, drift: $0.drift,
-                                          estimatedAccuracy: $0.estimatedAccuracy, estimatedAccuracyDrop: $0.estimatedAccuracyDrop)
+                                          estimatedAccuracy: $0.estimatedAccuracy, estimatedAccuracyDrop: $0.estimatedAccuracyDrop,
+                                          qualityViolations: $0.qualityViolations, quality: try index.qualityCheck(run: $0.run)?.violations.map(\.detail))
                             })
         if json { return try JSONOutput.print(output) }
         if let s = output.snapshot { print("index:    on \(s.host) (\(s.indexPath)); read from the snapshot it published at \(s.takenAt)") }
@@ -171,7 +174,9 @@ struct StatusCommand: ParsableCommand {
         print("champion: " + (output.champion.map { "v\($0.version) (stage \($0.stage), validation accuracy \(String(format: "%.4f", $0.validationAccuracy)))" } ?? "none"))
         if let b = output.lastBatch {
             let estimate = b.estimatedAccuracy.map { String(format: "; estimated accuracy %.1f%% (%.1f points below held-out)", 100 * $0, 100 * (b.estimatedAccuracyDrop ?? 0)) } ?? ""
-            print("batch:    \(b.batch) served \(b.servedAt): \(b.drift ? "DRIFT" : "no drift")\(estimate)")
+            let quality = b.qualityViolations.map { $0 == 0 ? "; data quality within the constraints" : "; \($0) DATA-QUALITY violation(s)" } ?? "; data quality not checked"
+            print("batch:    \(b.batch) served \(b.servedAt): \(b.drift ? "DRIFT" : "no drift")\(estimate)\(quality)")
+            for line in b.quality ?? [] { print("          \(DisplayText.escaped(line))") }
         }
         print("queue:    \(output.queued.count) queued, \(output.running.count) running" + (output.running.first.map { " (job \($0.id): \($0.event) \($0.path))" } ?? ""))
         print("dashboard: " + (output.dashboard ?? "not written yet (`dropline report \(root.root)` writes it)") + (output.metrics.map { "; metrics: \($0)" } ?? ""))

@@ -159,6 +159,24 @@ struct DaemonLoopTests {
         #expect(FileSystem.names(in: root.flags("done")).count == 1 && FileSystem.names(in: root.flags("retrain")).isEmpty)
     }
 
+    @Test("with the shipped rules, a data-quality flag is reported in the log and the job's record, and nothing is trained")
+    func dataQualityReported() throws {
+        defer { cleanUp() }
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("rules/default.yaml").path
+        try String(contentsOfFile: shipped, encoding: .utf8).write(toFile: root.path + "/rules.yaml", atomically: true, encoding: .utf8)
+        let flag = #"{"kind": "data_quality", "batch": "b7", "stage": "s1", "violations": 2, "reason": "2 data-quality violation(s): width: 10 of 10 images below"}"#
+        try Data(flag.utf8).write(to: URL(fileURLWithPath: root.flags("data_quality") + "/s1~b7.json"))
+        try daemon.tick()
+        try daemon.runQueuedJobs()
+        let job = try #require(try jobs(.flagCreated).first)
+        #expect(job.path == "flags/data_quality/s1~b7.json" && job.state == .succeeded)
+        #expect(job.detail?.contains("reported flag_created flags/data_quality/s1~b7.json: 2 data-quality violation(s)") == true, "\(job.detail ?? "")")
+        #expect(log.contains("reported flag_created flags/data_quality/s1~b7.json"))
+        #expect(try index.runs(limit: 10).isEmpty, "a report must not train")
+        #expect(FileSystem.names(in: root.flags("data_quality")).isEmpty && FileSystem.names(in: root.flags("done")).count == 1)
+    }
+
     @Test("an invalid rules edit keeps the previous rules; a valid one takes effect; a batch no rule serves is recorded so")
     func reload() throws {
         defer { cleanUp() }

@@ -68,7 +68,8 @@ struct RuleSetTests {
     @Test("the shipped default rules load and drive the cloud design's loop")
     func shipped() throws {
         let rules = try RuleSet.load(file: Self.shippedRules)
-        #expect(rules.rules.map(\.name) == ["infer-every-batch", "infer-unstaged-batch", "retrain-on-drift", "retrain-on-request", "merge-labels", "retrain-on-quality"])
+        #expect(rules.rules.map(\.name) == ["infer-every-batch", "infer-unstaged-batch", "retrain-on-drift", "retrain-on-request", "merge-labels", "retrain-on-quality",
+                                             "report-data-quality"])
         #expect(rules.decide(Event(kind: .labelsLanded, path: "labels/b1.csv")).filter(\.fired).first?.actions == [.mergeLabels(file: "labels/b1.csv")])
 
         let batch = rules.decide(Event(kind: .batchLanded, path: "production/stage-2/batch-7"))
@@ -90,6 +91,12 @@ struct RuleSetTests {
         let quality = try Event.flag(relativePath: "flags/quality/b9.json",
                                      json: Array(#"{"kind": "quality", "batch": "b9", "stage": "stage-4", "accuracy": 0.41}"#.utf8))
         #expect(rules.decide(quality).filter(\.fired).first?.actions == [.train(stage: "stage-4"), .promote(policy: "default")])
+        // A data-quality flag is reported, not retrained on.
+        let dataQuality = try Event.flag(relativePath: "flags/data_quality/stage-2~b3.json",
+                                         json: Array(#"{"kind": "data_quality", "batch": "b3", "stage": "stage-2", "violations": 2, "reason": "2 data-quality violation(s): width"}"#.utf8))
+        let reported = rules.decide(dataQuality).filter(\.fired)
+        #expect(reported.map(\.rule) == ["report-data-quality"])
+        #expect(reported.first?.actions == [.report(text: "flag_created flags/data_quality/stage-2~b3.json: 2 data-quality violation(s): width")])
         // The drift rule says why it stayed quiet.
         #expect(decisions.first { $0.rule == "retrain-on-drift" }?.reason.contains("drift flags") == true)
     }
@@ -312,8 +319,11 @@ struct RootConfigurationTests {
           drift_minimum_statistic: 0.2
           promotion_margin: 0
           quality_tolerance: 0.1
+        data_quality: {out_of_range_share: 0.2, category_tolerance: 0.3, duplicate_tolerance: 0, refusal_tolerance: 1}
 
         """, file: "dropline.yaml")
+        #expect(c.dataQuality.outOfRangeShare == 0.2 && c.dataQuality.categoryTolerance == 0.3 && c.dataQuality.duplicateTolerance == 0
+                && c.dataQuality.refusalTolerance == 1)
         #expect(c.training.arch == "backbone:backbones/m/model.json" && c.training.imageSize == 160 && c.training.epochs == 30)
         #expect(c.arch(root: "/srv/root") == "backbone:/srv/root/backbones/m/model.json")
         #expect(c.watch.marker == "DONE" && c.watch.settleSeconds == 5.5 && c.watch.jobs == 2)
@@ -329,6 +339,8 @@ struct RootConfigurationTests {
         ("version: 1\nwatch:\n  marker: ../x\n", "dropline.yaml:3:11: marker is a file name"),
         ("version: 1\nthresholds:\n  drift_p_value: 0\n", "dropline.yaml:3:18: drift_p_value is a number from above 0.0 to 0.5"),
         ("version: 1\nthresholds:\n  promotion_margin: lots\n", "dropline.yaml:3:21: promotion_margin is a number"),
+        ("version: 1\ndata_quality:\n  out_of_range_share: 1.5\n", "dropline.yaml:3:23: out_of_range_share is a number from 0.0 to 1.0"),
+        ("version: 1\ndata_quality:\n  duplicates: 0.1\n", "dropline.yaml:3:3: unknown key 'duplicates' in data_quality (expected out_of_range_share, category_tolerance, duplicate_tolerance, refusal_tolerance)"),
         ("version: 2\n", "dropline.yaml:1:10: this Dropline reads configuration version 1"),
         ("training: {}\n", "dropline.yaml:1:1: missing `version: 1`"),
         ("version: 1\nthreshold: {}\n", "dropline.yaml:2:1: unknown key 'threshold'"),

@@ -21,7 +21,7 @@ struct IndexTests {
     @Test("the named migrations are applied once; an on-disk index is in WAL mode and keeps its data", arguments: [false, true])
     func migrations(onDisk: Bool) throws {
         let index = try Indexes.make(onDisk)
-        #expect(try index.appliedMigrations() == ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate"])
+        #expect(try index.appliedMigrations() == ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate", "v8-data-quality"])
         guard onDisk else { return }
         let root = try Indexes.temporaryRoot()
         let first = try Index(path: root.index)
@@ -29,7 +29,7 @@ struct IndexTests {
         #expect(try first.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
         let again = try Index(path: root.index)
         #expect(try again.run("r1")?.status == .running)
-        #expect(try again.appliedMigrations() == ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate"])
+        #expect(try again.appliedMigrations() == ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate", "v8-data-quality"])
     }
 
     @Test("a run goes from running to succeeded with its folder and outputs, or to failed with its reason", arguments: [false, true])

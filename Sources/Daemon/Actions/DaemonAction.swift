@@ -1,3 +1,4 @@
+import Logging
 import Modeling
 import Pipeline
 import Rules
@@ -39,7 +40,19 @@ extension PlannedAction {
         case .promote(let policy): PromoteAction(policy: policy)
         case .mergeLabels(let file): MergeLabelsAction(file: file)
         case .run(let arguments, let timeout): RunAction(arguments: arguments, timeout: timeout)
+        case .report(let text): ReportAction(text: text)
         }
+    }
+}
+
+/// `report`: the event, said in the daemon's log at warning level and in the job's record; nothing
+/// else is done (the default rules report data-quality flags rather than retrain on them).
+struct ReportAction: DaemonAction {
+    let text: String
+
+    func perform(_ context: inout ActionContext) throws -> String {
+        context.pipelines.logger.warning("reported \(text)", metadata: ["job": "\(context.job.id)"])
+        return "reported \(text)"
     }
 }
 

@@ -12,8 +12,9 @@ struct InferAction: DaemonAction {
     func perform(_ context: inout ActionContext) throws -> String {
         let root = context.root, pipelines = context.pipelines
         if let since = context.since, let run = try pipelines.index.servedRun(batchPath: "inbox/" + batch, since: since) {
-            let raised = try pipelines.raiseMissingDriftFlag(run: run)
+            let raised = try pipelines.raiseMissingDriftFlag(run: run), quality = try pipelines.raiseMissingDataQualityFlag(run: run)
             return "inferred \(batch): already done by run \(run) before the restart" + (raised ? "; its drift flag, not written then, raised now" : "")
+                + (quality ? "; its data-quality flag, not written then, raised now" : "")
         }
         // the path was built from names the scanner checked; it must still be a real folder inside
         // the production inbox now (a producer may have swapped it for a link since)
@@ -30,6 +31,8 @@ struct InferAction: DaemonAction {
         } catch let superseded as BatchSuperseded {
             return "not served: \(superseded)"
         }
+        let violations = try pipelines.index.qualityCheck(run: run)?.violations.count ?? 0
         return "inferred \(batch): run \(run), \(drift ? "drift: flag raised" : "no drift")"
+            + (violations > 0 ? ", \(violations) data-quality violation(s): flag raised" : "")
     }
 }

@@ -26,7 +26,7 @@ struct DroppedFileSource: EventSource {
     static let maximumBytes = 16 << 20
 
     /// The flag folders the daemon acts on.
-    static let flagKinds: [FlagKind] = [.drift, .retrain, .quality]
+    static let flagKinds: [FlagKind] = [.drift, .retrain, .quality, .dataQuality]
 
     static func flags(_ root: DroplineRoot) -> [DroppedFileSource] {
         flagKinds.map { DroppedFileSource(folder: root.flags($0.rawValue), prefix: "flags/" + $0.rawValue, event: .flagCreated, suffix: ".json") }
