@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["FolderWatch", "Rules", "Modeling", "Monitoring", "Explainability", "Imaging", "Store", "DriftStatistics", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                  .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strictness),
-        .target(name: "Benchmarks", dependencies: ["FolderWatch", "Imaging", "NeuralNetwork", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
+        .target(name: "Benchmarks", dependencies: ["FolderWatch", "Imaging", "NeuralNetwork", "Tensor", "Modeling", "DriftStatistics", "Explainability", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         // L7: the run pages, the dashboard and the metrics file, from the run folders and the index.
         .target(name: "Reports", dependencies: ["Charts", "Pipeline", "Store", "Monitoring", "DriftStatistics", "Explainability", "Modeling", "Imaging", "Tensor", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                 .product(name: "Prometheus", package: "swift-prometheus")], swiftSettings: strictness),
@@ -114,6 +114,7 @@ let package = Package(
         .testTarget(
             name: "ModelingTests",
             dependencies: ["Modeling", "NeuralNetwork", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"],
+            exclude: ["Fixtures"],
             swiftSettings: strictness
         ),
         .testTarget(name: "DriftStatisticsTests", dependencies: ["DriftStatistics"], exclude: ["Fixtures"], swiftSettings: strictness),

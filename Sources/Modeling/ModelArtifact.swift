@@ -48,6 +48,13 @@ public struct EpochRecord: Codable, Sendable, Equatable {
     public var seconds: Double
 }
 
+/// How a logistic head was chosen: every penalty tried (with and without the flipped copies) and
+/// its validation accuracy and loss, and the one kept.
+public struct HeadSelection: Codable, Sendable, Equatable {
+    public var chosen: LinearProbe.Candidate
+    public var candidates: [LinearProbe.Candidate]
+}
+
 /// Everything about a trained model except its weights (model.json).
 public struct ModelDescription: Codable, Sendable {
     public static let currentFormat = 1
@@ -63,6 +70,8 @@ public struct ModelDescription: Codable, Sendable {
     public var metrics: ClassificationMetrics
     public var bestEpoch: Int
     public var history: [EpochRecord]
+    /// A logistic head's choice on the validation split (nil for heads trained by epochs).
+    public var headSelection: HeadSelection? = nil
     public var configuration: TrainingConfiguration
     public var seed: UInt64
     public var trainingSeconds: Double

@@ -36,6 +36,15 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// that model.json files written before the option existed still load.
     public var fineTuneConvolutions: Int?
     public var seed: UInt64
+    /// Backbone, linear head: `logistic` (the default: multinomial logistic regression on the
+    /// standardised features, fitted to convergence by L-BFGS, its L2 strength and the use of the
+    /// flipped copies chosen on the validation split: `LinearProbe`) or `sgd` (the iterative loop with
+    /// `optimizer`, `learningRate`, `epochs`, label smoothing and dropout). nil, in recipes written
+    /// before the option: `sgd`, as those models were trained.
+    public var head: String? = nil
+
+    /// Whether the head is fitted as a linear probe (`head: logistic` on frozen features, no hidden layer).
+    public var fitsLinearProbe: Bool { architecture == "backbone" && head == "logistic" && (hiddenUnits ?? 0) == 0 && (fineTuneConvolutions ?? 0) == 0 }
 
     /// The documented defaults for an architecture.
     public static func defaults(architecture: String) -> TrainingConfiguration {
@@ -46,7 +55,7 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
             return TrainingConfiguration(architecture: "backbone", backbonePath: nil, backboneCut: nil, imageSize: 224, epochs: 60,
                                          batchSize: 64, optimizer: "adamw", learningRate: 1e-3, weightDecay: 1e-2, momentum: 0.9,
                                          warmupEpochs: 2, labelSmoothing: 0.1, rotationDegrees: 0, horizontalFlip: true,
-                                         patience: 15, hiddenUnits: nil, headDropout: 0.2, seed: 1)
+                                         patience: 15, hiddenUnits: nil, headDropout: 0.2, seed: 1, head: "logistic")
         default:
             // SGD with momentum and a cosine schedule after a short warm-up, label smoothing,
             // random rotation (±15°) and horizontal flips: a standard recipe for small datasets.
@@ -250,7 +259,7 @@ public struct Trainer {
                            Layer("head.hidden_relu", .relu, inputs: ["head.hidden"])]
             last = "head.hidden_relu"
         }
-        if c.headDropout > 0 {
+        if c.headDropout > 0 && !c.fitsLinearProbe {
             headLayers.append(Layer("head.dropout", .dropout(rate: c.headDropout), inputs: [last]))
             last = "head.dropout"
         }
@@ -267,13 +276,18 @@ public struct Trainer {
         }
 
         let featureCount = featureShape.reduce(1, *)
+        let validationLabels = validation.items.map(\.label)
+        if c.fitsLinearProbe {
+            return try probeHead(prefix: prefix, imported: imported, head: head, headParameters: headParameters, featureShape: featureShape,
+                                 train: (trainFeatures, trainLabels, train.items.count), validation: (validationFeatures, validationLabels),
+                                 datasets: (train, validation), path: path)
+        }
         let batch = min(c.batchSize, trainLabels.count)
         let executor = try Executor(network: head, parameters: headParameters, batchSize: batch, mode: .training, seed: c.seed &+ 1)
         let predictor = try Predictor(network: head, parameters: headParameters)
         let optimizer = makeOptimizer()
         // Pretrained weights move more slowly than the new head.
         for name in pretrained { optimizer.learningRateMultipliers[name] = 0.1 }
-        let validationLabels = validation.items.map(\.label)
         let kept = try fit(executor: executor, parameters: headParameters, optimizer: optimizer, examples: trainLabels.count,
                            classes: classes, inputCount: featureCount) { index, slot, _ in
             trainFeatures.withUnsafeBufferPointer { f in
@@ -286,7 +300,15 @@ public struct Trainer {
             return Self.metrics(logits: logits, labels: validationLabels, classes: validation.classes)
         }
 
-        // One network for serving: the frozen prefix, then the trained layers reading its output.
+        return try servingModel(prefix: prefix, imported: imported, head: head, trained: kept.parameters, path: path, datasets: (train, validation),
+                                metrics: kept.metrics, bestEpoch: kept.epoch, history: kept.history, selection: nil)
+    }
+
+    /// One network for serving: the frozen prefix, then the trained layers reading its output.
+    func servingModel(prefix: Network, imported: ImportedModel, head: Network, trained: Parameters, path: String,
+                      datasets: (train: ImageFolderDataset, validation: ImageFolderDataset), metrics: ClassificationMetrics, bestEpoch: Int,
+                      history: [EpochRecord], selection: HeadSelection?) throws -> Result {
+        let c = configuration
         var layers = prefix.layers.map { layer -> Layer in
             var l = layer
             l.trainable = false
@@ -301,18 +323,63 @@ public struct Trainer {
         let network = Network(layers: layers)
         let parameters = try Parameters(for: network)
         for name in parameters.names {
-            try parameters.set(name, kept.parameters[name] ?? imported.parameters[name]!)
+            try parameters.set(name, trained[name] ?? imported.parameters[name]!)
         }
         let hashes = try BackboneOrigin.fileHashes(modelJson: path)
         let origin = BackboneOrigin(modelJson: path, topologySha256: hashes.topology,
                                     weightsSha256: hashes.weights, cut: imported.cut, frozenLayers: prefix.layers.count,
                                     fineTunedConvolutions: c.fineTuneConvolutions ?? 0)
-        let description = ModelDescription(
-            architecture: "backbone", backbone: origin, network: network, preprocessing: preprocessing, classes: train.classes,
-            training: Self.summary(train), validation: Self.summary(validation), metrics: kept.metrics, bestEpoch: kept.epoch,
-            history: kept.history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
+        var description = ModelDescription(
+            architecture: "backbone", backbone: origin, network: network, preprocessing: c.preprocessing, classes: datasets.train.classes,
+            training: Self.summary(datasets.train), validation: Self.summary(datasets.validation), metrics: metrics, bestEpoch: bestEpoch,
+            history: history, configuration: c, seed: c.seed, trainingSeconds: 0, createdAt: Self.timestamp(),
             droplineVersion: DroplineVersion.current)
+        description.headSelection = selection
         return Result(description: description, parameters: parameters)
+    }
+
+    /// The linear head as a probe: logistic regression on the standardised (pooled) features, its C
+    /// and the flipped copies' use chosen on the validation split (`LinearProbe`), folded back into
+    /// the head's one dense layer.
+    func probeHead(prefix: Network, imported: ImportedModel, head: Network, headParameters: Parameters, featureShape: [Int],
+                   train: (features: [Float], labels: [Int], unflipped: Int), validation: (features: [Float], labels: [Int]),
+                   datasets: (train: ImageFolderDataset, validation: ImageFolderDataset), path: String) throws -> Result {
+        let classes = datasets.train.classes.count
+        // a feature map is averaged over its positions, as the head's pool does
+        let channels = featureShape[0], positions = featureShape.dropFirst().reduce(1, *)
+        func pooled(_ f: [Float], count: Int) -> [Float] {
+            guard positions > 1 else { return f }
+            var out = [Float](repeating: 0, count: count * channels)
+            for i in 0..<count { for ch in 0..<channels {
+                var sum: Float = 0
+                for p in 0..<positions { sum += f[(i * channels + ch) * positions + p] }
+                out[i * channels + ch] = sum / Float(positions)
+            } }
+            return out
+        }
+        let all = pooled(train.features, count: train.labels.count)
+        let plain = Array(all[0..<(train.unflipped * channels)]), plainLabels = Array(train.labels[0..<train.unflipped])
+        let flipped = train.labels.count > train.unflipped
+            ? (x: Array(all[(train.unflipped * channels)...]), labels: Array(train.labels[train.unflipped...])) : nil
+        let v = pooled(validation.features, count: validation.labels.count)
+        report(.loading("fitting the linear head: logistic regression over \(LinearProbe.grid.count) penalties\(flipped == nil ? "" : ", without and with flipped copies"), chosen on the validation split"))
+        let started = Date()
+        let (model, chosen, candidates) = LinearProbe.select(train: plain, labels: plainLabels, augmented: flipped, validation: v,
+                                                             validationLabels: validation.labels, featureCount: channels, classes: classes)
+        try headParameters.set("head.classifier.weight", Tensor(shape: [classes, channels], data: model.weights))
+        try headParameters.set("head.classifier.bias", Tensor(shape: [classes], data: model.intercepts))
+        let logits = model.logits(v, count: validation.labels.count)
+        let metrics = Self.metrics(logits: logits, labels: validation.labels, classes: datasets.validation.classes)
+        let (trainAccuracy, trainLoss) = LinearProbe.score(model.logits(chosen.augmented ? all : plain, count: chosen.augmented ? train.labels.count : train.unflipped),
+                                                           chosen.augmented ? train.labels : plainLabels, classes: classes)
+        let seconds = Date().timeIntervalSince(started)
+        let record = EpochRecord(epoch: 1, trainLoss: trainLoss, trainAccuracy: trainAccuracy, validationLoss: chosen.validationLoss,
+                                 validationAccuracy: chosen.validationAccuracy, learningRate: 0, imagesPerSecond: 0, seconds: seconds)
+        report(.epoch(record, best: true))
+        report(.stopped(String(format: "logistic head: C %.3g%@ chosen on the validation split (%.4f); %d L-BFGS iterations", chosen.c,
+                               chosen.augmented ? " with flipped copies" : "", chosen.validationAccuracy, chosen.iterations)))
+        return try servingModel(prefix: prefix, imported: imported, head: head, trained: headParameters, path: path, datasets: datasets,
+                                metrics: metrics, bestEpoch: 1, history: [record], selection: HeadSelection(chosen: chosen, candidates: candidates))
     }
 
     // MARK: - The training loop

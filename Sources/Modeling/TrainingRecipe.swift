@@ -45,8 +45,10 @@ extension TrainingConfiguration {
     public var summary: String {
         var parts = [architecture + (backbonePath.map { " on \((($0 as NSString).deletingLastPathComponent as NSString).lastPathComponent)" } ?? "")]
         parts.append("\(imageSize) px")
-        parts.append("\(epochs) epochs")
-        if architecture == "backbone" { parts.append((hiddenUnits ?? 0) > 0 ? "head of \(hiddenUnits!) units" : "linear head") }
+        if !fitsLinearProbe { parts.append("\(epochs) epochs") }
+        if architecture == "backbone" {
+            parts.append((hiddenUnits ?? 0) > 0 ? "head of \(hiddenUnits!) units" : fitsLinearProbe ? "logistic head (L2 chosen on validation)" : "linear head")
+        }
         if rotationDegrees > 0 { parts.append("rotation ±\(Int(rotationDegrees))°") }
         if horizontalFlip { parts.append("flips") }
         return parts.joined(separator: ", ")

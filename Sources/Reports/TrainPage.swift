@@ -22,8 +22,10 @@ struct TrainPage {
         switch description {
         case .success(let d):
             body.append(HTML.section("The model", id: "model", facts(d, manifest: manifest)))
-            body.append(HTML.section("Learning curves", id: "curves", curves(d),
-                                     note: "Loss and accuracy per epoch on the training images (augmented, as trained) and on the validation images; the kept epoch is marked."))
+            body.append(d.headSelection == nil
+                ? HTML.section("Learning curves", id: "curves", curves(d),
+                               note: "Loss and accuracy per epoch on the training images (augmented, as trained) and on the validation images; the kept epoch is marked.")
+                : HTML.section("Choosing the head's penalty", id: "curves", curves(d)))
         case .failure(let e):
             body.append(HTML.section("The model", id: "model", PageParts.problem(e)))
         }
@@ -88,7 +90,8 @@ struct TrainPage {
             ("classes", "\(d.classes.count): " + HTML.text(d.classes.joined(separator: ", "))),
             ("training images", "\(d.training.images)" + (d.training.rejected > 0 ? " (\(d.training.rejected) refused)" : "")),
             ("validation images", "\(d.validation.images)"),
-            ("epochs", "\(d.history.count) of \(d.configuration.epochs) run; epoch \(d.bestEpoch) kept"),
+            d.headSelection.map { ("head", String(format: "logistic regression, C %.3g chosen on validation", $0.chosen.c) + ($0.chosen.augmented ? " (with flipped copies)" : "")) }
+                ?? ("epochs", "\(d.history.count) of \(d.configuration.epochs) run; epoch \(d.bestEpoch) kept"),
             ("validation accuracy", percent(d.metrics.accuracy, 2) + ", loss " + String(format: "%.3f", d.metrics.loss)),
             ("training time", String(format: "%.1f s", d.history.map(\.seconds).reduce(0, +))),
         ]
@@ -99,6 +102,7 @@ struct TrainPage {
     }
 
     func curves(_ d: ModelDescription) -> String {
+        if let selection = d.headSelection { return headSelection(selection) }
         guard !d.history.isEmpty else { return "<p class=\"note\">No epochs recorded.</p>" }
         func chart(_ title: String, _ y: String, _ train: KeyPath<EpochRecord, Double>, _ validation: KeyPath<EpochRecord, Double>, range: ClosedRange<Double>?) -> String {
             var c = XYChart(title: title, xLabel: "epoch", yLabel: y)
@@ -114,6 +118,25 @@ struct TrainPage {
         }
         return "<div class=\"grid\">" + chart("loss per epoch", "loss", \.trainLoss, \.validationLoss, range: nil)
             + chart("accuracy per epoch", "accuracy", \.trainAccuracy, \.validationAccuracy, range: 0...1) + "</div>"
+    }
+
+    /// A logistic head: validation accuracy and loss for every penalty tried, the kept one marked.
+    func headSelection(_ s: HeadSelection) -> String {
+        func chart(_ title: String, _ y: String, _ value: KeyPath<LinearProbe.Candidate, Double>, range: ClosedRange<Double>?) -> String {
+            var c = XYChart(title: title, xLabel: "log10 C (larger: weaker L2 penalty)", yLabel: y)
+            c.series = [false, true].compactMap { augmented in
+                let points = s.candidates.filter { $0.augmented == augmented }.map { XYChart.Point(x: log10($0.c), y: $0[keyPath: value]) }
+                return points.isEmpty ? nil : .init(augmented ? "with flipped copies" : "training images", colour: augmented ? "#f58518" : "#4c78a8",
+                                                    style: .linePoints, points: points)
+            }
+            c.markers = [.init(x: log10(s.chosen.c), label: String(format: "kept: C %.3g", s.chosen.c), colour: "#1a7f37")]
+            c.yRange = range
+            c.width = 520
+            return c.svg()
+        }
+        return "<div class=\"grid\">" + chart("validation accuracy per penalty", "accuracy", \.validationAccuracy, range: nil)
+            + chart("validation loss per penalty", "loss", \.validationLoss, range: nil) + "</div>"
+            + "<p class=\"note\">" + HTML.text(String(format: "Logistic regression on the standardised features, fitted to convergence for each C; kept: C %.3g%@, the highest validation accuracy (then the lowest loss), %d L-BFGS iterations.", s.chosen.c, s.chosen.augmented ? " with the flipped copies" : "", s.chosen.iterations)) + "</p>"
     }
 
     func perClass(_ m: ClassificationMetrics) -> String {

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Dropline against the tools users would otherwise run, in the same run.",
-        subcommands: [Imaging.self, NN.self, Drift.self, Poll.self, PipelineRun.self]
+        subcommands: [Imaging.self, NN.self, Drift.self, Poll.self, PipelineRun.self, Head.self]
     )
 
     struct Imaging: ParsableCommand {
@@ -203,6 +203,58 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
+    struct Head: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "head",
+            abstract: "The backbone's head against a linear probe on the same features, in the same run.",
+            discussion: """
+            Trains Dropline's default head (logistic regression on the standardised pooled features, its L2 strength \
+            and the flipped copies' use chosen on the validation split) and its earlier one (--head sgd: trained by \
+            epochs) on --data's train/ and validation/ with the real trainer, and scores both on its test/; then \
+            scikit-learn's LogisticRegression on the same backbone's features, standardised, its C chosen on the \
+            validation split over the same grid (scripts/linear_probe_peer.py, run by --python: numpy and \
+            scikit-learn). Prints each head's validation and test accuracy and the default head's margin over the \
+            probe in points. Default --data: imagenette-mini in ../shared; scripts/make-photo-sets builds others \
+            from Debian packages.
+            """
+        )
+        @Option(help: "A folder with train/, validation/ and test/ class folders (default: ../shared/datasets/imagenette-mini).") var data: String?
+        @Option(help: "The backbone's model.json (default: ../shared/models/mobilenet_v2_0.35_224_tfjs/model.json).") var backbone: String?
+        @Option(help: "The Python with numpy and scikit-learn.") var python = "python3"
+        @Option(help: "The peer script (default: scripts/linear_probe_peer.py of this checkout).") var peerScript: String?
+        @Option(help: "Scratch folder for the models and features (removed after).") var scratch = FileManager.default.temporaryDirectory.path + "/dropline-bench-head"
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func run() throws {
+            guard let data = data ?? SharedMaterial.path("datasets/imagenette-mini") else {
+                throw ValidationError(SharedMaterial.absenceMessage("datasets/imagenette-mini") + "; or give --data")
+            }
+            guard let backbone = backbone ?? SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json") else {
+                throw ValidationError(SharedMaterial.absenceMessage("models/mobilenet_v2_0.35_224_tfjs") + "; or give --backbone")
+            }
+            for split in ["train", "validation", "test"] where !FileManager.default.fileExists(atPath: data + "/" + split) {
+                throw ValidationError("\(data) has no \(split)/ folder; --data needs train/, validation/ and test/ class folders")
+            }
+            guard let script = peerScript ?? PipelineRun.findPeerScript(named: "linear_probe_peer.py") else {
+                throw ValidationError("scripts/linear_probe_peer.py was not found beside this executable's checkout; give --peer-script")
+            }
+            var configuration = HeadBenchmark.Configuration(data: data, backbone: backbone, peerScript: script, scratch: scratch)
+            configuration.python = python
+            configuration.log = { Console.note("bench: " + $0) }
+            let report = try HeadBenchmark(configuration: configuration).run()
+            if json { return try JSONOutput.print(report) }
+            print("\(report.data): \(report.classes.count) classes, \(report.trainImages) train, \(report.validationImages) validation, \(report.testImages) test images")
+            var table = TextTable("HEAD", "VALIDATION", "TEST", "SECONDS", "CHOICE")
+            for row in report.rows {
+                table.add([row.head, String(format: "%.2f%%", 100 * row.validationAccuracy), String(format: "%.2f%%", 100 * row.testAccuracy),
+                           String(format: "%.1f", row.seconds), row.detail])
+            }
+            print(table.render())
+            if let margin = report.marginPoints { print(String(format: "default head minus the probe on test: %+.2f points", margin)) }
+            for note in report.notes { print("note: \(note)") }
+        }
+    }
+
     struct PipelineRun: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "pipeline",
@@ -272,13 +324,13 @@ struct BenchCommand: ParsableCommand {
         }
 
         /// scripts/pipeline_peer.py in the checkout this executable was built in (or the current folder's).
-        static func findPeerScript() -> String? {
+        static func findPeerScript(named name: String = "pipeline_peer.py") -> String? {
             var starts = [FileManager.default.currentDirectoryPath]
             starts.append(URL(fileURLWithPath: "/proc/self/exe".resolvedExecutable).deletingLastPathComponent().path)
             for start in starts {
                 var directory = URL(fileURLWithPath: start).standardizedFileURL
                 for _ in 0..<6 {
-                    let candidate = directory.path + "/scripts/pipeline_peer.py"
+                    let candidate = directory.path + "/scripts/" + name
                     if FileManager.default.fileExists(atPath: candidate) { return candidate }
                     directory = directory.deletingLastPathComponent()
                 }

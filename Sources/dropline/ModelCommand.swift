@@ -58,6 +58,9 @@ struct ModelCommand: ParsableCommand {
         @Option(help: "Backbone: also train its last N convolution layers (the cut moves back past residual connections).")
         var fineTune = 0
 
+        @Option(help: "Backbone, linear head: logistic (the default: logistic regression on standardised features, its L2 strength chosen on the validation split) or sgd (trained by epochs with the optimizer).")
+        var head: String?
+
         @Option(help: "Seed for initialisation, shuffling and augmentation.")
         var seed: UInt64 = 1
 
@@ -83,6 +86,11 @@ struct ModelCommand: ParsableCommand {
             if let learningRate { c.learningRate = learningRate }
             if let patience { c.patience = patience }
             if let hiddenUnits { c.hiddenUnits = hiddenUnits }
+            if let head {
+                guard ["logistic", "sgd"].contains(head) else { throw ValidationError("--head must be logistic or sgd, not '\(head)'") }
+                guard architecture == "backbone" else { throw ValidationError("--head applies to --arch backbone:<model.json>") }
+                c.head = head
+            }
             guard fineTune == 0 || architecture == "backbone" else { throw ValidationError("--fine-tune applies to --arch backbone:<model.json>") }
             c.fineTuneConvolutions = fineTune
             c.seed = seed

@@ -175,6 +175,16 @@ struct DaemonLoopTests {
         #expect(log.contains("reported flag_created flags/data_quality/s1~b7.json"))
         #expect(try index.runs(limit: 10).isEmpty, "a report must not train")
         #expect(FileSystem.names(in: root.flags("data_quality")).isEmpty && FileSystem.names(in: root.flags("done")).count == 1)
+        // a reason written to forge log lines is one escaped line, and a huge one is cut
+        let forged = #"{"kind": "data_quality", "reason": "fine\n2026-01-01 job 1 succeeded: all clear"}"#
+        try Data(forged.utf8).write(to: URL(fileURLWithPath: root.flags("data_quality") + "/forged.json"))
+        let huge = "{\"reason\": \"" + String(repeating: "x", count: 100_000) + "\"}"
+        try Data(huge.utf8).write(to: URL(fileURLWithPath: root.flags("data_quality") + "/huge.json"))
+        try daemon.tick()
+        try daemon.runQueuedJobs()
+        #expect(!log.contains("\n2026-01-01 job 1 succeeded") && log.contains(#"fine\n2026-01-01 job 1 succeeded: all clear"#))
+        let cut = try #require(try jobs(.flagCreated).first { $0.path.hasSuffix("huge.json") })
+        #expect(cut.state == .succeeded && (cut.detail?.count ?? 0) < 1_200 && cut.detail?.hasSuffix("... (cut)") == true)
     }
 
     @Test("an invalid rules edit keeps the previous rules; a valid one takes effect; a batch no rule serves is recorded so")

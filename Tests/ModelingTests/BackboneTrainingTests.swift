@@ -4,6 +4,7 @@ import Modeling
 import NeuralNetwork
 import Testing
 import SystemFiles
+import JSONFiles
 
 @Suite("Training on a pretrained backbone", .enabled(if: SharedMaterial.locate() != nil, "../shared is not present: backbone training tests are skipped"))
 struct BackboneTrainingTests {
@@ -21,6 +22,34 @@ struct BackboneTrainingTests {
             }
         }
         return root
+    }
+
+    @Test("the default linear head is the probe: every penalty tried with and without flipped copies and the choice recorded; head sgd trains by epochs; an old recipe without a head is sgd")
+    func logisticHead() throws {
+        let root = try Self.subset()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var c = TrainingConfiguration.defaults(architecture: "backbone")
+        c.backbonePath = Self.backbone
+        #expect(c.head == "logistic" && c.fitsLinearProbe && c.summary.contains("logistic head"))
+        let train = try ImageFolderDataset(root: root + "/train", preprocessing: c.preprocessing, links: .follow)
+        let validation = try ImageFolderDataset(root: root + "/validation", preprocessing: c.preprocessing, classes: train.classes, links: .follow)
+        let probe = try Trainer(configuration: c).train(train: train, validation: validation).description
+        let selection = try #require(probe.headSelection)
+        #expect(selection.candidates.count == 2 * LinearProbe.grid.count && selection.candidates.contains(selection.chosen))
+        #expect(selection.chosen.validationAccuracy == selection.candidates.map(\.validationAccuracy).max())
+        #expect(abs(probe.metrics.accuracy - selection.chosen.validationAccuracy) < 1e-12 && probe.metrics.accuracy >= 0.8)
+        #expect(probe.network.layers.allSatisfy { if case .dropout = $0.operation { false } else { true } }, "a probe head has no dropout layer")
+        c.head = "sgd"
+        c.epochs = 3
+        c.batchSize = 10
+        let sgd = try Trainer(configuration: c).train(train: train, validation: validation).description
+        #expect(sgd.headSelection == nil && sgd.history.count == 3)
+        // a recipe written before the option decodes without a head: trained by epochs, as it was
+        let json = try SnakeCaseJSON.encoder().encode(c)
+        var object = try JSONSerialization.jsonObject(with: json) as! [String: Any]
+        object.removeValue(forKey: "head")
+        let old = try SnakeCaseJSON.decoder().decode(TrainingConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
+        #expect(old.head == nil && !old.fitsLinearProbe)
     }
 
     @Test("a head (with and without fine-tuning) trains, and the saved model reproduces its validation accuracy", arguments: [0, 4])

@@ -1,4 +1,5 @@
 import Logging
+import DroplineSupport
 import Modeling
 import Pipeline
 import Rules
@@ -50,9 +51,15 @@ extension PlannedAction {
 struct ReportAction: DaemonAction {
     let text: String
 
+    /// The longest report kept: a flag's reason is whatever its writer put there.
+    static let maximumCharacters = 1_000
+
     func perform(_ context: inout ActionContext) throws -> String {
-        context.pipelines.logger.warning("reported \(text)", metadata: ["job": "\(context.job.id)"])
-        return "reported \(text)"
+        // one line, control characters escaped, whatever the flag held
+        var line = DisplayText.escaped(text)
+        if line.count > Self.maximumCharacters { line = String(line.prefix(Self.maximumCharacters)) + "... (cut)" }
+        context.pipelines.logger.warning("reported \(line)", metadata: ["job": "\(context.job.id)"])
+        return "reported \(line)"
     }
 }
 
