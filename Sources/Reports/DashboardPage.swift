@@ -152,9 +152,10 @@ struct DashboardPage {
             [HTML.text(b.finishedAt), HTML.link(String(b.folder.dropFirst("outputs/".count)) + "/" + Reports.pageFile, b.subject),
              b.modelVersion.map { "v\($0)" } ?? "-", b.drift ? HTML.badge("DRIFT", .bad) : HTML.badge("no drift", .good),
              b.minimumAdjustedPValue.map(number) ?? "-", b.maximumStatistic.map { String(format: "%.3f", $0) } ?? "-", "\(b.batchSize)",
+             b.qualityViolations.map { $0 == 0 ? HTML.badge("ok", .good) : HTML.badge("\($0) violation(s)", .bad) } ?? "not checked",
              acc[b.run].map { percent($0.accuracy) + ($0.belowConstraint ? " " + HTML.badge("below", .bad) : "") } ?? "-"]
         }
-        return HTML.table(["served", "batch", "model", "verdict", "smallest corrected p", "largest D", "images", "accuracy"], rows)
+        return HTML.table(["served", "batch", "model", "verdict", "smallest corrected p", "largest D", "images", "data quality", "accuracy"], rows)
     }
 
     func recentTrainings(_ trainings: [RunRecord], models: [ModelRecord]) -> String {

@@ -5,6 +5,7 @@ import Imaging
 import JSONFiles
 import Monitoring
 import Pipeline
+import Reports
 import Rules
 import Store
 import SystemFiles
@@ -56,6 +57,15 @@ struct DataQualityPipelineTests {
         #expect(flag.run == run && flag.violations == report.violations.count && flag.reason.contains("width"))
         #expect(try pipelines.index.flagCount(kind: .dataQuality, path: "flags/data_quality/thumbs.json", since: "") == 1)
         #expect(try pipelines.sqlite.batchTimeline().last?.qualityViolations == report.violations.count)
+
+        // the run page lists the violations with the images concerned; the dashboard has the batch's count
+        let reports = Reports(root: root, index: pipelines.sqlite)
+        _ = try reports.refresh()
+        let page = try ReportsTests.page(root, pipelines, run)
+        #expect(page.contains("id=\"data-quality\"") && page.contains("\(report.violations.count) violation(s)") && page.contains("0.png"))
+        #expect(page.contains("width: 10 of 10 images (100.0%) below the training images"))
+        let dashboard = String(decoding: try AtomicFile.read(reports.dashboard), as: UTF8.self)
+        #expect(dashboard.contains("data quality") && dashboard.contains("\(report.violations.count) violation(s)"))
 
         let blank = try Self.batch(root, "blank", count: 10) { _ in RGBImage(width: 32, height: 32, fill: RGB(0, 0, 0)) }
         let (blankRun, _) = try pipelines.infer(batch: blank)
