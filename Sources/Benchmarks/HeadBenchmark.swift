@@ -92,6 +92,7 @@ public struct HeadBenchmark {
         defer { try? FileManager.default.removeItem(atPath: file) }
         c.log("running the scikit-learn probe (\(c.python) \(c.peerScript))")
         let peer = Self.runPeer(python: c.python, script: c.peerScript, features: file)
+        notes.append("Dropline's seconds include computing the backbone's features of every image (and of each flipped copy); the probe's are its fits alone, on features given")
         var margin: Double?
         switch peer {
         case .success(let p):

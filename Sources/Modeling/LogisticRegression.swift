@@ -263,7 +263,7 @@ public enum LinearProbe {
             for c in grid.sorted() {
                 // converged tightly (to single precision's floor): a warm start from a stronger penalty
                 // is already within scikit-learn's default tolerance of a weaker one's optimum
-                let model = LogisticRegression.fit(x: x, labels: variant.labels, featureCount: d, classes: k, c: c, start: previous, tolerance: 1e-6,
+                let model = LogisticRegression.fit(x: x, labels: variant.labels, featureCount: d, classes: k, c: c, start: previous, tolerance: 1e-5,
                                                    maximumIterations: 500)
                 previous = model
                 let (accuracy, loss) = score(model.logits(v, count: validationLabels.count), validationLabels, classes: k)

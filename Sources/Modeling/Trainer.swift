@@ -104,6 +104,8 @@ public enum TrainingEvent: Sendable {
     case batch(epoch: Int, done: Int, total: Int, loss: Double, imagesPerSecond: Double)
     case epoch(EpochRecord, best: Bool)
     case stopped(String)
+    /// A logistic head: `done` of `total` penalties fitted.
+    case fitting(done: Int, total: Int)
 }
 
 /// Trains a classifier on labelled image folders and returns a model ready to save.
@@ -365,7 +367,8 @@ public struct Trainer {
         report(.loading("fitting the linear head: logistic regression over \(LinearProbe.grid.count) penalties\(flipped == nil ? "" : ", without and with flipped copies"), chosen on the validation split"))
         let started = Date()
         let (model, chosen, candidates) = LinearProbe.select(train: plain, labels: plainLabels, augmented: flipped, validation: v,
-                                                             validationLabels: validation.labels, featureCount: channels, classes: classes)
+                                                             validationLabels: validation.labels, featureCount: channels, classes: classes,
+                                                             progress: { report(.fitting(done: $0, total: $1)) })
         try headParameters.set("head.classifier.weight", Tensor(shape: [classes, channels], data: model.weights))
         try headParameters.set("head.classifier.bias", Tensor(shape: [classes], data: model.intercepts))
         let logits = model.logits(v, count: validation.labels.count)
@@ -375,9 +378,9 @@ public struct Trainer {
         let seconds = Date().timeIntervalSince(started)
         let record = EpochRecord(epoch: 1, trainLoss: trainLoss, trainAccuracy: trainAccuracy, validationLoss: chosen.validationLoss,
                                  validationAccuracy: chosen.validationAccuracy, learningRate: 0, imagesPerSecond: 0, seconds: seconds)
-        report(.epoch(record, best: true))
-        report(.stopped(String(format: "logistic head: C %.3g%@ chosen on the validation split (%.4f); %d L-BFGS iterations", chosen.c,
-                               chosen.augmented ? " with flipped copies" : "", chosen.validationAccuracy, chosen.iterations)))
+        report(.loading(String(format: "logistic head: C %.3g%@ chosen on the validation split (accuracy %.4f, loss %.4f; training accuracy %.4f), %d L-BFGS iterations, %.1f s",
+                               chosen.c, chosen.augmented ? " with flipped copies" : "", chosen.validationAccuracy, chosen.validationLoss, trainAccuracy,
+                               chosen.iterations, seconds)))
         return try servingModel(prefix: prefix, imported: imported, head: head, trained: headParameters, path: path, datasets: datasets,
                                 metrics: metrics, bestEpoch: 1, history: [record], selection: HeadSelection(chosen: chosen, candidates: candidates))
     }

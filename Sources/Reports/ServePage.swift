@@ -108,8 +108,9 @@ struct ServePage {
                         "\(v.count): " + names + (v.count > 5 ? ", …" : "")]
             })
         }
+        func value(_ x: Double) -> String { abs(x) < 1e-9 ? "0" : number(x) }  // a blank frame's contrast is 1e-15, not news
         html += HTML.table(["property", "batch median", "batch minimum", "batch maximum", "allowed range", "images outside"], q.properties.map { p in
-            [HTML.text(p.property), number(p.median), number(p.minimum), number(p.maximum), number(p.allowed.minimum) + " – " + number(p.allowed.maximum),
+            [HTML.text(p.property), value(p.median), value(p.minimum), value(p.maximum), value(p.allowed.minimum) + " – " + value(p.allowed.maximum),
              p.outOfRange == 0 ? "0" : HTML.badge("\(p.outOfRange)", Double(p.outOfRange) / Double(max(q.images, 1)) > q.limits.outOfRangeShare ? .bad : .warn)]
         })
         return html

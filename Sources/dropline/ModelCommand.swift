@@ -261,6 +261,8 @@ final class TrainingDisplay: @unchecked Sendable {
             Console.note((terminal ? "\r\u{1B}[K" : "") + line)
         case .stopped(let why):
             Console.note("early stop: \(why)")
+        case .fitting(let done, let total):
+            if terminal { FileHandle.standardError.write(Data("\rlogistic head: \(done)/\(total) penalties fitted\u{1B}[K\(done == total ? "\n" : "")".utf8)) }
         }
     }
 }
