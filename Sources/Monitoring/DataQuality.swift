@@ -81,7 +81,41 @@ public struct QualityLimits: Codable, Sendable, Equatable {
     public var duplicateTolerance = 0.05
     /// Refused files may exceed the training rate by this share of the batch's files.
     public var refusalTolerance = 0.05
+    /// A share breaks its limit only beyond chance: when the one-sided binomial probability of at
+    /// least as many images concerned, were the allowed share the true one, is below this (so one
+    /// broken file in seven is not a violation, and 14 dark frames in 40 are). nil, in limits
+    /// fitted before it existed: 0.01.
+    public var significance: Double? = 0.01
     public init() {}
+
+    var level: Double { significance ?? 0.01 }
+
+    /// P(X >= k) for X ~ Binomial(n, p): scipy's `binom.sf(k - 1, n, p)`, summed in log space.
+    public static func binomialTail(atLeast k: Int, of n: Int, p: Double) -> Double {
+        guard k > 0 else { return 1 }
+        guard k <= n else { return 0 }
+        guard p > 0 else { return 0 }
+        guard p < 1 else { return 1 }
+        let logP = Foundation.log(p), logQ = Foundation.log1p(-p)
+        // log C(n, k) as a sum of logs, then each next coefficient from the one before
+        var logChoose = 0.0
+        for i in 1...k { logChoose += Foundation.log(Double(n - k + i)) - Foundation.log(Double(i)) }
+        var terms: [Double] = []
+        terms.reserveCapacity(n - k + 1)
+        for j in k...n {
+            terms.append(logChoose + Double(j) * logP + Double(n - j) * logQ)
+            if j < n { logChoose += Foundation.log(Double(n - j)) - Foundation.log(Double(j + 1)) }
+        }
+        let top = terms.max()!
+        return min(1, Foundation.exp(top) * terms.reduce(0) { $0 + Foundation.exp($1 - top) })
+    }
+
+    /// Whether `count` of `n` is beyond the allowed share by more than chance; its tail probability.
+    func exceeds(_ count: Int, of n: Int, allowed: Double) -> (Bool, Double) {
+        guard n > 0, Double(count) / Double(n) > allowed else { return (false, 1) }
+        let tail = Self.binomialTail(atLeast: count, of: n, p: allowed)
+        return (tail < level, tail)
+    }
 }
 
 /// What the training images looked like: `statistics.json`.
@@ -150,6 +184,9 @@ public struct QualityViolation: Codable, Sendable, Equatable {
     /// How many images (or files) are concerned, and their paths (the first `listed`).
     public var count: Int
     public var images: [String]
+    /// The one-sided binomial probability of at least `count` concerned were the allowed share true
+    /// (`QualityLimits.significance`).
+    public var pValue: Double? = nil
 
     public static let listed = 100
 }
@@ -352,14 +389,15 @@ public struct DataQualityBaseline: Sendable {
                 summaries.append(QualitySummary(property: property.rawValue, median: Self.quantile(sorted, 0.5), minimum: sorted.first!, maximum: sorted.last!,
                                                 allowed: range, outOfRange: outside.count))
                 let share = Double(outside.count) / Double(n)
-                guard share > limits.outOfRangeShare else { continue }
+                let (broken, tail) = limits.exceeds(outside.count, of: n, allowed: limits.outOfRangeShare)
+                guard broken else { continue }
                 let below = outside.filter { values[$0] < range.minimum }.count
                 let direction = below == outside.count ? "below" : below == 0 ? "above" : "outside"
                 violations.append(QualityViolation(
                     property: property.rawValue, check: "range", observed: share, allowed: limits.outOfRangeShare,
                     detail: "\(property.rawValue): \(outside.count) of \(n) images (\(percent(share))) \(direction) the training images' range "
                         + "\(number(range.minimum))-\(number(range.maximum))\(property.unit) (batch median \(number(Self.quantile(sorted, 0.5)))\(property.unit))",
-                    count: outside.count, images: listed(outside)))
+                    count: outside.count, images: listed(outside), pValue: tail))
             }
             for category in QualityCategory.allCases {
                 let trained = constraints.trainingShares[category.rawValue] ?? [:]
@@ -367,31 +405,34 @@ public struct DataQualityBaseline: Sendable {
                 for (i, f) in facts.enumerated() { members[category.value(f), default: []].append(i) }
                 for (value, indices) in members.sorted(by: { $0.key < $1.key }) {
                     let share = Double(indices.count) / Double(n), allowed = min(1, (trained[value] ?? 0) + limits.categoryTolerance)
-                    guard share > allowed else { continue }
+                    let (broken, tail) = limits.exceeds(indices.count, of: n, allowed: allowed)
+                    guard broken else { continue }
                     violations.append(QualityViolation(
                         property: category.rawValue, check: "share", observed: share, allowed: allowed,
                         detail: "\(category.rawValue) \(value): \(indices.count) of \(n) images (\(percent(share))), "
                             + (trained[value].map { "\(percent($0)) of the training images" } ?? "never seen in the training images"),
-                        count: indices.count, images: listed(indices)))
+                        count: indices.count, images: listed(indices), pValue: tail))
                 }
             }
             let (extra, members) = Self.duplicates(facts: facts, sha256s: sha256s)
             let rate = Double(extra) / Double(n), allowed = min(1, constraints.trainingDuplicateRate + limits.duplicateTolerance)
-            if rate > allowed {
+            let (broken, tail) = limits.exceeds(extra, of: n, allowed: allowed)
+            if broken {
                 violations.append(QualityViolation(
                     property: "duplicates", check: "duplicate_rate", observed: rate, allowed: allowed,
                     detail: "duplicates: \(extra) of \(n) images (\(percent(rate))) repeat another image of the batch (same file or same picture), "
                         + "\(percent(constraints.trainingDuplicateRate)) in training",
-                    count: members.count, images: listed(members)))
+                    count: members.count, images: listed(members), pValue: tail))
             }
         }
         if files > 0 {
             let rate = Double(refused.count) / Double(files), allowed = min(1, constraints.trainingRefusalRate + limits.refusalTolerance)
-            if rate > allowed {
+            let (broken, tail) = limits.exceeds(refused.count, of: files, allowed: allowed)
+            if broken {
                 violations.append(QualityViolation(
                     property: "refusals", check: "refusal_rate", observed: rate, allowed: allowed,
                     detail: "refusals: \(refused.count) of \(files) files (\(percent(rate))) could not be used, \(percent(constraints.trainingRefusalRate)) in training",
-                    count: refused.count, images: Array(refused.prefix(QualityViolation.listed))))
+                    count: refused.count, images: Array(refused.prefix(QualityViolation.listed)), pValue: tail))
             }
         }
         return QualityReport(batch: batch, baseline: contentHash, images: n, refused: refused.count, limits: limits, violations: violations,

@@ -139,6 +139,7 @@ extension RootConfiguration {
         if let x = dataQuality.categoryTolerance { limits.categoryTolerance = x }
         if let x = dataQuality.duplicateTolerance { limits.duplicateTolerance = x }
         if let x = dataQuality.refusalTolerance { limits.refusalTolerance = x }
+        if let x = dataQuality.significance { limits.significance = x }
         return limits
     }
 }

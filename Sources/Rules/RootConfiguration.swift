@@ -46,6 +46,8 @@ public struct RootConfiguration: Sendable, Equatable {
         public var duplicateTolerance: Double?
         /// Refused files may exceed the training rate by this share of the batch's files.
         public var refusalTolerance: Double?
+        /// A share breaks its limit only when the binomial probability of it, at the limit, is below this.
+        public var significance: Double?
         public init() {}
     }
 
@@ -150,7 +152,11 @@ public struct RootConfiguration: Sendable, Equatable {
                     }
                 }
             case "data_quality":
-                try section(value, "data_quality", ["out_of_range_share", "category_tolerance", "duplicate_tolerance", "refusal_tolerance"]) { (k: String, v: Node) throws(RulesError) in
+                try section(value, "data_quality", ["out_of_range_share", "category_tolerance", "duplicate_tolerance", "refusal_tolerance", "significance"]) { (k: String, v: Node) throws(RulesError) in
+                    if k == "significance" {
+                        c.dataQuality.significance = try number(v, k, 0...0.5, open: true)
+                        return
+                    }
                     let x = try number(v, k, 0...1)
                     switch k {
                     case "out_of_range_share": c.dataQuality.outOfRangeShare = x
@@ -187,6 +193,7 @@ public struct RootConfiguration: Sendable, Equatable {
             row("thresholds.promotion_margin", thresholds.promotionMargin), row("thresholds.quality_tolerance", thresholds.qualityTolerance),
             row("data_quality.out_of_range_share", dataQuality.outOfRangeShare), row("data_quality.category_tolerance", dataQuality.categoryTolerance),
             row("data_quality.duplicate_tolerance", dataQuality.duplicateTolerance), row("data_quality.refusal_tolerance", dataQuality.refusalTolerance),
+            row("data_quality.significance", dataQuality.significance),
         ].map { (key: $0.0, value: $0.1, source: $0.2) }
     }
 }

@@ -29,6 +29,7 @@ struct ConfigCommand: ParsableCommand {
         "thresholds.promotion_margin": "0.01", "thresholds.quality_tolerance": "0.05",
         "data_quality.out_of_range_share": "the model version's constraints' (0.05)", "data_quality.category_tolerance": "the model version's constraints' (0.1)",
         "data_quality.duplicate_tolerance": "the model version's constraints' (0.05)", "data_quality.refusal_tolerance": "the model version's constraints' (0.05)",
+        "data_quality.significance": "the model version's constraints' (0.01)",
     ]
 
     func run() throws {

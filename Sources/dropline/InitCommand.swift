@@ -104,6 +104,7 @@ enum Backbones {
     #   category_tolerance: 0.1      # a format/colour model/channels value may exceed its training share by this
     #   duplicate_tolerance: 0.05    # duplicates may exceed the training rate by this share of the batch
     #   refusal_tolerance: 0.05      # refused files may exceed the training rate by this share of the files
+    #   significance: 0.01           # ...and only beyond chance: binomial probability below this
 
     """
 

@@ -45,11 +45,8 @@ struct OwnershipProcessTests {
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
 
-        // the batch's job, and the data-quality flag its one broken file in seven raised (reported, not retrained on)
-        #expect(try WatchDaemonTests.eventually(60) {
-            try WatchDaemonTests.jobs(root).map(\.path) == ["production/original/b1", "flags/data_quality/original~b1.json"]
-                && WatchDaemonTests.jobs(root).allSatisfy { $0.state == "succeeded" }
-        }, "\(standby.log)")
+        // (its one broken file in seven is within chance of the refusal tolerance: no data-quality flag)
+        #expect(try WatchDaemonTests.eventually(60) { try WatchDaemonTests.jobs(root).map(\.state) == ["succeeded"] }, "\(standby.log)")
         #expect(standby.log.contains("took over the lease") && standby.log.contains("is not running"))
         #expect(try Self.rows(root, "SELECT status FROM runs WHERE kind = 'serve' ORDER BY started_at") == ["failed", "succeeded"])
         // the producer's outcome file: served once, by the run that succeeded, with the refused file

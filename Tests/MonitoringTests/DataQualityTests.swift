@@ -168,15 +168,38 @@ struct DataQualityTests {
         #expect(report.violations.contains { $0.property == "channels" && $0.detail.contains("channels 1") })
     }
 
-    @Test("files that cannot be used, beyond the training rate, are a refusal violation naming them")
+    @Test("files that cannot be used, beyond the training rate by more than chance, are a refusal violation naming them; one in seven is not")
     func refusals() throws {
         let (baseline, _) = try Self.baseline()
         let batch = try Self.folder("refused")
         try Self.write((400..<416).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: batch)
-        for n in 0..<4 { _ = FileManager.default.createFile(atPath: batch + "/broken-\(n).jpg", contents: Data("not a jpeg".utf8)) }
+        for n in 0..<6 { _ = FileManager.default.createFile(atPath: batch + "/broken-\(n).jpg", contents: Data("not a jpeg".utf8)) }
         let report = Self.check(baseline, batch)
         let refused = try #require(report.violations.first { $0.check == "refusal_rate" })
-        #expect(refused.observed == 0.2 && refused.count == 4 && refused.images.allSatisfy { $0.contains("broken-") })
-        #expect(report.refused == 4 && report.images == 16)
+        #expect(abs(refused.observed - 6.0 / 22) < 1e-12 && refused.count == 6 && refused.images.allSatisfy { $0.contains("broken-") })
+        #expect(report.refused == 6 && report.images == 16 && (refused.pValue ?? 1) < 0.01)
+        // one broken file in seven is 14%, above the 5% allowed, but well within chance (p 0.30)
+        let small = try Self.folder("one-in-seven")
+        try Self.write((500..<506).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: small)
+        _ = FileManager.default.createFile(atPath: small + "/broken.jpg", contents: Data("not a jpeg".utf8))
+        #expect(Self.check(baseline, small).passed)
+        // with no refusal allowed (a tolerance of 0 over a training rate of 0), it is one
+        var strict = QualityLimits()
+        strict.refusalTolerance = 0
+        #expect(Self.check(baseline, small, limits: strict).violations.map(\.check) == ["refusal_rate"])
+    }
+
+    @Test("the binomial tail behind every share check matches scipy's binom.sf (scripts/make_quality_fixtures.py)")
+    func binomialTail() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/binomial.json")
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [[String: Any]]
+        #expect(cases.count >= 10)
+        for c in cases {
+            let k = c["k"] as! Int, n = c["n"] as! Int, p = c["p"] as! Double, expected = c["tail"] as! Double
+            let tail = QualityLimits.binomialTail(atLeast: k, of: n, p: p)
+            #expect(abs(tail - expected) <= 1e-9 * max(expected, 1e-300) + 1e-300 || abs(tail - expected) / expected < 1e-9, "P(X >= \(k)) of \(n) at \(p): \(tail) against \(expected)")
+        }
+        #expect(QualityLimits.binomialTail(atLeast: 0, of: 5, p: 0.3) == 1 && QualityLimits.binomialTail(atLeast: 6, of: 5, p: 0.3) == 0)
+        #expect(QualityLimits.binomialTail(atLeast: 1, of: 5, p: 0) == 0)
     }
 }

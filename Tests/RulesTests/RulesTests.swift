@@ -319,11 +319,11 @@ struct RootConfigurationTests {
           drift_minimum_statistic: 0.2
           promotion_margin: 0
           quality_tolerance: 0.1
-        data_quality: {out_of_range_share: 0.2, category_tolerance: 0.3, duplicate_tolerance: 0, refusal_tolerance: 1}
+        data_quality: {out_of_range_share: 0.2, category_tolerance: 0.3, duplicate_tolerance: 0, refusal_tolerance: 1, significance: 0.05}
 
         """, file: "dropline.yaml")
         #expect(c.dataQuality.outOfRangeShare == 0.2 && c.dataQuality.categoryTolerance == 0.3 && c.dataQuality.duplicateTolerance == 0
-                && c.dataQuality.refusalTolerance == 1)
+                && c.dataQuality.refusalTolerance == 1 && c.dataQuality.significance == 0.05)
         #expect(c.training.arch == "backbone:backbones/m/model.json" && c.training.imageSize == 160 && c.training.epochs == 30)
         #expect(c.arch(root: "/srv/root") == "backbone:/srv/root/backbones/m/model.json")
         #expect(c.watch.marker == "DONE" && c.watch.settleSeconds == 5.5 && c.watch.jobs == 2)
@@ -340,7 +340,8 @@ struct RootConfigurationTests {
         ("version: 1\nthresholds:\n  drift_p_value: 0\n", "dropline.yaml:3:18: drift_p_value is a number from above 0.0 to 0.5"),
         ("version: 1\nthresholds:\n  promotion_margin: lots\n", "dropline.yaml:3:21: promotion_margin is a number"),
         ("version: 1\ndata_quality:\n  out_of_range_share: 1.5\n", "dropline.yaml:3:23: out_of_range_share is a number from 0.0 to 1.0"),
-        ("version: 1\ndata_quality:\n  duplicates: 0.1\n", "dropline.yaml:3:3: unknown key 'duplicates' in data_quality (expected out_of_range_share, category_tolerance, duplicate_tolerance, refusal_tolerance)"),
+        ("version: 1\ndata_quality:\n  duplicates: 0.1\n", "dropline.yaml:3:3: unknown key 'duplicates' in data_quality (expected out_of_range_share, category_tolerance, duplicate_tolerance, refusal_tolerance, significance)"),
+        ("version: 1\ndata_quality:\n  significance: 0\n", "dropline.yaml:3:17: significance is a number from above 0.0 to 0.5"),
         ("version: 2\n", "dropline.yaml:1:10: this Dropline reads configuration version 1"),
         ("training: {}\n", "dropline.yaml:1:1: missing `version: 1`"),
         ("version: 1\nthreshold: {}\n", "dropline.yaml:2:1: unknown key 'threshold'"),
