@@ -98,6 +98,27 @@ struct DataQualityTests {
                                               to: few + "-quality") } throws: { "\($0)".contains(few) && "\($0)".contains("at least 20") }
     }
 
+    @Test("a baseline whose files are links, FIFOs or missing is refused, naming the file and the remedy; nothing is read through a link")
+    func untrustedBaselineFiles() throws {
+        let (baseline, _) = try Self.baseline()
+        let folder = (baseline.statistics.trainingData[0] as NSString).deletingLastPathComponent + "/quality"
+        let statistics = folder + "/statistics.json"
+        let kept = folder + "/statistics.kept"
+        try FileManager.default.moveItem(atPath: statistics, toPath: kept)
+        // missing
+        #expect { try DataQualityBaseline.load(folder) } throws: { "\($0)".contains("statistics.json") && "\($0)".contains("train the model version again") }
+        // a link to the real file: not followed
+        try FileManager.default.createSymbolicLink(atPath: statistics, withDestinationPath: kept)
+        #expect { try DataQualityBaseline.load(folder) } throws: { "\($0)".contains("statistics.json") }
+        try FileManager.default.removeItem(atPath: statistics)
+        // a FIFO: refused without blocking
+        #expect(mkfifo(statistics, 0o644) == 0)
+        #expect { try DataQualityBaseline.load(folder) } throws: { "\($0)".contains("statistics.json") }
+        try FileManager.default.removeItem(atPath: statistics)
+        try FileManager.default.moveItem(atPath: kept, toPath: statistics)
+        #expect(try DataQualityBaseline.load(folder)?.contentHash == baseline.contentHash)
+    }
+
     @Test("a batch like the training images passes, with every property summarised")
     func familiar() throws {
         let (baseline, _) = try Self.baseline()
