@@ -113,6 +113,9 @@ struct RuleSetTests {
         #expect(try fired(1) == ["notify-on-drift"])
         #expect(try fired(2) == ["notify-on-drift", "retrain-after-two-drifted-batches"])
         #expect(rules.decide(Event(kind: .batchLanded, path: "production/quarantine/b")).filter(\.fired).map(\.rule) == ["skip-quarantine"])
+        let quality = try Event.flag(relativePath: "flags/data_quality/b.json", json: Array(#"{"kind": "data_quality", "batch": "b", "violations": 1, "reason": "r"}"#.utf8))
+        let reported = rules.decide(quality).filter(\.fired)
+        #expect(reported.map(\.rule) == ["notify-on-data-quality"] && reported.first?.actions.first == .report(text: "flag_created flags/data_quality/b.json: r"))
     }
 
     @Test("a drift flag without a stage does not fire a retrain with an empty stage")
