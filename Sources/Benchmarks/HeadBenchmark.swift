@@ -116,18 +116,10 @@ public struct HeadBenchmark {
     struct PeerFailure: Error, CustomStringConvertible { var description: String }
 
     static func runPeer(python: String, script: String, features: String) -> Result<PeerResult, PeerFailure> {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, script, features]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        do { try process.run() } catch { return .failure(PeerFailure(description: "\(error)")) }
-        let output = out.fileHandleForReading.readDataToEndOfFile(), errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            return .failure(PeerFailure(description: "exit status \(process.terminationStatus): " + String(decoding: errors, as: UTF8.self).split(separator: "\n").suffix(3).joined(separator: " ")))
-        }
+        let result: (status: Int32, output: String, errors: String)
+        do { result = try Pillow.run(python, [script, features]) } catch { return .failure(PeerFailure(description: "\(error)")) }
+        guard result.status == 0 else { return .failure(PeerFailure(description: "exit status \(result.status): \(result.errors)")) }
+        let output = Data(result.output.utf8)
         do {
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase

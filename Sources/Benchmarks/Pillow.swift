@@ -33,8 +33,9 @@ print(len(files) / best)
         return Double(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    /// Runs a peer program and collects its standard output (standard error is discarded).
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    /// Runs a peer program and collects its standard output and the last lines of its standard
+    /// error (kept in a temporary file, so that neither pipe can fill and stall the program).
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [executable] + arguments
@@ -43,10 +44,16 @@ print(len(files) / best)
         }
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-peer-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errorFile) }
+        let errors = try FileHandle(forWritingTo: errorFile)
+        process.standardError = errors
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try? errors.close()
+        let tail = ((try? String(contentsOf: errorFile, encoding: .utf8)) ?? "").split(separator: "\n").suffix(3).joined(separator: " ")
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), tail)
     }
 }

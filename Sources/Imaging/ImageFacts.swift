@@ -13,8 +13,9 @@ public struct ImageFacts: Sendable, Equatable, Codable {
     public var channels: Int
     public var fileBytes: Int
     public var measures: ImageMeasures
-    /// A 64-bit difference hash of the pixels (the 9x8 luma grid's left-to-right gradients): equal for
-    /// the same picture re-encoded or resized, for near-duplicate counting.
+    /// A 64-bit difference hash of the pixels (the 9x8 luma grid's left-to-right gradients, from the
+    /// 64 px copy the measures use): equal for the same picture re-encoded or resized, for
+    /// near-duplicate counting.
     public var differenceHash: UInt64
 
     public init(info: ImageInfo, fileBytes: Int, pixels image: RGBImage) {
@@ -25,9 +26,10 @@ public struct ImageFacts: Sendable, Equatable, Codable {
         colorModel = info.colorModel
         channels = info.channels
         self.fileBytes = fileBytes
+        // one small copy serves both: the measures and the difference hash
         let small = image.resizedAndCropped(to: .square(ImageMeasures.side))
         measures = ImageMeasures(small)
-        differenceHash = Self.differenceHash(image)
+        differenceHash = Self.differenceHash(small)
     }
 
     /// The difference hash (dHash): the image shrunk to 9x8 luma, one bit per horizontal neighbour

@@ -67,8 +67,10 @@ public struct ImageFolderDataset: Sendable {
 
     /// Loads `root` as `init` does, each file read and decoded once and prepared by every one of
     /// `preparations`: the dataset holds the first preparation's images, `images` all of them.
+    /// With `facts`, the dataset also holds each image's `ImageFacts` (the training pipeline's data-quality baseline).
     public static func load(root: String, preparations: [Preprocessing], classes expected: [String]? = nil,
-                            progress: (any ProgressReporter)? = nil, links: FileSystem.Links = .refuse) throws -> (dataset: ImageFolderDataset, images: [[RGBImage]]) {
+                            progress: (any ProgressReporter)? = nil, links: FileSystem.Links = .refuse,
+                            facts wanted: Bool = false) throws -> (dataset: ImageFolderDataset, images: [[RGBImage]]) {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -94,11 +96,11 @@ public struct ImageFolderDataset: Sendable {
         let files = LabelledFiles(folder: root, classes: classes).files.map { ($0.entry.path, $0.label + "/" + $0.entry.relative, labels[$0.label]!) }
         var items: [LabelledImage] = [], images = [[RGBImage]](repeating: [], count: preparations.count), rejected: [Rejection] = []
         var facts: [ImageFacts] = []
-        for ((path, relative, label), result) in zip(files, ImageLoading.load(files.map(\.0), preparations: preparations, links: links, progress: progress)) {
+        for ((path, relative, label), result) in zip(files, ImageLoading.load(files.map(\.0), preparations: preparations, links: links, facts: wanted, progress: progress)) {
             switch result {
             case .loaded(let image):
                 items.append(LabelledImage(path: path, relativePath: relative, label: label, sha256: image.sha256))
-                facts.append(image.facts)
+                if let f = image.facts { facts.append(f) }
                 for n in preparations.indices { images[n].append(image.images[n]) }
             case .refused(let rejection): rejected.append(rejection)
             }

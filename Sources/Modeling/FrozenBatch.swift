@@ -77,7 +77,7 @@ public struct FrozenBatch: Codable, Sendable, Equatable {
         for start in stride(from: 0, to: sorted.count, by: chunkSize) {
             let part = sorted[start..<min(start + chunkSize, sorted.count)]
             // links and special files go through the same reading, which refuses them without opening them
-            let reads = ImageLoading.read(part.map { folder + "/" + $0.relative }, preparations: preparations, progress: progress)
+            let reads = ImageLoading.read(part.map { folder + "/" + $0.relative }, preparations: preparations, facts: true, progress: progress)
             var chunk = FrozenChunk(items: [], images: [[RGBImage]](repeating: [], count: preparations.count), rejected: [])
             for ((relative, special), read) in zip(part, reads) {
                 let path = folder + "/" + relative
@@ -90,7 +90,7 @@ public struct FrozenBatch: Codable, Sendable, Equatable {
                 case .loaded(let image):
                     entries.append(Entry(relative: relative, bytes: Int64(read.bytes!), sha256: image.sha256, special: nil))
                     chunk.items.append(ImageCollection.Item(path: path, relativePath: relative, sha256: image.sha256))
-                    chunk.facts.append(image.facts)
+                    if let facts = image.facts { chunk.facts.append(facts) }
                     for n in preparations.indices { chunk.images[n].append(image.images[n]) }
                 case .refused(let rejection):
                     if let sha256 = read.sha256 {  // read, but not a usable image
@@ -164,11 +164,12 @@ extension FrozenBatch {
     /// The entries in `range`, each read once, checked against its frozen hash and prepared by every
     /// one of `preparations`: a file that changed or vanished throws `BatchChanged`; a link or special
     /// file is refused without being opened; a file that is the same but not a usable image is refused.
-    public func load(_ range: Range<Int>, preparations: [Preprocessing], progress: (any ProgressReporter)? = nil) throws -> FrozenChunk {
+    /// With `facts`, the chunk carries each image's `ImageFacts`.
+    public func load(_ range: Range<Int>, preparations: [Preprocessing], facts wanted: Bool = false, progress: (any ProgressReporter)? = nil) throws -> FrozenChunk {
         let chosen = entries[range]
         let paths = chosen.map { folder + "/" + $0.relative }
         // links and special files go through the same reading, which refuses them without opening them
-        let loaded = ImageLoading.load(paths, preparations: preparations, progress: progress)
+        let loaded = ImageLoading.load(paths, preparations: preparations, facts: wanted, progress: progress)
         var items: [ImageCollection.Item] = [], images = [[RGBImage]](repeating: [], count: preparations.count), facts: [ImageFacts] = []
         var rejected: [Rejection] = [], changed: [(path: String, change: String)] = []
         for ((entry, path), result) in zip(zip(chosen, paths), loaded) {
@@ -176,7 +177,7 @@ extension FrozenBatch {
             case .loaded(let image):
                 if entry.special == nil && image.sha256 == entry.sha256 {
                     items.append(ImageCollection.Item(path: path, relativePath: entry.relative, sha256: image.sha256))
-                    facts.append(image.facts)
+                    if let f = image.facts { facts.append(f) }
                     for n in preparations.indices { images[n].append(image.images[n]) }
                 } else {
                     changed.append((entry.relative, entry.special == nil ? "its content changed" : "it was a \(entry.special!) and is a file now"))
@@ -200,10 +201,10 @@ extension FrozenBatch {
     }
 
     /// The batch in chunks of `chunkSize` entries, each loaded as `load` does, passed to `body` in order.
-    public func forEachChunk(preparations: [Preprocessing], progress: (any ProgressReporter)? = nil,
+    public func forEachChunk(preparations: [Preprocessing], facts: Bool = false, progress: (any ProgressReporter)? = nil,
                              _ body: (FrozenChunk) throws -> Void) throws {
         for start in stride(from: 0, to: entries.count, by: Self.chunkSize) {
-            try body(try load(start..<min(start + Self.chunkSize, entries.count), preparations: preparations, progress: progress))
+            try body(try load(start..<min(start + Self.chunkSize, entries.count), preparations: preparations, facts: facts, progress: progress))
         }
     }
 }

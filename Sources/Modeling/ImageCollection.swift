@@ -31,22 +31,24 @@ public struct ImageCollection: Sendable {
     public var facts: [ImageFacts] = []
 
     /// Loads `paths`, preparing images to `side` x `side` (shorter side resized, centre crop).
-    public init(paths: [String], side: Int, progress: (any ProgressReporter)? = nil) {
-        let loaded = Self.load(paths, preparations: [Preprocessing(imageSize: side, normalization: .unit)], progress: progress)
+    /// With `facts`, also each image's `ImageFacts` (`facts`).
+    public init(paths: [String], side: Int, facts wanted: Bool = false, progress: (any ProgressReporter)? = nil) {
+        let loaded = Self.load(paths, preparations: [Preprocessing(imageSize: side, normalization: .unit)], facts: wanted, progress: progress)
         self.init(items: loaded.items, images: loaded.images[0], rejected: loaded.rejected)
         facts = loaded.facts
     }
 
     /// The files of `paths` as they are now (folders walked recursively, sorted, junk skipped), each
     /// read and decoded once and prepared by every one of `preparations`.
-    public static func load(_ paths: [String], preparations: [Preprocessing], progress: (any ProgressReporter)? = nil) -> FrozenChunk {
+    /// With `facts`, the chunk carries each image's `ImageFacts`.
+    public static func load(_ paths: [String], preparations: [Preprocessing], facts: Bool = false, progress: (any ProgressReporter)? = nil) -> FrozenChunk {
         let files = ImageInspector.expandSkippingJunk(paths)
         var chunk = FrozenChunk(items: [], images: [[RGBImage]](repeating: [], count: preparations.count), rejected: [])
-        for (file, result) in zip(files, ImageLoading.load(files.map(\.path), preparations: preparations, progress: progress)) {
+        for (file, result) in zip(files, ImageLoading.load(files.map(\.path), preparations: preparations, facts: facts, progress: progress)) {
             switch result {
             case .loaded(let image):
                 chunk.items.append(Item(path: file.path, relativePath: file.relative, sha256: image.sha256))
-                chunk.facts.append(image.facts)
+                if let facts = image.facts { chunk.facts.append(facts) }
                 for n in preparations.indices { chunk.images[n].append(image.images[n]) }
             case .refused(let rejection): chunk.rejected.append(rejection)
             }
@@ -89,8 +91,9 @@ public enum ImageLoading {
         /// One prepared image per preparation asked for, in order.
         public var images: [RGBImage]
         public var image: RGBImage { images[0] }
-        /// The file's header facts and pixel measures, for the data-quality baseline and checks.
-        public var facts: ImageFacts
+        /// The file's header facts and pixel measures, for the data-quality baseline and checks
+        /// (only when asked for: `ImageLoading.read(..., facts: true)`).
+        public var facts: ImageFacts?
     }
 
     public enum Outcome: Sendable {
@@ -106,9 +109,9 @@ public enum ImageLoading {
 
     /// One outcome per path: each file read and decoded once (at the largest scale any preparation
     /// needs), then prepared by each of `preparations`.
-    public static func load(_ paths: [String], preparations: [Preprocessing], links: FileSystem.Links = .refuse,
+    public static func load(_ paths: [String], preparations: [Preprocessing], links: FileSystem.Links = .refuse, facts: Bool = false,
                             progress: (any ProgressReporter)? = nil) -> [Outcome] {
-        read(paths, preparations: preparations, links: links, progress: progress).map(\.outcome)
+        read(paths, preparations: preparations, links: links, facts: facts, progress: progress).map(\.outcome)
     }
 
     /// A file as read: what became of it, and the SHA-256 and size of the bytes read (nil when the
@@ -120,7 +123,9 @@ public enum ImageLoading {
     }
 
     /// `load`, with each file's hash and size also for files refused after they were read.
-    public static func read(_ paths: [String], preparations: [Preprocessing], links: FileSystem.Links = .refuse,
+    /// With `facts`, each loaded image also carries its `ImageFacts` (for the data-quality baseline
+    /// and checks; the other readers skip that work).
+    public static func read(_ paths: [String], preparations: [Preprocessing], links: FileSystem.Links = .refuse, facts wanted: Bool = false,
                             progress: (any ProgressReporter)? = nil) -> [Read] {
         var largest = DecodeOptions()
         largest.minimumSize = .square(preparations.map { Preprocessing.monitoringSide($0.imageSize) }.max() ?? 64)
@@ -149,7 +154,7 @@ public enum ImageLoading {
                         size = bytes.count
                         let decoded = try ImageDecoder.decode(bytes, options: options)
                         let image = decoded.image
-                        let facts = ImageFacts(info: decoded.info, fileBytes: bytes.count, pixels: image)
+                        let facts = wanted ? ImageFacts(info: decoded.info, fileBytes: bytes.count, pixels: image) : nil
                         out[start + i] = Read(outcome: .loaded(Loaded(sha256: hash!, images: preparations.map { $0.prepare(image) }, facts: facts)),
                                               sha256: hash, bytes: size)
                     } catch {

@@ -280,16 +280,12 @@ public enum LinearProbe {
         return (best!.model, best!.candidate, candidates)
     }
 
-    /// Accuracy and mean cross-entropy of logits [n x k] against labels.
+    /// Accuracy and mean cross-entropy of logits [n x k] against labels (the trainer's own loss and arg max).
     public static func score(_ logits: [Float], _ labels: [Int], classes k: Int) -> (accuracy: Double, loss: Double) {
-        var correct = 0, loss = 0.0
-        for (i, label) in labels.enumerated() {
-            let row = logits[(i * k)..<((i + 1) * k)].map(Double.init)
-            let top = row.max()!
-            let logSum = top + Foundation.log(row.reduce(0) { $0 + Foundation.exp($1 - top) })
-            loss += logSum - row[label]
-            if row.firstIndex(of: top) == label { correct += 1 }
+        guard !labels.isEmpty else { return (0, 0) }
+        return logits.withUnsafeBufferPointer { z in
+            let correct = labels.indices.filter { argmax(z, row: $0, classes: k) == labels[$0] }.count
+            return (Double(correct) / Double(labels.count), Double(SoftmaxCrossEntropy.loss(logits: z, labels: labels, classes: k)))
         }
-        return (Double(correct) / Double(max(labels.count, 1)), loss / Double(max(labels.count, 1)))
     }
 }

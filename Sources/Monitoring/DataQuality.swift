@@ -250,6 +250,7 @@ public struct DataQualityBaseline: Sendable {
     @discardableResult
     public static func fit(facts: [ImageFacts], sha256s: [String], refused: Int, trainingData: [String], trainingDataSha256: String,
                            limits: QualityLimits = QualityLimits(), to folder: String) throws -> DataQualityBaseline {
+        precondition(facts.count == sha256s.count, "\(facts.count) facts for \(sha256s.count) images: read the training images with their facts")
         guard facts.count >= 20 else {
             throw MonitoringError(reason: "\(trainingData.joined(separator: ", ")) has \(facts.count) usable images; the data-quality baseline needs at least 20")
         }
@@ -437,22 +438,5 @@ public struct DataQualityBaseline: Sendable {
         }
         return QualityReport(batch: batch, baseline: contentHash, images: n, refused: refused.count, limits: limits, violations: violations,
                              properties: summaries, checkedAt: ISOTime.now())
-    }
-}
-
-/// A batch's facts, gathered a chunk at a time by the monitoring serve session.
-public struct QualityFacts: Sendable {
-    public var facts: [ImageFacts] = []
-    public var paths: [String] = []
-    public var sha256s: [String] = []
-    public var refused: [String] = []
-    public init() {}
-
-    public mutating func add(_ items: [ImageCollection.Item], facts: [ImageFacts], rejected: [Rejection]) {
-        precondition(items.count == facts.count, "\(items.count) items for \(facts.count) facts")
-        self.facts += facts
-        paths += items.map(\.path)
-        sha256s += items.map(\.sha256)
-        refused += rejected.map(\.path)
     }
 }

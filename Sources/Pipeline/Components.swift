@@ -179,8 +179,10 @@ public struct StageImages: Sendable {
         try ComponentRun.requireFolder(stage + "/validation", "validation data")
         var preparations: [Preprocessing] = [.serving(imageSize)]
         if let other, other != imageSize { preparations.append(.serving(other)) }
-        let train = try ImageFolderDataset.load(root: stage + "/train", preparations: preparations, progress: progress)
-        let validation = try ImageFolderDataset.load(root: stage + "/validation", preparations: preparations, classes: train.dataset.classes, progress: progress)
+        // the raw images' facts too: the monitoring component learns the data-quality baseline from them
+        let train = try ImageFolderDataset.load(root: stage + "/train", preparations: preparations, progress: progress, facts: true)
+        let validation = try ImageFolderDataset.load(root: stage + "/validation", preparations: preparations, classes: train.dataset.classes,
+                                                     progress: progress, facts: true)
         return StageImages(train: train.dataset, validation: validation.dataset, trainMonitored: train.images[preparations.count - 1],
                            validationMonitored: validation.images[preparations.count - 1])
     }

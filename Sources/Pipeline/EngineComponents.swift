@@ -96,8 +96,8 @@ public struct MonitoringComponent {
         try ComponentRun.requireFolder(images, "training images")
         let classifier = try model.map { try Classifier(model: $0) }
         let side = Preprocessing.monitoringSide(classifier?.preprocessing.imageSize)
-        let collection = ImageCollection(paths: [images], side: side)
-        let held = classifier == nil ? nil : holdout.map { ImageCollection(paths: [$0], side: side) }
+        let collection = ImageCollection(paths: [images], side: side, facts: true)
+        let held = classifier == nil ? nil : holdout.map { ImageCollection(paths: [$0], side: side, facts: true) }
         return try train(collection, from: images, holdout: held, from: holdout, classifier: classifier, expectedBatchSize: expectedBatchSize, output: output)
     }
 
@@ -136,7 +136,8 @@ public struct MonitoringComponent {
         let baseline = try DataQualityBaseline.load(quality ?? Self.qualityFolder(beside: artifacts))
         let session = try ServeSession(monitor: try DriftMonitor(artifacts: artifacts, model: classifier), quality: baseline, batch: batch,
                                        artifacts: artifacts, output: output)
-        try ImageCollection.forEachChunk(of: batch, frozen: frozen, preparations: [.serving(Preprocessing.monitoringSide(classifier?.preprocessing.imageSize))]) { chunk in
+        try ImageCollection.forEachChunk(of: batch, frozen: frozen, preparations: [.serving(Preprocessing.monitoringSide(classifier?.preprocessing.imageSize))],
+                                         facts: true) { chunk in
             _ = try session.add(chunk.items, images: chunk.images[0], facts: chunk.facts, rejected: chunk.rejected)
         }
         return try session.finish()
@@ -185,9 +186,11 @@ public struct ExplainabilityComponent {
 extension ImageCollection {
     /// A component's images, a chunk at a time: the frozen batch's files when the pipeline froze it,
     /// else the folder as it is now (loaded whole: a component run alone on a folder).
-    static func forEachChunk(of folder: String, frozen: FrozenBatch?, preparations: [Preprocessing], _ body: (FrozenChunk) throws -> Void) throws {
-        if let frozen { return try frozen.forEachChunk(preparations: preparations, body) }
-        let chunk = ImageCollection.load([folder], preparations: preparations)
+    /// With `facts`, the chunks carry the images' `ImageFacts` (the monitoring component's data-quality check).
+    static func forEachChunk(of folder: String, frozen: FrozenBatch?, preparations: [Preprocessing], facts: Bool = false,
+                             _ body: (FrozenChunk) throws -> Void) throws {
+        if let frozen { return try frozen.forEachChunk(preparations: preparations, facts: facts, body) }
+        let chunk = ImageCollection.load([folder], preparations: preparations, facts: facts)
         try body(chunk)
     }
 }

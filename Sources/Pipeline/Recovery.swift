@@ -114,10 +114,8 @@ extension Pipelines {
     /// between (or a run that `recover()` completed from its manifest) left none. Writes it now, unless
     /// one was written since the run started. Returns whether it wrote one.
     public func raiseMissingDriftFlag(run runID: String) throws -> Bool {
-        guard let served = try index.servedRun(id: runID), served.drift == true, let batchPath = served.batchPath else { return false }
-        let batchFolder = root.path + "/" + batchPath
-        let flag = root.relative(FlagFiles.path(root, kind: "drift", name: FlagFiles.name(batch: served.subject, batchPath: productionLocation(batchFolder).batchPath)))
-        guard try index.flagCount(kind: .drift, path: flag, since: served.startedAt) == 0 else { return false }
+        guard let served = try index.servedRun(id: runID), served.drift == true,
+              let batchFolder = try unraisedFlag(.drift, of: served) else { return false }
         let report = try Self.readDriftReport(run: root.path + "/" + served.folder)
         try writeDriftFlag(batch: served.subject, folder: batchFolder, run: runID, version: served.modelVersion, report: report)
         return true
@@ -126,14 +124,20 @@ extension Pipelines {
     /// The same for a serve run whose batch broke its data-quality constraints: its flag, written
     /// after the run is indexed, is raised now unless one was written since the run started.
     public func raiseMissingDataQualityFlag(run runID: String) throws -> Bool {
-        guard let served = try index.servedRun(id: runID), let batchPath = served.batchPath,
-              let check = try index.qualityCheck(run: runID), !check.violations.isEmpty else { return false }
-        let batchFolder = root.path + "/" + batchPath
-        let flag = root.relative(FlagFiles.path(root, kind: FlagKind.dataQuality.rawValue,
-                                                name: FlagFiles.name(batch: served.subject, batchPath: productionLocation(batchFolder).batchPath)))
-        guard try index.flagCount(kind: .dataQuality, path: flag, since: served.startedAt) == 0 else { return false }
+        guard let served = try index.servedRun(id: runID), let check = try index.qualityCheck(run: runID), !check.violations.isEmpty,
+              let batchFolder = try unraisedFlag(.dataQuality, of: served) else { return false }
         let report = try SnakeCaseJSON.read(QualityReport.self, from: root.path + "/" + served.folder + "/monitoring/" + MonitoringComponent.qualityReportFile)
         try writeDataQualityFlag(batch: served.subject, folder: batchFolder, run: runID, version: served.modelVersion, report: report)
         return true
+    }
+
+    /// The batch folder of a served run whose flag of `kind` was not written since the run started
+    /// (nil: it was, or the run's batch is not known).
+    func unraisedFlag(_ kind: FlagKind, of served: ServedRun) throws -> String? {
+        guard let batchPath = served.batchPath else { return nil }
+        let batchFolder = root.path + "/" + batchPath
+        let flag = root.relative(FlagFiles.path(root, kind: kind.rawValue,
+                                                name: FlagFiles.name(batch: served.subject, batchPath: productionLocation(batchFolder).batchPath)))
+        return try index.flagCount(kind: kind, path: flag, since: served.startedAt) == 0 ? batchFolder : nil
     }
 }

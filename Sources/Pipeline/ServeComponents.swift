@@ -129,7 +129,8 @@ extension MonitoringComponent {
         /// The limits the batch's data quality is checked with (the baseline's own when nil).
         public var qualityLimits: QualityLimits?
         var features = DriftFeatures()
-        var facts = QualityFacts()
+        /// The images' facts, parallel to `features.items` (which also hold their paths and hashes).
+        var facts: [ImageFacts] = []
 
         /// `quality`: the model version's data-quality baseline, nil when it has none (the batch is
         /// then not checked, and its quality.json says so).
@@ -148,7 +149,8 @@ extension MonitoringComponent {
         /// when the caller has it. Returns the images' outlier scores.
         public func add(_ items: [ImageCollection.Item], images: [RGBImage], facts: [ImageFacts], rejected: [Rejection],
                         probabilities: [Double]? = nil) throws -> [Double] {
-            self.facts.add(items, facts: facts, rejected: rejected)
+            precondition(items.count == facts.count, "\(items.count) items for \(facts.count) facts")
+            self.facts += facts
             return try monitor.add(images, items: items, rejected: rejected, probabilities: probabilities, to: &features)
         }
 
@@ -161,8 +163,9 @@ extension MonitoringComponent {
             let name = (batch as NSString).lastPathComponent
             let report = monitor.check(features, name: name)
             try SnakeCaseJSON.write(report, to: output + "/drift.json")
-            let checked = quality?.check(batch: name, facts: facts.facts, paths: facts.paths, sha256s: facts.sha256s, refused: facts.refused, limits: qualityLimits)
-                ?? QualityReport.unchecked(batch: name, images: facts.facts.count, refused: facts.refused.count)
+            let checked = quality?.check(batch: name, facts: facts, paths: features.items.map(\.path), sha256s: features.items.map(\.sha256),
+                                         refused: features.rejected.map(\.path), limits: qualityLimits)
+                ?? QualityReport.unchecked(batch: name, images: facts.count, refused: features.rejected.count)
             try SnakeCaseJSON.write(checked, to: output + "/" + MonitoringComponent.qualityReportFile)
             let inputs = SessionInputs(items: features.items, rejected: features.rejected)
             let manifest = ComponentManifest(

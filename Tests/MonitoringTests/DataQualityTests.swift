@@ -44,7 +44,7 @@ struct DataQualityTests {
     static func baseline() throws -> (DataQualityBaseline, ImageCollection) {
         let training = try folder("train")
         try write((0..<30).map { photo(seed: UInt64($0), width: 80 + $0, height: 80) }, in: training)
-        let collection = ImageCollection(paths: [training], side: 64)
+        let collection = ImageCollection(paths: [training], side: 64, facts: true)
         let baseline = try DataQualityBaseline.fit(facts: collection.facts, sha256s: collection.items.map(\.sha256), refused: collection.rejected.count,
                                                    trainingData: [training], trainingDataSha256: collection.contentHash,
                                                    to: (training as NSString).deletingLastPathComponent + "/quality")
@@ -52,7 +52,7 @@ struct DataQualityTests {
     }
 
     static func check(_ baseline: DataQualityBaseline, _ folder: String, limits: QualityLimits? = nil) -> QualityReport {
-        let batch = ImageCollection(paths: [folder], side: 64)
+        let batch = ImageCollection(paths: [folder], side: 64, facts: true)
         return baseline.check(batch: "b", facts: batch.facts, paths: batch.items.map(\.path), sha256s: batch.items.map(\.sha256),
                               refused: batch.rejected.map(\.path), limits: limits)
     }
@@ -93,7 +93,7 @@ struct DataQualityTests {
         // too few images for a baseline: an error naming the folder
         let few = try Self.folder("few")
         try Self.write((0..<5).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: few)
-        let c = ImageCollection(paths: [few], side: 64)
+        let c = ImageCollection(paths: [few], side: 64, facts: true)
         #expect { try DataQualityBaseline.fit(facts: c.facts, sha256s: c.items.map(\.sha256), refused: 0, trainingData: [few], trainingDataSha256: c.contentHash,
                                               to: few + "-quality") } throws: { "\($0)".contains(few) && "\($0)".contains("at least 20") }
     }
