@@ -97,6 +97,26 @@ struct DataQualityPipelineTests {
         #expect(try SnakeCaseJSON.read(QualityReport.self, from: folder + "/monitoring/quality.json").limits.outOfRangeShare == 1)
     }
 
+    @Test("images named with a newline, `..`, `$(...)` or markup are listed as they are in the index, never run, and escaped on the page; a dot file is not an image")
+    func hostileNames() throws {
+        let (root, pipelines) = try Fixture.served()
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let folder = root.productionInbox + "/odd"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let names = ["a\nb.png", "x..y.png", "$(touch pwned).png", "<b>bold<b>&x.png", "0.png", "1.png"]
+        for (n, name) in names.enumerated() { try ImageEncoder.write(RGBImage(width: 8, height: 8, fill: RGB(UInt8(20 * n), 90, 160)), to: folder + "/" + name) }
+        // a name starting with a dot is a hidden file, skipped as junk, never an image of the batch
+        try ImageEncoder.write(RGBImage(width: 8, height: 8), to: folder + "/..hidden.png")
+        let (run, _) = try pipelines.infer(batch: folder)
+        let width = try #require(try pipelines.index.qualityCheck(run: run)?.violations.first { $0.property == "width" })
+        #expect(Set(width.images) == Set(names.map { "inbox/production/odd/" + $0 }))
+        #expect(FileSystem.entryType(root.path + "/pwned") == nil && FileSystem.entryType(root.productionInbox + "/pwned") == nil)
+        _ = try Reports(root: root, index: pipelines.sqlite).refresh()
+        let page = try ReportsTests.page(root, pipelines, run)
+        #expect(!page.contains("<b>bold") && page.contains("&lt;b&gt;bold&lt;b&gt;&amp;x.png"))
+        #expect(ReportsTests.selfContained(page).isEmpty)
+    }
+
     @Test("a model version without a baseline (trained before data quality) serves its batches unchecked, and says so")
     func versionWithoutBaseline() throws {
         let (root, pipelines) = try Fixture.served()
