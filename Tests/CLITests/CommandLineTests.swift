@@ -157,21 +157,28 @@ struct InitTests {
         })
         kill(pinned.processIdentifier, SIGTERM)
         pinned.waitUntilExit()
-        // a training waits passively (paused after its processing, to be looked at)
+        // a training waits passively (paused after its processing, to be looked at); a backbone's training is
+        // inference-bound, so it settles on brief spinning once its recipe is known
         try WatchDaemonTests.writeTrainingData(root, seed: 5)
-        let training = Process()
-        training.executableURL = URL(fileURLWithPath: Binary.path!)
-        training.arguments = ["train", root, "--stage", "original"] + WatchDaemonTests.training
-        training.environment = ProcessInfo.processInfo.environment.merging(["DROPLINE_PAUSE": "train-after-processing=3"]) { $1 }
-        training.standardOutput = FileHandle.nullDevice
-        training.standardError = FileHandle.nullDevice
-        try training.run()
-        #expect(WatchDaemonTests.eventually(10) {
-            let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(training.processIdentifier)/environ"))) ?? Data()
-            let variables = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
-            return variables.contains("OMP_WAIT_POLICY=PASSIVE") && !variables.contains { $0.hasPrefix("GOMP_SPINCOUNT=") }
-        })
-        training.waitUntilExit()
-        #expect(training.terminationStatus == 0)
+        let backbone = SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json")
+        if backbone == nil { print("../shared is absent: the backbone training's thread policy is not checked") }
+        for (arguments, waits) in [(WatchDaemonTests.training, "OMP_WAIT_POLICY=PASSIVE")] + (backbone.map { [(["--arch", "backbone:" + $0], "GOMP_SPINCOUNT=1000")] } ?? []) {
+            let training = Process()
+            training.executableURL = URL(fileURLWithPath: Binary.path!)
+            training.arguments = ["train", root, "--stage", "original"] + arguments
+            training.environment = ProcessInfo.processInfo.environment.merging(["DROPLINE_PAUSE": "train-after-processing=3"]) { $1 }
+            training.standardOutput = FileHandle.nullDevice
+            training.standardError = FileHandle.nullDevice
+            try training.run()
+            #expect(WatchDaemonTests.eventually(10) {
+                let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(training.processIdentifier)/environ"))) ?? Data()
+                let variables = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+                let other = waits.hasPrefix("OMP_WAIT_POLICY") ? "GOMP_SPINCOUNT=" : "OMP_WAIT_POLICY="
+                return variables.contains(waits) && !variables.contains { $0.hasPrefix(other) }
+                    && variables.contains("DROPLINE_SET_ENVIRONMENT=\(waits.split(separator: "=")[0]),OMP_NUM_THREADS")
+            }, "\(arguments)")
+            training.waitUntilExit()
+            #expect(training.terminationStatus == 0, "\(arguments)")
+        }
     }
 }
