@@ -16,6 +16,9 @@ public struct Calibration: Codable, Sendable, Equatable {
     public var nllAfter: Double
     public var eceBefore: Double
     public var eceAfter: Double
+    /// The map from mean confidence to accuracy learned on shifted copies of the held-out images
+    /// (nil: confidence alone, as in artifacts made before it, or where the map did not help).
+    public var shiftCalibration: ShiftCalibration? = nil
 
     /// Fits T on `probabilities` (rows of `classes` values, each a softmax) and their `labels`.
     public static func fit(probabilities: [Double], labels: [Int], classes: Int) -> Calibration {
@@ -78,13 +81,18 @@ public struct Calibration: Codable, Sendable, Equatable {
     }
 }
 
-/// A served batch's accuracy estimated without labels (confidence-based performance estimation, as
-/// NannyML's CBPE does for classification): the mean calibrated top-class confidence of its images.
-/// For a calibrated model, the expected accuracy on images like these. It misses what the model is
-/// confidently wrong about (a shift the model does not feel), which ground truth measures.
+/// A served batch's accuracy estimated without labels. It starts from confidence-based performance
+/// estimation (as NannyML's CBPE does for classification): the mean calibrated top-class confidence of
+/// its images, for a calibrated model the expected accuracy on images like the held-out ones. That
+/// misses what the model is confidently wrong about on images unlike them, so where the calibration
+/// has a `ShiftCalibration`, the estimate is that map's accuracy at the batch's mean confidence
+/// (method "cbpe_shift_calibrated").
 public struct AccuracyEstimate: Codable, Sendable, Equatable {
     public var method = "cbpe_temperature"
     public var accuracy: Double
+    /// The mean calibrated confidence (CBPE's estimate, which `accuracy` is without a shift
+    /// calibration; nil in reports written before it was recorded).
+    public var confidence: Double?
     /// The model's accuracy on the held-out images the calibration was fitted on.
     public var referenceAccuracy: Double
     /// referenceAccuracy - accuracy: how much worse the model is expected to do on this batch.
@@ -94,7 +102,13 @@ public struct AccuracyEstimate: Codable, Sendable, Equatable {
 
     public init(probabilities: [Double], classes: Int, calibration: Calibration) {
         let c = Calibration.confidences(probabilities, classes: classes, temperature: calibration.temperature)
-        accuracy = c.isEmpty ? 0 : c.reduce(0, +) / Double(c.count)
+        let mean = c.isEmpty ? 0 : c.reduce(0, +) / Double(c.count)
+        confidence = mean
+        accuracy = mean
+        if let shift = calibration.shiftCalibration, !c.isEmpty {
+            method = "cbpe_shift_calibrated"
+            accuracy = shift.estimate(confidence: mean)
+        }
         referenceAccuracy = calibration.accuracy
         accuracyDrop = calibration.accuracy - accuracy
         temperature = calibration.temperature

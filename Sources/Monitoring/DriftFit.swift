@@ -1,5 +1,5 @@
 import DriftStatistics
-import DroplineSupport
+public import DroplineSupport
 import Foundation
 import Imaging
 public import Modeling
@@ -18,7 +18,7 @@ extension DriftMonitor {
     public static func fit(images: ImageCollection, trainingData: String, to folder: String, model: Classifier? = nil,
                            holdout: ImageCollection? = nil, encoder: DriftEncoder = DriftEncoder(),
                            thresholds: DriftThresholds = DriftThresholds(), psiBins: Int = 10,
-                           expectedBatchSize: Int? = 40, holdoutLabels: [Int]? = nil) throws -> String {
+                           expectedBatchSize: Int? = 40, holdoutLabels: [Int]? = nil, progress: (any ProgressReporter)? = nil) throws -> String {
         guard images.images.count >= 20 else {
             throw MonitoringError(reason: "'\(trainingData)' has \(images.images.count) usable images; the drift reference needs at least 20")
         }
@@ -41,7 +41,10 @@ extension DriftMonitor {
             matrices["softmax"] = Tensor(shape: [source.images.count, model.classes.count], data: probabilities.map(Float.init))
             // the same probabilities the served batches' softmax detector sees, with their true classes
             if let labels = holdoutLabels, labels.count == source.images.count {
-                calibration = Calibration.fit(probabilities: probabilities, labels: labels, classes: model.classes.count)
+                var fitted = Calibration.fit(probabilities: probabilities, labels: labels, classes: model.classes.count)
+                fitted.shiftCalibration = try ShiftCalibration.learn(images: source.images, labels: labels, classifier: model,
+                                                                     temperature: fitted.temperature, progress: progress)
+                calibration = fitted
             }
         }
         for (name, matrix) in matrices where !name.hasPrefix("psi_edges") {

@@ -1,4 +1,4 @@
-import DroplineSupport
+public import DroplineSupport
 public import Explainability
 import Foundation
 import Imaging
@@ -92,22 +92,33 @@ public struct ProcessedBatch {
 public struct MonitoringComponent {
     public init() {}
 
-    public func train(images: String, holdout: String?, model: String?, expectedBatchSize: Int = 40, output: String) throws -> ComponentManifest {
+    public func train(images: String, holdout: String?, model: String?, expectedBatchSize: Int = 40, progress: (any ProgressReporter)? = nil,
+                      output: String) throws -> ComponentManifest {
         try ComponentRun.requireFolder(images, "training images")
         let classifier = try model.map { try Classifier(model: $0) }
         let side = Preprocessing.monitoringSide(classifier?.preprocessing.imageSize)
         let collection = ImageCollection(paths: [images], side: side, facts: true)
         let held = classifier == nil ? nil : holdout.map { ImageCollection(paths: [$0], side: side, facts: true) }
-        return try train(collection, from: images, holdout: held, from: holdout, classifier: classifier, expectedBatchSize: expectedBatchSize, output: output)
+        // held-out images in one folder per class (as a stage's validation/ is) are labelled by it, so the
+        // artifacts are calibrated as the training pipeline's are; otherwise they are not calibrated
+        var labels: [Int]?
+        if let classifier, let held {
+            let found = held.items.map { item in item.relativePath.split(separator: "/").dropLast().first.flatMap { classifier.classes.firstIndex(of: String($0)) } }
+            if !found.isEmpty, found.allSatisfy({ $0 != nil }) { labels = found.map { $0! } }
+        }
+        return try train(collection, from: images, holdout: held, from: holdout, classifier: classifier, holdoutLabels: labels,
+                         expectedBatchSize: expectedBatchSize,
+                         progress: labels == nil ? nil : progress,
+                         output: output)
     }
 
     /// Train mode on images in memory, prepared at the monitoring side (`Preprocessing.monitoringSide`).
     public func train(_ collection: ImageCollection, from images: String, holdout held: ImageCollection?, from holdout: String?, classifier: Classifier?,
-                      holdoutLabels: [Int]? = nil, expectedBatchSize: Int = 40, output: String) throws -> ComponentManifest {
+                      holdoutLabels: [Int]? = nil, expectedBatchSize: Int = 40, progress: (any ProgressReporter)? = nil, output: String) throws -> ComponentManifest {
         let started = ComponentRun.now()
         try ComponentRun.prepare(output)
         let hash = try DriftMonitor.fit(images: collection, trainingData: images, to: output + "/artifacts", model: classifier,
-                                        holdout: held, expectedBatchSize: expectedBatchSize, holdoutLabels: holdoutLabels)
+                                        holdout: held, expectedBatchSize: expectedBatchSize, holdoutLabels: holdoutLabels, progress: progress)
         // the data-quality baseline, from every raw training image read (the held-out ones too)
         let all = [collection] + (held.map { [$0] } ?? [])
         let quality = try DataQualityBaseline.fit(

@@ -54,7 +54,9 @@ extension Pipelines {
             }
             let m = try MonitoringComponent().train(collection(images.train, images.trainMonitored), from: stageFolder + "/train",
                                                     holdout: collection(validation, images.validationMonitored), from: stageFolder + "/validation",
-                                                    classifier: model, holdoutLabels: validation.items.map(\.label), output: staging + "/monitoring")
+                                                    classifier: model, holdoutLabels: validation.items.map(\.label),
+                                                    progress: progress("learning accuracy under shift", ShiftCalibration.setCount, "shifted sets"),
+                                                    output: staging + "/monitoring")
             clock.lap(.monitoring)
             logger.info("explaining a validation sample", metadata: meta)
             let explaining = try ExplainabilityComponent.Session(ExplainabilityComponent(), mode: .train, classifier: model, images: stageFolder + "/validation",

@@ -111,7 +111,7 @@ struct DashboardPage {
         var c = XYChart(title: "accuracy of each batch: estimated, and from ground truth against the model's constraint", xLabel: "served at (UTC)", yLabel: "accuracy")
         c.xAxis = .time
         c.series = [
-            .init("estimated (calibrated confidence)", colour: "#9467bd", style: .linePoints, dashed: true, points: estimated.map {
+            .init("estimated without labels", colour: "#9467bd", style: .linePoints, dashed: true, points: estimated.map {
                 .init(x: seconds($0.finishedAt) ?? 0, y: $0.estimatedAccuracy!, label: "\($0.subject): estimated \(percent($0.estimatedAccuracy!)) (drop \(percent($0.estimatedAccuracyDrop ?? 0)))")
             }),
             .init("accuracy", colour: "#4c78a8", style: .linePoints, points: points.map {

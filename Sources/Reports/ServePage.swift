@@ -78,7 +78,15 @@ struct ServePage {
         }
         if case .success(let d) = drift, let e = d.estimate {
             let tone: HTML.Tone = e.accuracyDrop > 0.03 ? .warn : .good
-            out += "<div class=\"verdict \(tone.rawValue)\">\(HTML.badge("estimated accuracy \(percent(e.accuracy))", tone)) from the model's calibrated confidences (no labels needed; temperature \(String(format: "%.2f", e.temperature))): \(e.accuracyDrop >= 0 ? percent(e.accuracyDrop) + " below" : percent(-e.accuracyDrop) + " above") its \(percent(e.referenceAccuracy)) on held-out training-time images.</div>"
+            out += "<div class=\"verdict \(tone.rawValue)\">\(HTML.badge("estimated accuracy \(percent(e.accuracy))", tone)) \(basis(e)): \(e.accuracyDrop >= 0 ? percent(e.accuracyDrop) + " below" : percent(-e.accuracyDrop) + " above") its \(percent(e.referenceAccuracy)) on held-out training-time images.</div>"
+        }
+        /// What the estimate was made from, in words.
+        func basis(_ e: AccuracyEstimate) -> String {
+            let temperature = String(format: "%.2f", e.temperature)
+            guard e.method == "cbpe_shift_calibrated", let c = e.confidence else {
+                return "from the model's calibrated confidences (no labels needed; temperature \(temperature))"
+            }
+            return "without labels: the model's mean calibrated confidence, \(percent(c)) (temperature \(temperature)), mapped to accuracy by what the model did on shifted copies of its held-out images"
         }
         if let a = accuracy {
             let tone: HTML.Tone = a.belowConstraint ? .bad : .good

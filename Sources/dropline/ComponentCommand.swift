@@ -3,6 +3,7 @@ import DroplineSupport
 import Explainability
 import Foundation
 import Modeling
+import Monitoring
 import Pipeline
 
 struct ComponentCommand: ParsableCommand {
@@ -98,7 +99,9 @@ struct ComponentCommand: ParsableCommand {
             }
         case .monitoring:
             if m == .train {
-                manifest = try MonitoringComponent().train(images: input[0], holdout: input.count > 1 ? input[1] : nil, model: model, output: output)
+                manifest = try MonitoringComponent().train(images: input[0], holdout: input.count > 1 ? input[1] : nil, model: model,
+                                                           progress: TerminalProgress("learning accuracy under shift", total: ShiftCalibration.setCount, unit: "shifted sets"),
+                                                           output: output)
             } else {
                 manifest = try MonitoringComponent().serve(batch: input[0], artifacts: artifacts!, quality: quality, model: model, output: output).0
             }

@@ -39,6 +39,13 @@ struct ComponentCommandTests {
         try run(["monitoring", "--mode", "serve", "--input", root + "/test", "--artifacts", root + "/m-train/artifacts",
                  "--model", root + "/a-train/model", "--output", root + "/m-serve"])
         #expect(FileManager.default.fileExists(atPath: root + "/m-serve/drift.json"))
+        // held-out images in class folders calibrate the artifacts as the training pipeline does, so the
+        // component alone estimates the batch's accuracy too
+        let artifacts = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/m-train/artifacts/drift.json"))) as? [String: Any]
+        let validationImages = try FileManager.default.subpathsOfDirectory(atPath: root + "/validation").filter { $0.hasSuffix(".png") }.count
+        #expect((artifacts?["calibration"] as? [String: Any])?["images"] as? Int == validationImages, "\(artifacts?["calibration"] ?? "no calibration")")
+        let served = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/m-serve/drift.json"))) as? [String: Any]
+        #expect((served?["estimate"] as? [String: Any])?["accuracy"] as? Double != nil, "\(served?["estimate"] ?? "no estimate")")
         try run(["explainability", "--mode", "serve", "--input", root + "/test", "--model", root + "/a-train/model",
                  "--output", root + "/e-serve", "--steps", "8", "--budget", "least-confident:3"])
         for folder in ["p-train", "a-train", "m-train", "e-train", "p-serve", "a-serve", "m-serve", "e-serve"] {

@@ -1,3 +1,4 @@
+import DroplineSupport
 import Foundation
 import Imaging
 import JSONFiles
@@ -123,6 +124,13 @@ struct EstimateTests {
         let report = try SnakeCaseJSON.read(DriftReport.self, from: root.path + "/" + (try #require(run.folder)) + "/monitoring/drift.json")
         let estimate = try #require(report.estimate)
         #expect(estimate.images == 24 && estimate.accuracy > 0 && estimate.accuracy <= 1 && estimate.referenceAccuracy == calibration.accuracy)
+        // with or without a shift calibration (kept only where it beats confidence on its own sets), the method says which
+        let confidence = try #require(estimate.confidence)
+        if let shift = calibration.shiftCalibration {
+            #expect(estimate.method == "cbpe_shift_calibrated" && estimate.accuracy == shift.estimate(confidence: confidence))
+        } else {
+            #expect(estimate.method == "cbpe_temperature" && estimate.accuracy == confidence)
+        }
         let indexed = try #require(try pipelines.sqlite.batchTimeline(limit: 1).last)
         #expect(indexed.estimatedAccuracy == estimate.accuracy && indexed.estimatedAccuracyDrop == estimate.accuracyDrop)
         // a drift flag carries it, for rules that retrain only on harm: a batch of grey noise, unlike any training image
@@ -137,9 +145,68 @@ struct EstimateTests {
         let (oddRun, drifted) = try pipelines.infer(batch: odd)
         #expect(drifted)
         let oddReport = try SnakeCaseJSON.read(DriftReport.self, from: root.path + "/" + (try #require(try pipelines.index.run(oddRun)?.folder)) + "/monitoring/drift.json")
-        #expect((oddReport.estimate?.accuracy ?? 1) < estimate.accuracy, "the model is less sure of noise than of its own kind of images")
+        // (the toy model is right on all its shifted sets, so its map may cap both estimates at 100%)
+        #expect((oddReport.estimate?.confidence ?? 1) < confidence && (oddReport.estimate?.accuracy ?? 1) <= estimate.accuracy,
+                "the model is less sure of noise than of its own kind of images")
         let flags = FileSystem.names(in: root.flags("drift"))
         let flag = try JSONSerialization.jsonObject(with: Data(AtomicFile.read(root.flags("drift") + "/" + (try #require(flags.first))))) as! [String: Any]
         #expect(flag["estimated_accuracy"] as? Double != nil && flag["estimated_accuracy_drop"] as? Double != nil, "\(flag)")
+    }
+}
+
+@Suite("Accuracy under shift on real photos", .enabled(if: SharedMaterial.path("models/mobilenet_v2_0.35_224_tfjs/model.json") != nil,
+                                                         "../shared is absent: the real-photo estimate test is skipped"))
+struct ShiftEstimateTests {
+    @Test("trained on the backbone, the model learns its accuracy under shift; on heavily noised photos the estimate is near the truth where confidence is far above it")
+    func noisedPhotos() throws {
+        let shared = try #require(SharedMaterial.locate())
+        let root = try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-shift-\(UUID().uuidString)").path)
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let classes = ["church", "garbage_truck", "golf_ball", "parachute", "tench"]
+        func files(_ split: String, _ name: String, _ range: Range<Int>) throws -> [String] {
+            let folder = shared + "/datasets/imagenette-mini/" + split + "/" + name
+            return try Array(FileManager.default.contentsOfDirectory(atPath: folder).sorted()[range]).map { folder + "/" + $0 }
+        }
+        for name in classes {
+            for (split, range) in [("train", 0..<12), ("validation", 0..<20)] {
+                let folder = root.inbox + "/training/original/" + split + "/" + name
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                for f in try files(split, name, range) { try FileManager.default.copyItem(atPath: f, toPath: folder + "/" + (f as NSString).lastPathComponent) }
+            }
+        }
+        // 40 unseen photos, blurred and buried in noise as the study's noisy stage is, and their labels
+        var g = SeededGenerator(seed: 17)
+        let batch = root.productionInbox + "/noised"
+        try FileManager.default.createDirectory(atPath: batch, withIntermediateDirectories: true)
+        var truth: [String: String] = [:]
+        for name in classes {
+            for (i, f) in try files("test", name, 0..<8).enumerated() {
+                let photo = try ImageDecoder.decode(file: f).image
+                let noised = photo.blurred(sigma: 3).withGaussianNoise(sigma: 55, using: &g)
+                try ImageEncoder.write(noised, to: batch + "/\(name)-\(i).png")
+                truth["\(name)-\(i).png"] = name
+            }
+        }
+        let pipelines = try Pipelines(root: root)
+        var c = TrainingConfiguration.defaults(architecture: "backbone")
+        c.backbonePath = shared + "/models/mobilenet_v2_0.35_224_tfjs/model.json"
+        try pipelines.train(stage: "original", configuration: c)
+        let artifacts = try SnakeCaseJSON.read(DriftArtifactsDescription.self, from: root.models + "/v0001/drift/drift.json")
+        let shift = try #require(artifacts.calibration?.shiftCalibration, "the map is kept: on real photos the model is overconfident under shift")
+        #expect(shift.sets.count == ShiftCalibration.setCount && shift.sets.filter { $0.shift == "none" }.count == 2)
+        #expect(shift.sets.allSatisfy { $0.images == 100 } && shift.leaveOneOutError < shift.confidenceOnlyError)
+        #expect(shift.sets.contains { $0.confidence - $0.accuracy > 0.15 }, "some shifted sets fool the confidence: \(shift.sets)")
+        let (run, _) = try pipelines.infer(batch: batch)
+        let report = try SnakeCaseJSON.read(DriftReport.self, from: root.path + "/" + (try #require(try pipelines.index.run(run)?.folder)) + "/monitoring/drift.json")
+        let estimate = try #require(report.estimate)
+        let confidence = try #require(estimate.confidence)
+        #expect(estimate.method == "cbpe_shift_calibrated" && estimate.accuracy == shift.estimate(confidence: confidence))
+        let predictions = try pipelines.index.predictions(run: run)
+        let right = predictions.filter { truth[($0.path as NSString).lastPathComponent] == $0.predicted }.count
+        let accuracy = Double(right) / Double(predictions.count)
+        #expect(predictions.count == 40)
+        let seen = "estimated \(estimate.accuracy), calibrated confidence \(confidence), truth \(accuracy)"
+        #expect(confidence - accuracy > 0.1, "the calibrated confidence is fooled by the noise: \(seen)")
+        #expect(abs(estimate.accuracy - accuracy) < abs(confidence - accuracy) - 0.03, "the map corrects it: \(seen)")
     }
 }
