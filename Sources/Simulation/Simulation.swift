@@ -49,8 +49,10 @@ public struct StudyStep: Codable, Sendable {
     public var promotion: String?
     /// The serving model's accuracy on the batch, from the ground truth.
     public var accuracy: Double
-    /// The same, estimated from the model's calibrated confidences without the ground truth.
+    /// The same, estimated without the ground truth (the mean calibrated confidence mapped by the
+    /// model's shift calibration), and the mean calibrated confidence alone.
     public var estimatedAccuracy: Double? = nil
+    public var meanConfidence: Double? = nil
     public var images: Int
     public var seconds: Double
 }
@@ -180,7 +182,7 @@ public struct Simulation {
             groundTruth.raisesFlags = false
             _ = try groundTruth.merge(labels: simulation + "/ground-truth/" + batch + ".csv")
             steps.append(try Self.step(number: number + 1, cycle: cycle, stage: stage, batch: batch, truth: truth, index: index,
-                                       modelsBefore: before, seconds: Date().timeIntervalSince(stepStart)))
+                                       modelsBefore: before, seconds: Date().timeIntervalSince(stepStart), root: root))
             say("  " + Self.describe(steps.last!))
         }
         stop.request()
@@ -241,7 +243,7 @@ public struct Simulation {
 
     /// What the index says about one step.
     static func step(number: Int, cycle: Int, stage: DriftStage, batch: String, truth: [String: String], index: any DroplineIndex,
-                     modelsBefore: Int, seconds: Double) throws -> StudyStep {
+                     modelsBefore: Int, seconds: Double, root: DroplineRoot) throws -> StudyStep {
         guard let served = try index.latestServedRun(subject: batch), let servingModel = try index.model(version: served.modelVersion),
               let summary = try index.driftSummary(run: served.run) else {
             throw SimulationError("no successful serve run for batch \(batch)")
@@ -256,13 +258,19 @@ public struct Simulation {
         let promotion = try new.flatMap { try index.promotionReason(version: $0.version) }
         let flag = FlagFiles.name(batch: batch, batchPath: "production/\(stage.rawValue)/\(batch)")
         let kept = try new.flatMap { _ in try index.lastFiredOutcome(path: "flags/drift/\(flag).json") }
-        return StudyStep(step: number, cycle: cycle, testSet: stage.rawValue, batch: batch, servingModel: served.modelVersion,
+        var step = StudyStep(step: number, cycle: cycle, testSet: stage.rawValue, batch: batch, servingModel: served.modelVersion,
                          driftArtifactsStage: servingModel.stage, drift: summary.drift,
                          minimumAdjustedPValue: summary.minimumAdjustedPValue, maximumStatistic: summary.maximumStatistic, driftReason: summary.reason,
                          retrained: new != nil, newModel: new?.version, newModelStage: new?.stage,
                          promoted: new?.state == .champion, promotion: promotion ?? kept,
                          accuracy: counted == 0 ? 0 : Double(correct) / Double(counted), estimatedAccuracy: summary.estimatedAccuracy,
                          images: counted, seconds: seconds)
+        // calibrated confidence alone (the estimate before the shift calibration), from the run's drift report
+        if let data = FileManager.default.contents(atPath: root.path + "/" + served.folder + "/monitoring/drift.json"),
+           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let estimate = json["estimate"] as? [String: Any] {
+            step.meanConfidence = estimate["confidence"] as? Double
+        }
+        return step
     }
 
     /// Every model version on every stage's test set.

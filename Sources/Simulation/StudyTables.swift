@@ -6,7 +6,7 @@ import Foundation
 public enum StudyTables {
     /// (a) One row per step.
     public static func stepRows(_ r: StudyResult) -> TextTable {
-        let header = ["step", "input test set", "drift artifacts from", "KS drift", "min corrected p", "max D", "retraining", "serving accuracy", "estimated"]
+        let header = ["step", "input test set", "drift artifacts from", "KS drift", "min corrected p", "max D", "retraining", "serving accuracy", "estimated", "confidence"]
         let rows = r.steps.map { s -> [String] in
             let retraining: String
             if let v = s.newModel {
@@ -16,17 +16,24 @@ public enum StudyTables {
             }
             return ["\(s.step)", s.testSet, "\(s.driftArtifactsStage) (v\(s.servingModel))", s.drift ? "yes" : "no",
                     s.minimumAdjustedPValue.map { String(format: "%.2g", $0) } ?? "-", s.maximumStatistic.map { String(format: "%.3f", $0) } ?? "-",
-                    retraining, String(format: "%.1f%%", 100 * s.accuracy), s.estimatedAccuracy.map { String(format: "%.1f%%", 100 * $0) } ?? "-"]
+                    retraining, String(format: "%.1f%%", 100 * s.accuracy), s.estimatedAccuracy.map { String(format: "%.1f%%", 100 * $0) } ?? "-",
+                    s.meanConfidence.map { String(format: "%.1f%%", 100 * $0) } ?? "-"]
         }
         return TextTable(header: header, rows: rows, rule: true)
     }
 
-    /// The estimates against the accuracy measured from the ground truth: mean absolute error in points.
+    /// The estimates against the accuracy measured from the ground truth: mean absolute error in points,
+    /// of the estimate and of calibrated confidence alone.
     public static func estimateSummary(_ r: StudyResult) -> String? {
         let pairs = r.steps.compactMap { s in s.estimatedAccuracy.map { abs($0 - s.accuracy) } }
         guard !pairs.isEmpty else { return nil }
-        return String(format: "accuracy estimated from calibrated confidences (no labels) against the ground truth: mean absolute error %.1f points over %d batches, largest %.1f",
-                      100 * pairs.reduce(0, +) / Double(pairs.count), pairs.count, 100 * (pairs.max() ?? 0))
+        var line = String(format: "accuracy estimated without labels against the ground truth: mean absolute error %.1f points over %d batches, largest %.1f",
+                          100 * pairs.reduce(0, +) / Double(pairs.count), pairs.count, 100 * (pairs.max() ?? 0))
+        let alone = r.steps.compactMap { s in s.meanConfidence.map { abs($0 - s.accuracy) } }
+        if !alone.isEmpty {
+            line += String(format: " (calibrated confidence alone: %.1f, largest %.1f)", 100 * alone.reduce(0, +) / Double(alone.count), 100 * (alone.max() ?? 0))
+        }
+        return line
     }
 
     /// (b) One row per model, accuracy and loss on each stage's test set.
