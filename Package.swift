@@ -84,7 +84,7 @@ let package = Package(
                                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                                .product(name: "UnixSignals", package: "swift-service-lifecycle")], swiftSettings: strictness),
         // L9: the drift study, end to end through the real daemon.
-        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Imaging", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
+        .target(name: "Simulation", dependencies: ["Datasets", "Daemon", "Pipeline", "Store", "Modeling", "Monitoring", "Imaging", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles",
                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // L10: argument parsing and wiring only.
         .executableTarget(

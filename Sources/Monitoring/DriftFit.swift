@@ -42,7 +42,7 @@ extension DriftMonitor {
             // the same probabilities the served batches' softmax detector sees, with their true classes
             if let labels = holdoutLabels, labels.count == source.images.count {
                 var fitted = Calibration.fit(probabilities: probabilities, labels: labels, classes: model.classes.count)
-                fitted.shiftCalibration = try ShiftCalibration.learn(images: source.images, labels: labels, classifier: model,
+                fitted.shiftCalibration = try ShiftCalibration.learn(images: source.images, labels: labels, probabilities: probabilities, classifier: model,
                                                                      temperature: fitted.temperature, progress: progress)
                 calibration = fitted
             }

@@ -132,10 +132,13 @@ public struct ShiftCalibration: Codable, Sendable, Equatable {
 
     /// Makes the shifted sets from labelled held-out `images` (at the monitoring side), measures
     /// them with `classifier` at `temperature`, and fits the map. The first two sets are unshifted
-    /// subsamples.
-    public static func learn(images: [RGBImage], labels: [Int], classifier: Classifier, temperature: Double,
+    /// subsamples, measured from `probabilities`, the classifier's softmax on `images` (rows of
+    /// `classes` values), which the caller has already computed.
+    public static func learn(images: [RGBImage], labels: [Int], probabilities held: [Double], classifier: Classifier, temperature: Double,
                              progress: (any ProgressReporter)? = nil) throws -> ShiftCalibration? {
-        precondition(images.count == labels.count, "\(images.count) images for \(labels.count) labels")
+        let k = classifier.classes.count
+        precondition(images.count == labels.count && held.count == images.count * k,
+                     "\(images.count) images for \(labels.count) labels and \(held.count / max(k, 1)) rows of probabilities")
         guard images.count >= 20 else { return nil }
         var generator = SeededGenerator(seed: seed)
         var sets: [MetaSet] = []
@@ -147,8 +150,9 @@ public struct ShiftCalibration: Codable, Sendable, Equatable {
             // each image's randomness from its own seed, drawn in order, so the sets do not depend on
             // how the images are spread over the cores
             let seeds = chosen.map { _ in generator.next() }
-            var shifted = chosen.map { images[$0] }
+            let probabilities: [Double]
             if let shift {
+                var shifted = chosen.map { images[$0] }
                 shifted.withUnsafeMutableBufferPointer { buffer in
                     nonisolated(unsafe) let out = buffer
                     Parallel.forEach(chosen.count) { i in
@@ -156,9 +160,10 @@ public struct ShiftCalibration: Codable, Sendable, Equatable {
                         out[i] = shift.apply(to: out[i], using: &own)
                     }
                 }
+                probabilities = try DriftMonitor.softmax(shifted, classifier: classifier)
+            } else {
+                probabilities = chosen.flatMap { held[($0 * k)..<(($0 + 1) * k)] }
             }
-            let probabilities = try classifier.classify(shifted).probabilities
-            let k = classifier.classes.count
             let correct = chosen.indices.filter { Calibration.isRight(probabilities, row: $0, classes: k, label: labels[chosen[$0]]) }.count
             let confidence = Calibration.confidences(probabilities, classes: k, temperature: temperature)
             sets.append(MetaSet(shift: shift?.description ?? "none", images: chosen.count, accuracy: Double(correct) / Double(chosen.count),

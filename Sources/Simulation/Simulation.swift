@@ -3,6 +3,7 @@ import Daemon
 public import DroplineSupport
 import Foundation
 import Logging
+import Monitoring
 public import Imaging
 public import Modeling
 import Pipeline
@@ -266,10 +267,7 @@ public struct Simulation {
                          accuracy: counted == 0 ? 0 : Double(correct) / Double(counted), estimatedAccuracy: summary.estimatedAccuracy,
                          images: counted, seconds: seconds)
         // calibrated confidence alone (the estimate before the shift calibration), from the run's drift report
-        if let data = FileManager.default.contents(atPath: root.path + "/" + served.folder + "/monitoring/drift.json"),
-           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let estimate = json["estimate"] as? [String: Any] {
-            step.meanConfidence = estimate["confidence"] as? Double
-        }
+        step.meanConfidence = (try? SnakeCaseJSON.read(DriftReport.self, from: root.path + "/" + served.folder + "/monitoring/drift.json"))?.estimate?.confidence
         return step
     }
 

@@ -79,7 +79,7 @@ struct ModelCommand: ParsableCommand {
         func run() throws {
             var c = try TrainingConfiguration.defaults(forArch: arch)
             let architecture = c.architecture
-            ThreadPolicy.settle(inferenceBound: architecture == "backbone")
+            ThreadPolicy.settle { architecture == "backbone" }
             if architecture == "backbone" { c.backboneCut = cut }
             if let epochs { c.epochs = epochs }
             if let imageSize { c.imageSize = imageSize }

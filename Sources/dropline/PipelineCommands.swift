@@ -80,9 +80,11 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         // a backbone's training is inference-bound: its thread policy is settled before anything is opened
-        let architecture = try arch.map { try TrainingConfiguration.defaults(forArch: $0).architecture }
-            ?? root.pipelines().retrainingRecipe(fallback: TrainingConfiguration.defaults(architecture: "scratch"), overrides: []).configuration.architecture
-        ThreadPolicy.settle(inferenceBound: architecture == "backbone")
+        try ThreadPolicy.settle {
+            let architecture = try arch.map { try TrainingConfiguration.defaults(forArch: $0).architecture }
+                ?? root.pipelines().retrainingRecipe(fallback: TrainingConfiguration.defaults(architecture: "scratch"), overrides: []).configuration.architecture
+            return architecture == "backbone"
+        }
         let (run, version, champion) = try root.withPipelines { pipelines in
             // without --arch, the champion's recipe (as a retraining by the daemon), else the architecture's defaults
             var c: TrainingConfiguration

@@ -22,7 +22,7 @@ import Glibc
 /// accuracy map, the explanations), which passive waits slow down quiet. MobileNetV2 on imagenette-mini
 /// (1,500 + 300 photos), quiet: 70.5 s passive, 37.9 s with 1,000 rounds (algorithm 38.0 / 15.6 s,
 /// monitoring 21.0 / 9.7 s, explanations 15.4 / 9.8 s); so such a training runs again with 1,000 rounds
-/// (`settle(inferenceBound:)`), as the daemon's retrainings always do.
+/// (`settle`), as the daemon's retrainings always do.
 /// libgomp reads its environment once, when it is loaded, before `main`: for each setting the user has
 /// not made (`OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` for the waiting, `OMP_NUM_THREADS`), the process sets
 /// it and executes itself again. The names it set are listed in `DROPLINE_SET_ENVIRONMENT`, so that
@@ -58,10 +58,11 @@ enum ThreadPolicy {
 
     /// For a training that turns out to be inference-bound (a backbone's), before it opens anything:
     /// when this process chose passive waits itself, it executes itself again spinning 1,000 rounds.
-    static func settle(inferenceBound: Bool) {
-        guard inferenceBound, let value = getenv(marker) else { return }
+    /// `inferenceBound` is asked only then (finding the recipe opens the index).
+    static func settle(inferenceBound: () throws -> Bool) rethrows {
+        guard let value = getenv(marker) else { return }
         var set = String(cString: value).split(separator: ",").map(String.init)
-        guard let i = set.firstIndex(of: "OMP_WAIT_POLICY") else { return }
+        guard let i = set.firstIndex(of: "OMP_WAIT_POLICY"), try inferenceBound() else { return }
         unsetenv("OMP_WAIT_POLICY")
         setenv("GOMP_SPINCOUNT", "1000", 1)
         set[i] = "GOMP_SPINCOUNT"
