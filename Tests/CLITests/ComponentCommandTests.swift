@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// The four components, train then serve, chained by folders as a pipeline chains them.
@@ -55,5 +58,36 @@ struct ComponentCommandTests {
         let again = try Binary.run(["component", "algorithm", "--mode", "serve", "--input", root + "/p-serve", "--model",
                                     root + "/a-train/model", "--output", root + "/a-serve"])
         #expect(again.status != 0 && again.stderr.contains("not empty"))
+    }
+
+    @Test("monitoring labels its held-out images only by the model's own class folders: links and FIFOs are neither followed nor opened, and an unknown or hostile folder name leaves the artifacts uncalibrated")
+    func holdoutLabels() throws {
+        let root = try ModelCommandTests.dataset()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func run(_ arguments: [String]) throws {
+            let r = try Binary.run(["component"] + arguments)
+            #expect(r.status == 0, "\(arguments.prefix(3)): \(r.stderr)")
+        }
+        func calibration(_ folder: String) throws -> [String: Any]? {
+            let artifacts = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/artifacts/drift.json"))) as? [String: Any]
+            return artifacts?["calibration"] as? [String: Any]
+        }
+        try run(["processing", "--mode", "train", "--input", root, "--output", root + "/p-train", "--image-size", "32"])
+        try run(["algorithm", "--mode", "train", "--input", root + "/p-train", "--output", root + "/a-train", "--arch", "small-cnn",
+                 "--image-size", "32", "--epochs", "2"])
+        // a FIFO, a link to an image and a link to a class folder beside the 24 regular images
+        let held = root + "/validation"
+        #expect(mkfifo(held + "/red/pipe.png", 0o644) == 0)
+        try FileManager.default.createSymbolicLink(atPath: held + "/red/link.png", withDestinationPath: root + "/train/red/00.png")
+        try FileManager.default.createSymbolicLink(atPath: held + "/blue-again", withDestinationPath: held + "/blue")
+        try run(["monitoring", "--mode", "train", "--input", root + "/train", "--input", held, "--model", root + "/a-train/model", "--output", root + "/m-links"])
+        #expect(try calibration(root + "/m-links")?["images"] as? Int == 24, "only the regular files, labelled by their class folders")
+        // a folder that is no class of the model, named to be run or to break lines: nothing is run, no calibration
+        let hostile = held + "/$(touch \(root)/pwned)\nred"
+        try FileManager.default.createDirectory(atPath: hostile, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: held + "/red/00.png", toPath: hostile + "/00.png")
+        try run(["monitoring", "--mode", "train", "--input", root + "/train", "--input", held, "--model", root + "/a-train/model", "--output", root + "/m-odd"])
+        #expect(try calibration(root + "/m-odd") == nil)
+        #expect(!FileManager.default.fileExists(atPath: root + "/pwned"))
     }
 }
