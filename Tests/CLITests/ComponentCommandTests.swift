@@ -11,14 +11,16 @@ struct ComponentCommandTests {
         try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/manifest.json"))) as? [String: Any] ?? [:]
     }
 
+    /// `dropline component <arguments>`, expected to succeed.
+    func run(_ arguments: [String]) throws {
+        let r = try Binary.run(["component"] + arguments)
+        #expect(r.status == 0, "\(arguments.prefix(3)): \(r.stderr)")
+    }
+
     @Test("every component in train and serve mode writes its outputs and a manifest")
     func chain() throws {
         let root = try ModelCommandTests.dataset()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        func run(_ arguments: [String]) throws {
-            let r = try Binary.run(["component"] + arguments)
-            #expect(r.status == 0, "\(arguments.prefix(3)): \(r.stderr)")
-        }
         try run(["processing", "--mode", "train", "--input", root, "--output", root + "/p-train", "--image-size", "32"])
         let processing = try Self.manifest(root + "/p-train")
         #expect((processing["outputs"] as? [String: String])?["processing/train"] == "train")
@@ -64,10 +66,6 @@ struct ComponentCommandTests {
     func holdoutLabels() throws {
         let root = try ModelCommandTests.dataset()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        func run(_ arguments: [String]) throws {
-            let r = try Binary.run(["component"] + arguments)
-            #expect(r.status == 0, "\(arguments.prefix(3)): \(r.stderr)")
-        }
         func calibration(_ folder: String) throws -> [String: Any]? {
             let artifacts = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/artifacts/drift.json"))) as? [String: Any]
             return artifacts?["calibration"] as? [String: Any]
