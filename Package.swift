@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.25.0"),
     ],
     targets: [
         // Layers, from the real imports (a module imports only from layers below it):
@@ -62,7 +65,10 @@ let package = Package(
         .target(name: "NeuralNetwork", dependencies: ["CDNNL", "Tensor", "Randomness"], swiftSettings: strictness),
         .target(name: "FolderWatch", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .target(name: "Rules", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "Yams", package: "Yams")], swiftSettings: strictness),
-        .target(name: "Store", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strictness),
+        .target(name: "Store", dependencies: ["DroplineSupport", "SystemFiles", "Hashing", "JSONFiles", .product(name: "GRDB", package: "GRDB.swift"),
+                                              .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                                              .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                              .product(name: "Logging", package: "swift-log")], swiftSettings: strictness),
         // L4: training, evaluation and model artifacts; labelled datasets (the study's drift stages, Fashion-MNIST).
         .target(name: "Modeling", dependencies: ["NeuralNetwork", "Imaging", "Tensor", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),
         .target(name: "Datasets", dependencies: ["CCodecs", "Imaging", "Randomness", "DroplineSupport", "SystemFiles", "Hashing", "JSONFiles"], swiftSettings: strictness),

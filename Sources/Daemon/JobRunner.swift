@@ -28,6 +28,8 @@ final class JobRunner: @unchecked Sendable {
     let running = Mutex<Set<Int64>>([])
     /// The owner id jobs are claimed under (the daemon's session).
     var owner: String?
+    /// How long a claimed job is held without renewal (`WatchDaemon.renewJobLeasesIfDue` renews it).
+    var jobLeaseSeconds = Index.defaultJobLeaseSeconds
     /// The marker producers write last.
     var marker = "_READY"
     /// A transient trouble a job ran into (the daemon goes degraded; the job was queued again).
@@ -63,7 +65,7 @@ final class JobRunner: @unchecked Sendable {
     /// Claims queued jobs while fewer than `concurrentJobs` run, each on its own thread with the
     /// rules given; a job's failure to record its end is logged, and the job is requeued at the next start.
     func startWorkers(rules: RuleSet) throws {
-        while stop?.requested != true, running.withLock({ $0.count }) < concurrentJobs, let job = try pipelines.index.claimNextJob(owner: owner) {
+        while stop?.requested != true, running.withLock({ $0.count }) < concurrentJobs, let job = try pipelines.index.claimNextJob(owner: owner, leaseSeconds: jobLeaseSeconds) {
             running.withLock { _ = $0.insert(job.id) }
             let thread = Thread { [self] in
                 do { try handle(job, rules: rules) } catch {
@@ -81,7 +83,7 @@ final class JobRunner: @unchecked Sendable {
     @discardableResult
     func runQueued(rules: RuleSet) throws -> Int {
         var count = 0
-        while stop?.requested != true, transient.withLock({ $0 == nil }), let job = try pipelines.index.claimNextJob(owner: owner) {
+        while stop?.requested != true, transient.withLock({ $0 == nil }), let job = try pipelines.index.claimNextJob(owner: owner, leaseSeconds: jobLeaseSeconds) {
             do { try handle(job, rules: rules) } catch {
                 guard Trouble.transient(error) != nil else { throw error }
                 noteFailure(of: job, error)
@@ -115,6 +117,11 @@ final class JobRunner: @unchecked Sendable {
     func handle(_ job: Job, rules: RuleSet) throws {
         let meta: Logger.Metadata = ["job": "\(job.id)"]
         log.info("job \(job.id): \(job.event.rawValue) \(job.path)", metadata: meta)
+        if job.attempts > 1 {
+            // an earlier attempt's daemon may have died after publishing its run and before indexing
+            // it: that run is completed from its manifest first, so the job finds it instead of serving again
+            try pipelines.recover()
+        }
         beforeRun?(job)
         let event: Event?
         do { event = try makeEvent(job) } catch {

@@ -133,7 +133,14 @@ public final class WatchDaemon: @unchecked Sendable {
     public static func launch(root: DroplineRoot, options: WatchOptions, log: Logger, stop: StopRequest) throws -> WatchDaemon? {
         let clock = SystemClock()
         let session: OwnerSession
-        if options.standby {
+        if try PostgresIndexRecord.read(root) != nil {
+            // a shared index: every daemon of the root works, each its own owner (docs/scale-out.md)
+            session = try OwnerSession(root: root, command: "watch", ttlSeconds: options.leaseSeconds)
+            do { return try WatchDaemon(root: root, options: options, log: log, clock: clock, session: session) } catch {
+                session.end()
+                throw error
+            }
+        } else if options.standby {
             guard let taken = try standBy(root: root, options: options, log: log, clock: clock, stop: stop) else { return nil }
             session = taken
         } else {
@@ -192,9 +199,14 @@ public final class WatchDaemon: @unchecked Sendable {
             }
         }
         runner.owner = session?.id
+        runner.jobLeaseSeconds = jobLeaseSeconds
         if session == nil {
-            var observation = DaemonLease.Observation()
-            try takeLease(&observation)
+            if pipelines.index.isShared {
+                own(try OwnerSession(root: root, command: "watch", ttlSeconds: options.leaseSeconds))
+            } else {
+                var observation = DaemonLease.Observation()
+                try takeLease(&observation)
+            }
         }
         Owners.live(root, prune: true)  // heartbeat files of owners that are gone
         try pipelines.recover()
@@ -300,12 +312,20 @@ public final class WatchDaemon: @unchecked Sendable {
     /// Runs until `stop` is requested (or, with `once`, until nothing is left to do). A standby first
     /// waits for the lease.
     public func run(stop: StopRequest) throws {
-        if options.standby, session == nil {
+        if options.standby, session == nil, !pipelines.index.isShared {
             guard try waitForLease(stop: stop) else { return }
         }
         defer { end() }
         try start(stop: stop)
         var waker = Waker(root: root, options: options, clock: clock, log: log)
+        let bell = waker.bell
+        let listener: PostgresListener?
+        do { listener = try pipelines.index.listenForJobs { bell.ring() } } catch {
+            log.warning("cannot listen for jobs other daemons queue (\(error)); seeing them at the next look instead")
+            listener = nil
+        }
+        defer { listener?.stop() }
+        waker.listening = listener != nil
         mode = waker.mode
         log.info("watching \(root.path) (\(mode)); \(rules.rules.count) rule(s); marker \(options.marker), settle \(options.settleSeconds) s")
         try heartbeat(state: .running)
@@ -359,6 +379,7 @@ public final class WatchDaemon: @unchecked Sendable {
         do {
             try sweepGoneOwners()
             try tick()
+            try renewJobLeasesIfDue()
             try runner.startWorkers(rules: rules)
             try heartbeat(state: .running)
             publishSnapshotIfDue()
@@ -376,6 +397,19 @@ public final class WatchDaemon: @unchecked Sendable {
     }
 
     static let maximumBackoff = 30.0
+
+    /// How long this daemon's claimed jobs are held without renewal: three times its heartbeat's
+    /// time-to-live (`--lease-seconds`), renewed every sixth of it while jobs run.
+    var jobLeaseSeconds: Double { 3 * options.leaseSeconds }
+    var lastRenewal: Double?
+
+    func renewJobLeasesIfDue() throws {
+        guard let owner = session?.id, runner.busy else { return }
+        let now = clock.now()
+        if let last = lastRenewal, now - last < jobLeaseSeconds / 6 { return }
+        lastRenewal = now
+        try pipelines.index.renewJobLeases(owner: owner, leaseSeconds: jobLeaseSeconds)
+    }
     /// How often the running daemon looks for work of owners that went away meanwhile (a daemon it
     /// took the lease from that was hung, not dead; a hand-run command that was killed).
     static let sweepSeconds = 60.0
@@ -524,6 +558,10 @@ public final class WatchDaemon: @unchecked Sendable {
 struct Waker {
     var watcher: InotifyWatcher?
     var pollSeconds: Double?
+    /// Rung when another daemon sharing the index queued a job (LISTEN/NOTIFY).
+    let bell = JobBell()
+    /// Whether the bell can ring: waits are then cut into short slices that look at it.
+    var listening = false
     let clock: any DaemonClock
     let log: Logger
 
@@ -556,6 +594,24 @@ struct Waker {
     var mode: String { pollSeconds.map { "polling every \($0) s" } ?? "inotify" }
 
     mutating func wait(timeout: Double) {
+        if listening {
+            // until the timeout, a change in the inbox, or the bell
+            let end = clock.now() + timeout
+            while !bell.take() {
+                let left = end - clock.now()
+                guard left > 0 else { return }
+                guard let active = watcher else {
+                    clock.sleep(min(left, 0.1))
+                    continue
+                }
+                do { if try active.wait(timeout: min(left, 0.1)) { return } } catch {
+                    log.warning("\(error)")
+                    watcher = nil
+                    pollSeconds = WatchOptions.defaultPollSeconds
+                }
+            }
+            return
+        }
         guard let active = watcher else { return clock.sleep(min(timeout, 0.5)) }
         do { _ = try active.wait(timeout: min(timeout, 1)) } catch {
             // out of inotify watches: say so and poll from now on
@@ -564,4 +620,12 @@ struct Waker {
             pollSeconds = WatchOptions.defaultPollSeconds
         }
     }
+}
+
+/// A flag another thread sets to cut the daemon's wait short.
+final class JobBell: Sendable {
+    let rung = Atomic<Bool>(false)
+    func ring() { rung.store(true, ordering: .sequentiallyConsistent) }
+    /// Whether it rang since the last look (and silence again).
+    func take() -> Bool { rung.exchange(false, ordering: .sequentiallyConsistent) }
 }

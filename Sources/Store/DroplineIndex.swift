@@ -53,7 +53,11 @@ public protocol DroplineIndex: AnyObject, Sendable {
 
     // MARK: Jobs and the daemon
     @discardableResult func enqueue(event: JobEvent, path: String, contentSha256: String, force: Bool) throws -> Job?
-    func claimNextJob(owner: String?) throws -> Job?
+    func claimNextJob(owner: String?, leaseSeconds: Double) throws -> Job?
+    @discardableResult func renewJobLeases(owner: String, leaseSeconds: Double) throws -> Int
+    func listenForJobs(_ wake: @escaping @Sendable () -> Void) throws -> PostgresListener?
+    /// Whether several daemons may share this index (PostgreSQL), instead of one per root.
+    var isShared: Bool { get }
     func finishJob(_ id: Int64, state: JobState, detail: String) throws
     @discardableResult func requeueInterruptedJobs(isGone: (String?) -> Bool) throws -> Int
     func requeueJob(_ id: Int64, detail: String) throws
@@ -78,6 +82,7 @@ extension DroplineIndex {
         try startRun(id: id, kind: kind, subject: subject, batchID: batchID, modelVersion: modelVersion, inputs: [], owner: owner)
     }
     public func claimNextJob() throws -> Job? { try claimNextJob(owner: nil) }
+    public func claimNextJob(owner: String?) throws -> Job? { try claimNextJob(owner: owner, leaseSeconds: Index.defaultJobLeaseSeconds) }
     public func finishRun(id: String, folder: String, outputs: [String: String]) throws {
         try finishRun(id: id, folder: folder, outputs: outputs, inputs: [])
     }

@@ -58,6 +58,8 @@ public enum IndexLocation: Sendable, Equatable {
     case here(String)
     /// Not openable here: only the snapshot may be read.
     case elsewhere(IndexElsewhere)
+    /// A PostgreSQL database, which every machine opens.
+    case postgresql(PostgresLocation)
 }
 
 /// The index of a root cannot be opened from this machine, and what to do instead.
@@ -123,6 +125,7 @@ public enum StateDirectory {
 extension DroplineRoot {
     /// Where this process finds the index (see the note on `IndexPlacement`).
     public func indexLocation() throws -> IndexLocation {
+        if let record = try PostgresIndexRecord.read(self) { return .postgresql(record.location) }
         if let placement = try IndexPlacement.read(self) {
             guard placement.host == ThisProcess.host else {
                 return .elsewhere(IndexElsewhere(root: path, host: placement.host, path: placement.path,
@@ -147,6 +150,7 @@ extension DroplineRoot {
         switch try indexLocation() {
         case .here(let path): return path
         case .elsewhere(let elsewhere): throw elsewhere
+        case .postgresql(let location): throw StoreError("the index of \(path) is the PostgreSQL database \(location), not a file")
         }
     }
 }

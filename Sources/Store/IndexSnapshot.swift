@@ -62,6 +62,7 @@ public enum IndexSnapshot {
 extension Index {
     /// The index's path on disk (nil for an in-memory index).
     var localPath: String? {
+        guard case .sqlite(let writer) = storage else { return nil }
         let path = writer.path
         return path.isEmpty || path == ":memory:" ? nil : path
     }
@@ -111,7 +112,7 @@ extension Index {
     /// root's snapshot (with its info).
     public static func openForReading(root: DroplineRoot) throws -> (index: Index, snapshot: IndexSnapshot.Info?) {
         switch try root.indexLocation() {
-        case .here:
+        case .here, .postgresql:
             return (try open(root: root), nil)
         case .elsewhere(let elsewhere):
             do {

@@ -15,8 +15,8 @@ extension Index {
     /// recorded once. Returns whether it was new.
     @discardableResult
     public func recordRefusal(path: String, reason: String) throws -> Bool {
-        try write { db in
-            let known = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE kind = 'refused' AND subject = ? AND detail = ?",
+        try writing { db in
+            let known = try db.value(Int.self, sql: "SELECT count(*) FROM events WHERE kind = 'refused' AND subject = ? AND detail = ?",
                                          arguments: [path, reason]) ?? 0
             guard known == 0 else { return false }
             try Self.event(db, kind: "refused", subject: path, detail: reason)
@@ -26,8 +26,8 @@ extension Index {
 
     /// The most recent refusals, newest first.
     public func refusals(limit: Int = 20) throws -> [Refusal] {
-        try read { db in
-            try Row.fetchAll(db, sql: "SELECT at, subject, detail FROM events WHERE kind = 'refused' ORDER BY id DESC LIMIT ?", arguments: [limit])
+        try reading { db in
+            try db.fetchAll(sql: "SELECT at, subject, detail FROM events WHERE kind = 'refused' ORDER BY id DESC LIMIT ?", arguments: [limit])
                 .map { Refusal(at: $0["at"], path: $0["subject"], reason: $0["detail"]) }
         }
     }

@@ -47,49 +47,49 @@ extension PromotionRecord: FetchableRecord {
 /// The registry's queries and state changes.
 extension Index {
     public func models() throws -> [ModelRecord] {
-        try read { db in try ModelRecord.fetchAll(db, sql: "SELECT * FROM models ORDER BY version") }
+        try reading { db in try db.records(ModelRecord.self, sql: "SELECT * FROM models ORDER BY version") }
     }
 
-    public func model(version: Int) throws -> ModelRecord? { try read { db in try Self.model(db, version: version) } }
+    public func model(version: Int) throws -> ModelRecord? { try reading { db in try Self.model(db, version: version) } }
 
     /// The model version published in `folder` (relative to the root).
     public func model(folder: String) throws -> ModelRecord? {
-        try read { db in try ModelRecord.fetchOne(db, sql: "SELECT * FROM models WHERE folder = ?", arguments: [folder]) }
+        try reading { db in try db.record(ModelRecord.self, sql: "SELECT * FROM models WHERE folder = ?", arguments: [folder]) }
     }
 
-    public func champion() throws -> ModelRecord? { try read { db in try Self.champion(db) } }
+    public func champion() throws -> ModelRecord? { try reading { db in try Self.champion(db) } }
 
     /// The highest version in the registry (0 when empty).
     public func highestModelVersion() throws -> Int {
-        try read { db in try Int.fetchOne(db, sql: "SELECT coalesce(max(version), 0) FROM models") ?? 0 }
+        try reading { db in try db.value(Int.self, sql: "SELECT coalesce(max(version), 0) FROM models") ?? 0 }
     }
 
     /// The newest candidate, if any.
     public func newestCandidate() throws -> Int? {
-        try read { db in try Int.fetchOne(db, sql: "SELECT max(version) FROM models WHERE state = 'candidate'") }
+        try reading { db in try db.value(Int.self, sql: "SELECT max(version) FROM models WHERE state = 'candidate'") }
     }
 
     /// Every state change, oldest first (of one version when given).
     public func history(version: Int? = nil) throws -> [PromotionRecord] {
-        try read { db in
+        try reading { db in
             version == nil
-                ? try PromotionRecord.fetchAll(db, sql: "SELECT * FROM promotions ORDER BY at, id")
-                : try PromotionRecord.fetchAll(db, sql: "SELECT * FROM promotions WHERE version = ? ORDER BY at, id", arguments: [version])
+                ? try db.records(PromotionRecord.self, sql: "SELECT * FROM promotions ORDER BY at, id")
+                : try db.records(PromotionRecord.self, sql: "SELECT * FROM promotions WHERE version = ? ORDER BY at, id", arguments: [version])
         }
     }
 
     /// The champion at `time` (ISO 8601) and the promotion that made it so, or nil.
     public func champion(at time: String) throws -> PromotionRecord? {
-        try read { db in
-            try PromotionRecord.fetchOne(db, sql: "SELECT * FROM promotions WHERE to_state = 'champion' AND at <= ? ORDER BY at DESC, id DESC LIMIT 1",
+        try reading { db in
+            try db.record(PromotionRecord.self, sql: "SELECT * FROM promotions WHERE to_state = 'champion' AND at <= ? ORDER BY at DESC, id DESC LIMIT 1",
                                          arguments: [time])
         }
     }
 
     /// The reason of the last promotion of `version` to champion.
     public func promotionReason(version: Int) throws -> String? {
-        try read { db in
-            try String.fetchOne(db, sql: "SELECT reason FROM promotions WHERE version = ? AND to_state = 'champion' ORDER BY id DESC LIMIT 1",
+        try reading { db in
+            try db.value(String.self, sql: "SELECT reason FROM promotions WHERE version = ? AND to_state = 'champion' ORDER BY id DESC LIMIT 1",
                                 arguments: [version])
         }
     }
@@ -98,7 +98,7 @@ extension Index {
     /// with the recording of the answer, so the champion cannot change in between. Returns the
     /// answer; nil when `version` is already the champion.
     public func promote(version: Int, actor: String, decide: (PromotionQuestion) throws -> PromotionAnswer) throws -> PromotionAnswer? {
-        try write { db in
+        try writing { db in
             guard let candidate = try Self.model(db, version: version) else { throw StoreError("there is no model version \(version)") }
             if candidate.state == .champion { return nil }
             let answer = try decide(PromotionQuestion(candidate: candidate, champion: try Self.champion(db)))
@@ -109,7 +109,7 @@ extension Index {
 
     /// Makes `version` the champion by hand (the registry's `promote`).
     public func promoteByHand(version: Int, reason: String, actor: String) throws {
-        try write { db in
+        try writing { db in
             guard let model = try Self.model(db, version: version) else { throw StoreError("there is no model version \(version)") }
             guard model.state != .champion else { throw StoreError("version \(version) is already the champion") }
             try Self.promote(db, version: version, reason: reason, actor: actor)
@@ -119,9 +119,9 @@ extension Index {
     /// Puts back the champion before the current one. Returns its version.
     @discardableResult
     public func rollback(reason: String, actor: String) throws -> Int {
-        try write { db in
+        try writing { db in
             guard let current = try Self.champion(db) else { throw StoreError("there is no champion to roll back") }
-            guard let previous = try Int.fetchOne(db, sql: """
+            guard let previous = try db.value(Int.self, sql: """
                 SELECT version FROM promotions WHERE to_state = 'champion' AND version != ? ORDER BY at DESC, id DESC LIMIT 1
                 """, arguments: [current.version]) else {
                 throw StoreError("version \(current.version) is the only champion there has been; nothing to roll back to")
@@ -131,17 +131,17 @@ extension Index {
         }
     }
 
-    static func model(_ db: Database, version: Int) throws -> ModelRecord? {
-        try ModelRecord.fetchOne(db, sql: "SELECT * FROM models WHERE version = ?", arguments: [version])
+    static func model(_ db: IndexTransaction, version: Int) throws -> ModelRecord? {
+        try db.record(ModelRecord.self, sql: "SELECT * FROM models WHERE version = ?", arguments: [version])
     }
 
-    static func champion(_ db: Database) throws -> ModelRecord? {
-        try ModelRecord.fetchOne(db, sql: "SELECT * FROM models WHERE state = 'champion'")
+    static func champion(_ db: IndexTransaction) throws -> ModelRecord? {
+        try db.record(ModelRecord.self, sql: "SELECT * FROM models WHERE state = 'champion'")
     }
 
     /// Registers a new candidate version from its training run (and, with `decide`, applies the
     /// promotion policy in the same transaction).
-    static func register(_ db: Database, _ model: NewModel, decide: ((PromotionQuestion) throws -> PromotionAnswer)?) throws {
+    static func register(_ db: IndexTransaction, _ model: NewModel, decide: ((PromotionQuestion) throws -> PromotionAnswer)?) throws {
         let parent = try champion(db)?.version
         try db.execute(sql: """
             INSERT INTO models (version, folder, content_sha256, stage, parent_version, train_run_id, validation_accuracy, state, created_at,
@@ -159,13 +159,13 @@ extension Index {
     }
 
     /// Makes `version` the champion (archiving the previous one), with the reason in the audit history.
-    static func promote(_ db: Database, version: Int, reason: String, actor: String) throws {
+    static func promote(_ db: IndexTransaction, version: Int, reason: String, actor: String) throws {
         if let previous = try champion(db)?.version, previous != version {
             try db.execute(sql: "UPDATE models SET state = 'archived' WHERE version = ?", arguments: [previous])
             try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, 'champion', 'archived', ?, ?, ?)",
                            arguments: [previous, now(), "replaced by version \(version)", actor])
         }
-        let from = try String.fetchOne(db, sql: "SELECT state FROM models WHERE version = ?", arguments: [version])
+        let from = try db.value(String.self, sql: "SELECT state FROM models WHERE version = ?", arguments: [version])
         try db.execute(sql: "UPDATE models SET state = 'champion' WHERE version = ?", arguments: [version])
         try db.execute(sql: "INSERT INTO promotions (version, from_state, to_state, at, reason, actor) VALUES (?, ?, 'champion', ?, ?, ?)",
                        arguments: [version, from, now(), reason, actor])

@@ -51,8 +51,8 @@ public struct IndexTotals: Sendable, Equatable {
 extension Index {
     /// Served batches that succeeded, oldest first (the newest `limit`).
     public func batchTimeline(limit: Int = 500) throws -> [BatchPoint] {
-        try read { db in
-            try Row.fetchAll(db, sql: """
+        try reading { db in
+            try db.fetchAll(sql: """
                 SELECT * FROM (
                   SELECT r.id, r.subject, r.folder, r.finished_at, r.model_version, d.drift, d.reason, d.batch_size, d.estimated_accuracy, d.estimated_accuracy_drop,
                          (SELECT min(adjusted_p_value) FROM drift_results x WHERE x.run_id = r.id) AS p,
@@ -60,7 +60,7 @@ extension Index {
                          CASE WHEN q.baseline_sha256 IS NULL THEN NULL ELSE q.violations END AS quality_violations
                   FROM runs r JOIN drift_decisions d ON d.run_id = r.id LEFT JOIN quality_checks q ON q.run_id = r.id
                   WHERE r.kind = 'serve' AND r.status = 'succeeded'
-                  ORDER BY r.finished_at DESC, r.id DESC LIMIT ?)
+                  ORDER BY r.finished_at DESC, r.id DESC LIMIT ?) AS recent
                 ORDER BY finished_at, id
                 """, arguments: [limit]).map {
                 BatchPoint(run: $0["id"], subject: $0["subject"], folder: $0["folder"], finishedAt: $0["finished_at"], modelVersion: $0["model_version"],
@@ -74,12 +74,12 @@ extension Index {
 
     /// Served batches with merged ground truth, in serving order.
     public func accuracyTimeline(limit: Int = 500) throws -> [AccuracyPoint] {
-        try read { db in
-            try Row.fetchAll(db, sql: """
+        try reading { db in
+            try db.fetchAll(sql: """
                 SELECT * FROM (
                   SELECT r.id, r.subject, r.finished_at, q.at, q.labelled, q.accuracy, q.constraint_accuracy, q.below_constraint
                   FROM quality q JOIN runs r ON r.id = q.run_id
-                  ORDER BY r.finished_at DESC, r.id DESC LIMIT ?)
+                  ORDER BY r.finished_at DESC, r.id DESC LIMIT ?) AS recent
                 ORDER BY finished_at, id
                 """, arguments: [limit]).map {
                 AccuracyPoint(run: $0["id"], subject: $0["subject"], servedAt: $0["finished_at"], labelledAt: $0["at"], labelled: $0["labelled"],
@@ -90,8 +90,8 @@ extension Index {
 
     /// The accuracy merged for one served run, if any.
     public func accuracy(run: String) throws -> AccuracyPoint? {
-        try read { db in
-            try Row.fetchOne(db, sql: """
+        try reading { db in
+            try db.fetchOne(sql: """
                 SELECT r.id, r.subject, r.finished_at, q.at, q.labelled, q.accuracy, q.constraint_accuracy, q.below_constraint
                 FROM quality q JOIN runs r ON r.id = q.run_id WHERE r.id = ?
                 """, arguments: [run]).map {
@@ -103,50 +103,50 @@ extension Index {
 
     /// Runs that failed, newest first.
     public func failedRuns(limit: Int) throws -> [RunRecord] {
-        try read { db in
-            try RunRecord.fetchAll(db, sql: "SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC, id DESC LIMIT ?", arguments: [limit])
+        try reading { db in
+            try db.records(RunRecord.self, sql: "SELECT * FROM runs WHERE status = 'failed' ORDER BY finished_at DESC, id DESC LIMIT ?", arguments: [limit])
         }
     }
 
     /// Runs of one kind, newest first.
     public func runs(kind: RunKind, limit: Int) throws -> [RunRecord] {
-        try read { db in
-            try RunRecord.fetchAll(db, sql: "SELECT * FROM runs WHERE kind = ? ORDER BY started_at DESC, id DESC LIMIT ?", arguments: [kind.rawValue, limit])
+        try reading { db in
+            try db.records(RunRecord.self, sql: "SELECT * FROM runs WHERE kind = ? ORDER BY started_at DESC, id DESC LIMIT ?", arguments: [kind.rawValue, limit])
         }
     }
 
     /// The time of the newest record that changes what a run's page shows: the run's end, its
     /// model's promotions (training runs) or its merged ground truth (serve runs).
     public func lastChange(run: String) throws -> String? {
-        try read { db in
-            try String.fetchOne(db, sql: """
+        try reading { db in
+            try db.value(String.self, sql: """
                 SELECT max(t) FROM (
                   SELECT finished_at AS t FROM runs WHERE id = ?
                   UNION ALL SELECT p.at FROM promotions p JOIN models m ON m.version = p.version WHERE m.train_run_id = ?
-                  UNION ALL SELECT at FROM quality WHERE run_id = ?)
+                  UNION ALL SELECT at FROM quality WHERE run_id = ?) AS changes
                 """, arguments: [run, run, run])
         }
     }
 
     /// Counts over the whole history, for the metrics file.
     public func totals() throws -> IndexTotals {
-        try read { db in
+        try reading { db in
             var t = IndexTotals()
-            t.runs = try Row.fetchAll(db, sql: """
+            t.runs = try db.fetchAll(sql: """
                 SELECT kind, status, count(*) AS n,
-                       coalesce(sum(CASE WHEN finished_at IS NULL THEN 0 ELSE (julianday(finished_at) - julianday(started_at)) * 86400 END), 0) AS seconds
+                       coalesce(sum(CASE WHEN finished_at IS NULL THEN 0 ELSE \(db.secondsBetween("started_at", "finished_at")) END), 0) AS seconds
                 FROM runs GROUP BY kind, status ORDER BY kind, status
                 """).map { IndexTotals.Runs(kind: $0["kind"], status: $0["status"], count: $0["n"], seconds: $0["seconds"]) }
-            t.imagesServed = try Int.fetchOne(db, sql: "SELECT count(*) FROM predictions") ?? 0
-            for row in try Row.fetchAll(db, sql: "SELECT outcome, count(*) AS n FROM images WHERE outcome <> 'ok' GROUP BY outcome") {
+            t.imagesServed = try db.value(Int.self, sql: "SELECT count(*) FROM predictions") ?? 0
+            for row in try db.fetchAll(sql: "SELECT outcome, count(*) AS n FROM images WHERE outcome <> 'ok' GROUP BY outcome") {
                 t.refusals[row["outcome"]] = row["n"]
             }
-            for row in try Row.fetchAll(db, sql: "SELECT drift, count(*) AS n FROM drift_decisions GROUP BY drift") {
+            for row in try db.fetchAll(sql: "SELECT drift, count(*) AS n FROM drift_decisions GROUP BY drift") {
                 t.driftDecisions[(row["drift"] as Int) == 1] = row["n"]
             }
-            for row in try Row.fetchAll(db, sql: "SELECT state, count(*) AS n FROM jobs GROUP BY state") { t.jobs[row["state"]] = row["n"] }
-            for row in try Row.fetchAll(db, sql: "SELECT kind, count(*) AS n FROM flags GROUP BY kind") { t.flags[row["kind"]] = row["n"] }
-            t.unhandledFlags = try Int.fetchOne(db, sql: "SELECT count(*) FROM flags WHERE handled_at IS NULL") ?? 0
+            for row in try db.fetchAll(sql: "SELECT state, count(*) AS n FROM jobs GROUP BY state") { t.jobs[row["state"]] = row["n"] }
+            for row in try db.fetchAll(sql: "SELECT kind, count(*) AS n FROM flags GROUP BY kind") { t.flags[row["kind"]] = row["n"] }
+            t.unhandledFlags = try db.value(Int.self, sql: "SELECT count(*) FROM flags WHERE handled_at IS NULL") ?? 0
             return t
         }
     }

@@ -27,6 +27,11 @@ extension Index {
     /// carrying the root's id (an index from before root ids adopts a new one). With `quickCheck`,
     /// SQLite's `quick_check` must pass too (the daemon checks at start).
     public static func open(root: DroplineRoot, quickCheck: Bool = false) throws -> Index {
+        if let record = try PostgresIndexRecord.read(root) {
+            let index = try Index(postgresql: record.location)
+            try index.checkIdentity(root: root, file: try RootIdentity.read(root))
+            return index
+        }
         let path = try root.openableIndex()
         let identity = try RootIdentity.read(root)
         guard FileSystem.entryType(path) != nil else {
@@ -46,7 +51,7 @@ extension Index {
         do {
             index = try Index(path: path)
             if quickCheck {
-                let result = try index.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+                let result = try index.writer.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
                 guard result == ["ok"] else { throw StoreError(result.prefix(3).joined(separator: "; ")) }
             }
         } catch {
@@ -72,10 +77,13 @@ extension Index {
         }
         let index = try Index(path: path)
         if newIndex || identity == nil {
-            let existing = try index.read { db in try String.fetchOne(db, sql: "SELECT root_id FROM root_identity WHERE id = 1") }
+            let existing = try index.reading { db in try db.value(String.self, sql: "SELECT root_id FROM root_identity WHERE id = 1") }
             let id = RootIdentity(rootId: existing ?? identity?.rootId ?? UUID().uuidString.lowercased(), createdAt: Index.now())
-            try index.write { db in
-                try db.execute(sql: "INSERT OR REPLACE INTO root_identity (id, root_id, created_at) VALUES (1, ?, ?)", arguments: [id.rootId, id.createdAt])
+            try index.writing { db in
+                try db.execute(sql: """
+                    INSERT INTO root_identity (id, root_id, created_at) VALUES (1, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET root_id = excluded.root_id, created_at = excluded.created_at
+                    """, arguments: [id.rootId, id.createdAt])
             }
             if identity == nil { try id.write(root) }
         }
@@ -85,25 +93,27 @@ extension Index {
     /// The index's root id against the root's file: adopt when neither has one, mend the file from the
     /// index, refuse an index that is not this root's.
     func checkIdentity(root: DroplineRoot, file: RootIdentity?) throws {
-        let stored = try read { db in
-            try Row.fetchOne(db, sql: "SELECT root_id, created_at FROM root_identity WHERE id = 1").map { RootIdentity(rootId: $0["root_id"], createdAt: $0["created_at"]) }
+        let name: String
+        if case .postgresql(let connection) = storage { name = "the PostgreSQL index \(connection.location)" } else { name = root.relative(root.index) }
+        let stored = try reading { db in
+            try db.fetchOne(sql: "SELECT root_id, created_at FROM root_identity WHERE id = 1").map { RootIdentity(rootId: $0["root_id"], createdAt: $0["created_at"]) }
         }
         switch (stored, file) {
         case (nil, nil):  // a root from before root ids: both get one now
             let id = RootIdentity(rootId: UUID().uuidString.lowercased(), createdAt: Index.now())
-            try write { db in try db.execute(sql: "INSERT INTO root_identity (id, root_id, created_at) VALUES (1, ?, ?)", arguments: [id.rootId, id.createdAt]) }
+            try writing { db in try db.execute(sql: "INSERT INTO root_identity (id, root_id, created_at) VALUES (1, ?, ?)", arguments: [id.rootId, id.createdAt]) }
             try id.write(root)
         case (let stored?, nil):
             try stored.write(root)
         case (nil, let file?):
             throw StoreError("""
-                \(root.relative(root.index)) in \(root.path) is not this root's index (it has no root id; the root's is \(file.rootId)): \
+                \(name) in \(root.path) is not this root's index (it has no root id; the root's is \(file.rootId)): \
                 it was replaced by a new or foreign file. Restore the root's index from a backup, or move it aside and run \
                 `dropline init \(root.path) --new-index`
                 """)
         case (let stored?, let file?) where stored.rootId != file.rootId:
             throw StoreError("""
-                \(root.relative(root.index)) in \(root.path) belongs to another root (id \(stored.rootId); this root's is \(file.rootId)): \
+                \(name) of \(root.path) belongs to another root (id \(stored.rootId); this root's is \(file.rootId)): \
                 put back this root's index, or move it aside and run `dropline init \(root.path) --new-index`
                 """)
         default:

@@ -1,36 +1,80 @@
+import Foundation
 import GRDB
 
 /// The index's schema, as named, append-only migrations: a migration, once released, is never
 /// edited; changes come as new migrations. Constraints in the schema do the checking (GRDB's advice:
 /// trust SQLite more than yourself).
 enum Schema {
+    /// The named migrations, oldest first: SQLite's text, which `postgresql(_:)` translates.
+    static let migrations: [(name: String, sql: String)] = [
+        ("v1-initial", v1), ("v2-daemon", v2), ("v3-baseline", v3), ("v4-not-regular", v4), ("v5-root-identity", v5),
+        ("v6-owners", v6), ("v7-accuracy-estimate", v7), ("v8-data-quality", v8), ("v9-job-leases", v9),
+    ]
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1-initial") { db in
-            try db.execute(sql: v1)
-        }
-        migrator.registerMigration("v2-daemon") { db in
-            try db.execute(sql: v2)
-        }
-        migrator.registerMigration("v3-baseline") { db in
-            try db.execute(sql: v3)
-        }
-        migrator.registerMigration("v4-not-regular") { db in
-            try db.execute(sql: v4)
-        }
-        migrator.registerMigration("v5-root-identity") { db in
-            try db.execute(sql: v5)
-        }
-        migrator.registerMigration("v6-owners") { db in
-            try db.execute(sql: v6)
-        }
-        migrator.registerMigration("v7-accuracy-estimate") { db in
-            try db.execute(sql: v7)
-        }
-        migrator.registerMigration("v8-data-quality") { db in
-            try db.execute(sql: v8)
+        for migration in migrations {
+            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
         }
         return migrator
+    }
+
+    /// Applies the migrations a PostgreSQL index lacks, in one transaction under the writers' lock
+    /// (daemons starting together migrate once), recording each in `dropline_migrations`.
+    static func migratePostgreSQL(_ connection: PostgresIndexConnection) throws {
+        try connection.transaction(.schema) { db in
+            guard case .postgresql(let session) = db.backend else { return }
+            try session.script("CREATE TABLE IF NOT EXISTS dropline_migrations (identifier TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            let applied = Set(try appliedPostgreSQLMigrations(db))
+            let known = Set(migrations.map(\.name))
+            if let unknown = applied.subtracting(known).sorted().first {
+                throw StoreError("the PostgreSQL index has migration \(unknown), which this Dropline does not know: it was made by a newer version; upgrade Dropline")
+            }
+            for migration in migrations where !applied.contains(migration.name) {
+                try session.script(postgresql(migration.name, migration.sql))
+                try db.execute(sql: "INSERT INTO dropline_migrations (identifier, applied_at) VALUES (?, ?)", arguments: [migration.name, Index.now()])
+            }
+        }
+    }
+
+    static func appliedPostgreSQLMigrations(_ db: IndexTransaction) throws -> [String] {
+        try db.values(String.self, sql: "SELECT identifier FROM dropline_migrations ORDER BY identifier")
+    }
+
+    /// A migration in PostgreSQL's words. The same tables, columns and constraints, with SQLite's
+    /// storage classes as PostgreSQL types (INTEGER as BIGINT, REAL as DOUBLE PRECISION, TEXT compared
+    /// byte by byte as SQLite does); the two migrations that rebuild a table to change a CHECK change
+    /// it in place instead; a table without an id gets `seq`, its insertion order (SQLite's rowid).
+    static func postgresql(_ name: String, _ sql: String) -> String {
+        switch name {
+        case "v1-initial":
+            // runs and models refer to each other: the second reference is added once both exist
+            let tables = sql.replacingOccurrences(of: "model_version INTEGER REFERENCES models(version),", with: "model_version INTEGER,")
+            return types(tables) + "\nALTER TABLE runs ADD FOREIGN KEY (model_version) REFERENCES models(version);"
+        case "v4-not-regular":
+            return """
+            ALTER TABLE images DROP CONSTRAINT images_outcome_check;
+            ALTER TABLE images ADD CONSTRAINT images_outcome_check
+                CHECK (outcome IN ('ok', 'junk', 'empty', 'truncated', 'corrupt', 'unsupported', 'too_large', 'unreadable', 'not_regular'));
+            """
+        case "v8-data-quality":
+            let tables = sql[..<sql.range(of: "CREATE TABLE flags_v8")!.lowerBound]
+                .replacingOccurrences(of: "CREATE TABLE quality_violations (", with: "CREATE TABLE quality_violations (\n    seq BIGINT GENERATED ALWAYS AS IDENTITY,")
+            return types(tables) + """
+            ALTER TABLE flags DROP CONSTRAINT flags_kind_check;
+            ALTER TABLE flags ADD CONSTRAINT flags_kind_check CHECK (kind IN ('drift', 'retrain', 'quality', 'data_quality'));
+            """
+        default:
+            return types(sql)
+        }
+    }
+
+    static func types(_ sql: String) -> String {
+        sql.replacingOccurrences(of: #"\bINTEGER PRIMARY KEY\b"#, with: "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", options: .regularExpression)
+            .replacingOccurrences(of: #"\bINTEGER\b"#, with: "BIGINT", options: .regularExpression)
+            .replacingOccurrences(of: #"\bREAL\b"#, with: "DOUBLE PRECISION", options: .regularExpression)
+            .replacingOccurrences(of: #"\bTEXT\b"#, with: #"TEXT COLLATE "C""#, options: .regularExpression)
+            .replacingOccurrences(of: #"GLOB '([a-z]+)/\?\*'"#, with: "LIKE '$1/_%'", options: .regularExpression)
     }
 
     /// Every table of the first schema. Times are ISO 8601 UTC text; booleans are 0 or 1; paths are
@@ -319,5 +363,14 @@ enum Schema {
     INSERT INTO flags_v8 SELECT id, kind, path, subject, created_at, handled_at, outcome FROM flags;
     DROP TABLE flags;
     ALTER TABLE flags_v8 RENAME TO flags;
+    """
+
+    /// Jobs are claimed under a lease (`lease_until`, renewed by the daemon that runs them): a job
+    /// whose daemon stopped renewing is claimed again once it expires, by any daemon sharing the
+    /// index. At most one job per path runs at a time: the schema says so, so that daemons claiming
+    /// at once cannot both take a path's jobs.
+    static let v9 = """
+    ALTER TABLE jobs ADD COLUMN lease_until TEXT;
+    CREATE UNIQUE INDEX jobs_one_running_per_path ON jobs(path) WHERE state = 'running';
     """
 }

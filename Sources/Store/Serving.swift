@@ -8,7 +8,7 @@ extension Index {
     /// candidate (promoted in the same transaction when `decide`, the automatic policy, says so).
     public func completeTrainRun(id: String, folder: String, outputs: [String: String], inputs: [RunInput], model: NewModel,
                                  decide: ((PromotionQuestion) throws -> PromotionAnswer)?) throws {
-        try write { db in
+        try writing { db in
             try finishRun(db, id: id, folder: folder, outputs: outputs)
             try Self.insertInputs(db, run: id, inputs)
             try Self.register(db, model, decide: decide)
@@ -18,16 +18,16 @@ extension Index {
     /// Completes a published serve run: its end, outputs and inputs, and everything it found, in one
     /// transaction.
     public func completeServeRun(id: String, folder: String, outputs: [String: String], inputs: [RunInput], rows: ServeRows) throws {
-        try write { db in
+        try writing { db in
             try finishRun(db, id: id, folder: folder, outputs: outputs)
             try Self.insertInputs(db, run: id, inputs)
-            try db.execute(sql: "INSERT OR IGNORE INTO batches (name, folder, content_sha256, images, landed_at) VALUES (?, ?, ?, ?, ?)",
+            try db.execute(sql: "INSERT INTO batches (name, folder, content_sha256, images, landed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            arguments: [rows.batchName, rows.batchFolder, rows.batchSha256, rows.batchImages, rows.landedAt])
-            let batchID = try Int64.fetchOne(db, sql: "SELECT id FROM batches WHERE name = ? AND content_sha256 = ?",
+            let batchID = try db.value(Int64.self, sql: "SELECT id FROM batches WHERE name = ? AND content_sha256 = ?",
                                              arguments: [rows.batchName, rows.batchSha256])!
             try db.execute(sql: "UPDATE runs SET batch_id = ? WHERE id = ?", arguments: [batchID, id])
             for image in rows.images {
-                try db.execute(sql: "INSERT OR IGNORE INTO images (batch_id, path, sha256, bytes, outcome, reason) VALUES (?, ?, ?, ?, ?, ?)",
+                try db.execute(sql: "INSERT INTO images (batch_id, path, sha256, bytes, outcome, reason) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                arguments: [batchID, image.path, image.sha256, image.bytes, image.outcome, image.reason])
             }
             for p in rows.predictions {
@@ -68,9 +68,9 @@ extension Index {
     /// A serve run's data-quality check: nil when none was recorded (served before data quality
     /// was checked).
     public func qualityCheck(run: String) throws -> ServeRows.QualityCheck? {
-        try read { db in
-            guard let check = try Row.fetchOne(db, sql: "SELECT * FROM quality_checks WHERE run_id = ?", arguments: [run]) else { return nil }
-            let violations = try Row.fetchAll(db, sql: "SELECT * FROM quality_violations WHERE run_id = ? ORDER BY rowid", arguments: [run]).map { row in
+        try reading { db in
+            guard let check = try db.fetchOne(sql: "SELECT * FROM quality_checks WHERE run_id = ?", arguments: [run]) else { return nil }
+            let violations = try db.fetchAll(sql: "SELECT * FROM quality_violations WHERE run_id = ? ORDER BY \(db.insertionOrder)", arguments: [run]).map { row in
                 QualityViolationRow(property: row["property"], check: row["check_kind"], observed: row["observed"], allowed: row["allowed"],
                                     detail: row["detail"], concerned: row["concerned"],
                                     images: (try? JSONDecoder().decode([String].self, from: Data((row["images"] as String).utf8))) ?? [])
@@ -96,28 +96,28 @@ extension Index {
 
     /// A succeeded serve run, with its batch and drift decision.
     public func servedRun(id: String) throws -> ServedRun? {
-        try read { db in try Row.fetchOne(db, sql: Self.servedRunSelect + " AND r.id = ?", arguments: [id]).map(Self.servedRun) }
+        try reading { db in try db.fetchOne(sql: Self.servedRunSelect + " AND r.id = ?", arguments: [id]).map(Self.servedRun) }
     }
 
     /// The latest succeeded serve run of the batch named `subject`.
     public func latestServedRun(subject: String) throws -> ServedRun? {
-        try read { db in
-            try Row.fetchOne(db, sql: Self.servedRunSelect + " AND r.subject = ? ORDER BY r.finished_at DESC LIMIT 1", arguments: [subject]).map(Self.servedRun)
+        try reading { db in
+            try db.fetchOne(sql: Self.servedRunSelect + " AND r.subject = ? ORDER BY r.finished_at DESC LIMIT 1", arguments: [subject]).map(Self.servedRun)
         }
     }
 
     /// The latest succeeded serve run of the batch at `batchPath` (relative to the root).
     public func latestServedRun(batchPath: String) throws -> ServedRun? {
-        try read { db in
-            try Row.fetchOne(db, sql: Self.servedRunSelect + " AND i.path = ? ORDER BY r.finished_at DESC LIMIT 1", arguments: [batchPath]).map(Self.servedRun)
+        try reading { db in
+            try db.fetchOne(sql: Self.servedRunSelect + " AND i.path = ? ORDER BY r.finished_at DESC LIMIT 1", arguments: [batchPath]).map(Self.servedRun)
         }
     }
 
     /// The folders (relative to the root) of the served batches named `subject`: more than one when
     /// the same name stands in two stages.
     public func servedBatchPaths(subject: String) throws -> [String] {
-        try read { db in
-            try String.fetchAll(db, sql: """
+        try reading { db in
+            try db.values(String.self, sql: """
                 SELECT DISTINCT i.path FROM runs r JOIN run_inputs i ON i.run_id = r.id AND i.role = 'processing/batch'
                 WHERE r.kind = 'serve' AND r.status = 'succeeded' AND r.subject = ? ORDER BY i.path
                 """, arguments: [subject])
@@ -127,8 +127,8 @@ extension Index {
     /// The first serve run that succeeded on the batch at `batchPath` (relative to the root) since
     /// `since`: a restarted job does not serve a batch twice.
     public func servedRun(batchPath: String, since: String) throws -> String? {
-        try read { db in
-            try String.fetchOne(db, sql: """
+        try reading { db in
+            try db.value(String.self, sql: """
                 SELECT r.id FROM runs r JOIN run_inputs i ON i.run_id = r.id
                 WHERE r.kind = 'serve' AND r.status = 'succeeded' AND i.role = 'processing/batch' AND i.path = ? AND r.started_at >= ?
                 ORDER BY r.started_at LIMIT 1
@@ -138,8 +138,8 @@ extension Index {
 
     /// The first training run on `stage` that succeeded since `since`, with its model version.
     public func trainedRun(stage: String, since: String) throws -> (run: String, version: Int)? {
-        try read { db in
-            try Row.fetchOne(db, sql: """
+        try reading { db in
+            try db.fetchOne(sql: """
                 SELECT id, model_version FROM runs WHERE kind = 'train' AND status = 'succeeded' AND subject = ? AND started_at >= ?
                 AND model_version IS NOT NULL ORDER BY started_at LIMIT 1
                 """, arguments: [stage, since]).map { ($0["id"], $0["model_version"]) }
@@ -148,8 +148,8 @@ extension Index {
 
     /// How many served batches in a row, the latest included, found drift (for hysteresis rules).
     public func driftStreak() throws -> Int {
-        try read { db in
-            let decisions = try Int.fetchAll(db, sql: """
+        try reading { db in
+            let decisions = try db.values(Int.self, sql: """
                 SELECT d.drift FROM drift_decisions d JOIN runs r ON r.id = d.run_id
                 WHERE r.kind = 'serve' AND r.status = 'succeeded' ORDER BY r.started_at DESC, r.id DESC LIMIT 1000
                 """)
@@ -159,18 +159,18 @@ extension Index {
 
     /// The predictions of a serve run.
     public func predictions(run: String) throws -> [PredictionRecord] {
-        try read { db in
-            try Row.fetchAll(db, sql: "SELECT path, image_sha256, predicted, confidence FROM predictions WHERE run_id = ?", arguments: [run])
+        try reading { db in
+            try db.fetchAll(sql: "SELECT path, image_sha256, predicted, confidence FROM predictions WHERE run_id = ?", arguments: [run])
                 .map { PredictionRecord(path: $0["path"], imageSha256: $0["image_sha256"], predicted: $0["predicted"], confidence: $0["confidence"]) }
         }
     }
 
     /// A serve run's drift decision, its extreme figures and its predictions (the study's tables).
     public func driftSummary(run: String) throws -> DriftSummary? {
-        try read { db in
-            guard let decision = try Row.fetchOne(db, sql: "SELECT drift, reason, estimated_accuracy FROM drift_decisions WHERE run_id = ?", arguments: [run]) else { return nil }
-            let extremes = try Row.fetchOne(db, sql: "SELECT min(adjusted_p_value) AS p, max(statistic) AS d FROM drift_results WHERE run_id = ?", arguments: [run])
-            let predictions = try Row.fetchAll(db, sql: "SELECT path, predicted FROM predictions WHERE run_id = ?", arguments: [run])
+        try reading { db in
+            guard let decision = try db.fetchOne(sql: "SELECT drift, reason, estimated_accuracy FROM drift_decisions WHERE run_id = ?", arguments: [run]) else { return nil }
+            let extremes = try db.fetchOne(sql: "SELECT min(adjusted_p_value) AS p, max(statistic) AS d FROM drift_results WHERE run_id = ?", arguments: [run])
+            let predictions = try db.fetchAll(sql: "SELECT path, predicted FROM predictions WHERE run_id = ?", arguments: [run])
                 .map { (path: $0["path"] as String, predicted: $0["predicted"] as String) }
             return DriftSummary(run: run, drift: (decision["drift"] as Int) == 1, reason: decision["reason"],
                                 minimumAdjustedPValue: extremes?["p"], maximumStatistic: extremes?["d"], predictions: predictions,
@@ -182,13 +182,18 @@ extension Index {
     /// `beforeCommit` runs inside the transaction (it writes the flag file: if that fails, nothing is
     /// recorded).
     public func recordQuality(_ rows: QualityRows, flag: (path: String, subject: String)?, beforeCommit: () throws -> Void) throws {
-        try write { db in
+        try writing { db in
             for label in rows.labels {
-                try db.execute(sql: "INSERT OR REPLACE INTO ground_truth (batch_id, image_sha256, true_class) VALUES (?, ?, ?)",
+                try db.execute(sql: """
+                    INSERT INTO ground_truth (batch_id, image_sha256, true_class) VALUES (?, ?, ?)
+                    ON CONFLICT (batch_id, image_sha256) DO UPDATE SET true_class = excluded.true_class
+                    """,
                                arguments: [rows.batchId, label.sha256, label.trueClass])
             }
             try db.execute(sql: """
-                INSERT OR REPLACE INTO quality (run_id, labelled, accuracy, constraint_accuracy, below_constraint, metrics, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO quality (run_id, labelled, accuracy, constraint_accuracy, below_constraint, metrics, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (run_id) DO UPDATE SET labelled = excluded.labelled, accuracy = excluded.accuracy,
+                    constraint_accuracy = excluded.constraint_accuracy, below_constraint = excluded.below_constraint, metrics = excluded.metrics, at = excluded.at
                 """, arguments: [rows.run, rows.labels.count, rows.accuracy, rows.constraintAccuracy, rows.belowConstraint ? 1 : 0, rows.metrics, Self.now()])
             if let flag { try Self.recordFlag(db, kind: .quality, path: flag.path, subject: flag.subject) }
             try Self.event(db, kind: "labels_merged", subject: rows.batch, detail: rows.summary)
@@ -201,24 +206,24 @@ extension Index {
 extension Index {
     /// Records a raised flag (`path` relative to the root).
     public func recordFlag(kind: FlagKind, path: String, subject: String) throws {
-        try write { db in try Self.recordFlag(db, kind: kind, path: path, subject: subject) }
+        try writing { db in try Self.recordFlag(db, kind: kind, path: path, subject: subject) }
     }
 
-    static func recordFlag(_ db: Database, kind: FlagKind, path: String, subject: String) throws {
+    static func recordFlag(_ db: IndexTransaction, kind: FlagKind, path: String, subject: String) throws {
         try db.execute(sql: "INSERT INTO flags (kind, path, subject, created_at) VALUES (?, ?, ?, ?)", arguments: [kind.rawValue, path, subject, now()])
     }
 
     /// How many flags of `kind` at `path` were raised since `since`.
     public func flagCount(kind: FlagKind, path: String, since: String) throws -> Int {
-        try read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM flags WHERE kind = ? AND path = ? AND created_at >= ?", arguments: [kind.rawValue, path, since]) ?? 0
+        try reading { db in
+            try db.value(Int.self, sql: "SELECT count(*) FROM flags WHERE kind = ? AND path = ? AND created_at >= ?", arguments: [kind.rawValue, path, since]) ?? 0
         }
     }
 
     /// The most recent flags, newest first.
     public func flags(limit: Int) throws -> [FlagRecord] {
-        try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM flags ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit]).map {
+        try reading { db in
+            try db.fetchAll(sql: "SELECT * FROM flags ORDER BY created_at DESC, id DESC LIMIT ?", arguments: [limit]).map {
                 FlagRecord(kind: FlagKind(rawValue: $0["kind"]) ?? .retrain, path: $0["path"], subject: $0["subject"], createdAt: $0["created_at"],
                            handledAt: $0["handled_at"], outcome: $0["outcome"])
             }
@@ -228,7 +233,7 @@ extension Index {
     /// Marks the flag at `path` handled with its outcome; a flag dropped by hand (not raised by
     /// Dropline) gets its row now.
     public func handleFlag(kind: FlagKind, path: String, subject: String, createdAt: String, outcome: String) throws {
-        try write { db in
+        try writing { db in
             try db.execute(sql: "UPDATE flags SET handled_at = ?, outcome = ? WHERE path = ? AND handled_at IS NULL",
                            arguments: [Self.now(), outcome, path])
             if db.changesCount == 0 {

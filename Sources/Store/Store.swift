@@ -48,11 +48,21 @@ public struct DroplineRoot: Sendable {
     /// on this machine's local disk, in `stateDirectory` (default `StateDirectory.default`), recorded
     /// in the root (`IndexPlacement`); an index already inside such a root is refused unless
     /// `moveIndex`. `adoptIndex` makes this machine the index's from the root's snapshot.
+    ///
+    /// With `postgresql`, the index is that database (several daemons may then share the root); a
+    /// root whose index is already PostgreSQL keeps using the recorded one.
     public static func create(at path: String, newIndex: Bool = false, stateDirectory: String? = nil, moveIndex: Bool = false,
-                              adoptIndex: Bool = false) throws -> DroplineRoot {
+                              adoptIndex: Bool = false, postgresql: PostgresLocation? = nil) throws -> DroplineRoot {
         let root = DroplineRoot(path: Self.normalized(path))
         for folder in root.folders {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        if let location = try postgresql ?? PostgresIndexRecord.read(root)?.location {
+            guard stateDirectory == nil, !moveIndex, !adoptIndex, !newIndex else {
+                throw StoreError("--state-dir, --move-index, --adopt-index and --new-index are for SQLite indexes; \(root.path)'s index is PostgreSQL (\(location))")
+            }
+            try Index.preparePostgreSQL(root: root, location: location)
+            return root
         }
         if let placement = try IndexPlacement.read(root) {
             if adoptIndex {
@@ -151,10 +161,17 @@ public struct RunRecord: Codable, Sendable, Equatable, FetchableRecord, Persista
     }
 }
 
-/// `index.sqlite`: GRDB's connection pool in WAL mode (readers never wait for the writer), with the
-/// schema's named migrations applied on open. Every invariant-bearing change is one transaction.
+/// The index: `index.sqlite` through GRDB's connection pool in WAL mode (readers never wait for
+/// the writer), or a PostgreSQL database shared by several daemons (`PostgresIndexConnection`), with
+/// the schema's named migrations applied on open. Every invariant-bearing change is one transaction;
+/// every query is written once for both backends (`IndexTransaction`).
 public final class Index: Sendable {
-    let writer: any DatabaseWriter
+    enum Storage: Sendable {
+        case sqlite(any DatabaseWriter)
+        case postgresql(PostgresIndexConnection)
+    }
+
+    let storage: Storage
     /// A private copy of a root's snapshot, removed when this index is released (`openSnapshot`).
     let snapshotCopy: String?
     /// Whether this is a read-only copy of a snapshot (`Index.openSnapshot`), not an index.
@@ -171,7 +188,15 @@ public final class Index: Sendable {
         configuration.busyMode = .timeout(busySeconds)
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
-        writer = pool
+        storage = .sqlite(pool)
+        snapshotCopy = nil
+    }
+
+    /// Opens (creating and migrating as needed) the PostgreSQL index at `location`.
+    public init(postgresql location: PostgresLocation) throws {
+        let connection = try PostgresIndexConnection(location: location)
+        try Schema.migratePostgreSQL(connection)
+        storage = .postgresql(connection)
         snapshotCopy = nil
     }
 
@@ -179,7 +204,7 @@ public final class Index: Sendable {
     init(snapshot path: String) throws {
         var configuration = IndexSnapshot.readOnly
         configuration.foreignKeysEnabled = true
-        writer = try DatabaseQueue(path: path, configuration: configuration)
+        storage = .sqlite(try DatabaseQueue(path: path, configuration: configuration))
         snapshotCopy = path
     }
 
@@ -193,41 +218,110 @@ public final class Index: Sendable {
         configuration.foreignKeysEnabled = true
         let queue = try DatabaseQueue(configuration: configuration)
         try Schema.migrator.migrate(queue)
-        writer = queue
+        storage = .sqlite(queue)
         snapshotCopy = nil
+    }
+
+    /// Which backend holds the index: `sqlite` or `postgresql`.
+    public var backend: String {
+        switch storage {
+        case .sqlite: "sqlite"
+        case .postgresql: "postgresql"
+        }
+    }
+
+    /// Whether several daemons may share this index (PostgreSQL), instead of one per root.
+    public var isShared: Bool { if case .postgresql = storage { true } else { false } }
+
+    /// The SQLite database (snapshots, placement and checks that only SQLite has).
+    var writer: any DatabaseWriter {
+        get throws {
+            guard case .sqlite(let writer) = storage else { throw StoreError("this is a PostgreSQL index: it has no SQLite file") }
+            return writer
+        }
     }
 
     /// Names of the applied migrations, oldest first.
     public func appliedMigrations() throws -> [String] {
-        try writer.read { db in try Schema.migrator.appliedIdentifiers(db).sorted() }
+        switch storage {
+        case .sqlite(let writer): try writer.read { db in try Schema.migrator.appliedIdentifiers(db).sorted() }
+        case .postgresql(let connection): try connection.transaction(.read) { db in try Schema.appliedPostgreSQLMigrations(db) }
+        }
     }
 
-    /// Direct access to the database, for tests that inspect the rows; Dropline's own code goes
+    /// One read transaction (a consistent snapshot), on either backend.
+    func reading<T>(_ body: (IndexTransaction) throws -> T) throws -> T {
+        switch storage {
+        case .sqlite(let writer): try writer.read { db in try body(IndexTransaction(.sqlite(db))) }
+        case .postgresql(let connection): try connection.transaction(.read, body)
+        }
+    }
+
+    /// One write transaction; writers take turns, on one machine or several.
+    func writing<T>(_ body: (IndexTransaction) throws -> T) throws -> T {
+        switch storage {
+        case .sqlite(let writer): try writer.write { db in try body(IndexTransaction(.sqlite(db))) }
+        case .postgresql(let connection): try connection.transaction(.write, body)
+        }
+    }
+
+    /// A transaction that claims rows with `FOR UPDATE SKIP LOCKED` (PostgreSQL) instead of taking
+    /// the writers' turn; on SQLite an ordinary write.
+    func claiming<T>(_ body: (IndexTransaction) throws -> T) throws -> T {
+        switch storage {
+        case .sqlite(let writer): try writer.write { db in try body(IndexTransaction(.sqlite(db))) }
+        case .postgresql(let connection): try connection.transaction(.claim, body)
+        }
+    }
+
+    /// Direct access to the SQLite database, for tests that inspect the rows; Dropline's own code goes
     /// through the methods of this module (no SQL outside Store).
     public func read<T>(_ body: (Database) throws -> T) throws -> T { try writer.read(body) }
     public func write<T>(_ body: (Database) throws -> T) throws -> T { try writer.write(body) }
 
+    /// Rows of a query, on either backend, for tests that inspect them (`?` placeholders).
+    public func inspect(sql: String, arguments: [(any DatabaseValueConvertible)?] = []) throws -> [Row] {
+        try reading { db in try db.fetchAll(sql: sql, arguments: arguments) }
+    }
+
+    /// Runs a statement, on either backend, for tests that break rows on purpose.
+    public func tamper(sql: String, arguments: [(any DatabaseValueConvertible)?] = []) throws {
+        try writing { db in try db.execute(sql: sql, arguments: arguments) }
+    }
+
     /// Records a run as started, with its inputs (role, relative path, SHA-256).
     public func startRun(id: String, kind: RunKind, subject: String, batchID: Int64? = nil, modelVersion: Int? = nil,
                          inputs: [RunInput] = [], owner: String? = nil) throws {
-        try writer.write { db in
-            try RunRecord(id: id, kind: kind, subject: subject, batchId: batchID, modelVersion: modelVersion, status: .running,
-                          folder: nil, startedAt: Self.now(), finishedAt: nil, error: nil, owner: owner).insert(db)
+        try writing { db in
+            try Self.insert(db, RunRecord(id: id, kind: kind, subject: subject, batchId: batchID, modelVersion: modelVersion, status: .running,
+                                          folder: nil, startedAt: Self.now(), finishedAt: nil, error: nil, owner: owner))
             try Self.insertInputs(db, run: id, inputs)
             try Self.event(db, kind: "run_started", subject: id, detail: "\(kind.rawValue) \(subject)")
         }
     }
 
-    static func insertInputs(_ db: Database, run: String, _ inputs: [RunInput]) throws {
+    static func insert(_ db: IndexTransaction, _ run: RunRecord) throws {
+        try db.execute(sql: """
+            INSERT INTO runs (id, kind, subject, batch_id, model_version, status, folder, started_at, finished_at, error, owner)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [run.id, run.kind.rawValue, run.subject, run.batchId, run.modelVersion, run.status.rawValue, run.folder, run.startedAt,
+                             run.finishedAt, run.error, run.owner])
+    }
+
+    static func run(_ db: IndexTransaction, _ id: String) throws -> RunRecord? {
+        try db.record(RunRecord.self, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id])
+    }
+
+    static func insertInputs(_ db: IndexTransaction, run: String, _ inputs: [RunInput]) throws {
         for input in inputs {
-            try db.execute(sql: "INSERT OR IGNORE INTO run_inputs (run_id, role, path, sha256) VALUES (?, ?, ?, ?)",
+            try db.execute(sql: "INSERT INTO run_inputs (run_id, role, path, sha256) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            arguments: [run, input.role, input.path, input.sha256])
         }
     }
 
     /// Marks a run succeeded with its published folder and component outputs, plus any extra rows
     /// `also` writes, in one transaction (call after the folder is published).
-    func finishRun(_ db: Database, id: String, folder: String, outputs: [String: String]) throws {
+    func finishRun(_ db: IndexTransaction, id: String, folder: String, outputs: [String: String]) throws {
         try db.execute(sql: "UPDATE runs SET status = 'succeeded', folder = ?, finished_at = ? WHERE id = ? AND status = 'running'",
                        arguments: [folder, Self.now(), id])
         guard db.changesCount == 1 else { throw StoreError("run \(id) is not running") }
@@ -240,7 +334,7 @@ public final class Index: Sendable {
     /// Marks a run succeeded with its published folder, component outputs and inputs, in one
     /// transaction (call after the folder is published).
     public func finishRun(id: String, folder: String, outputs: [String: String], inputs: [RunInput] = []) throws {
-        try writer.write { db in
+        try writing { db in
             try finishRun(db, id: id, folder: folder, outputs: outputs)
             try Self.insertInputs(db, run: id, inputs)
         }
@@ -248,7 +342,7 @@ public final class Index: Sendable {
 
     /// Marks a run failed, keeping the reason.
     public func failRun(id: String, error: String) throws {
-        try writer.write { db in
+        try writing { db in
             try db.execute(sql: "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
                            arguments: [Self.now(), error, id])
             try Self.event(db, kind: "run_failed", subject: id, detail: error)
@@ -260,13 +354,13 @@ public final class Index: Sendable {
     /// recorded): so that it can be completed from its manifest. Returns whether anything changed.
     @discardableResult
     public func reopenRun(id: String, kind: RunKind, subject: String, modelVersion: Int?, startedAt: String, owner: String?) throws -> Bool {
-        try writer.write { db in
-            if let existing = try RunRecord.fetchOne(db, key: id) {
+        try writing { db in
+            if let existing = try Self.run(db, id) {
                 guard existing.status == .failed else { return false }
                 try db.execute(sql: "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, owner = ? WHERE id = ?", arguments: [owner, id])
             } else {
-                try RunRecord(id: id, kind: kind, subject: subject, batchId: nil, modelVersion: modelVersion, status: .running,
-                              folder: nil, startedAt: startedAt, finishedAt: nil, error: nil, owner: owner).insert(db)
+                try Self.insert(db, RunRecord(id: id, kind: kind, subject: subject, batchId: nil, modelVersion: modelVersion, status: .running,
+                                              folder: nil, startedAt: startedAt, finishedAt: nil, error: nil, owner: owner))
             }
             try Self.event(db, kind: "run_reopened", subject: id, detail: "published but not indexed: completing it from its manifest")
             return true
@@ -275,31 +369,31 @@ public final class Index: Sendable {
 
     /// Runs still marked running (after a crash: to be failed and their staging removed).
     public func interruptedRuns() throws -> [RunRecord] {
-        try writer.read { db in try RunRecord.filter(Column("status") == RunStatus.running.rawValue).order(Column("started_at")).fetchAll(db) }
+        try reading { db in try db.records(RunRecord.self, sql: "SELECT * FROM runs WHERE status = 'running' ORDER BY started_at") }
     }
 
     /// The most recent runs, newest first.
     public func runs(limit: Int = 50) throws -> [RunRecord] {
-        try writer.read { db in try RunRecord.order(Column("started_at").desc, Column("id").desc).limit(limit).fetchAll(db) }
+        try reading { db in try db.records(RunRecord.self, sql: "SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT ?", arguments: [limit]) }
     }
 
     public func run(_ id: String) throws -> RunRecord? {
-        try writer.read { db in try RunRecord.fetchOne(db, key: id) }
+        try reading { db in try Self.run(db, id) }
     }
 
     /// Component outputs of a run, by key.
     public func outputs(of run: String) throws -> [String: String] {
-        try writer.read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, path FROM component_outputs WHERE run_id = ?", arguments: [run])
+        try reading { db in
+            Dictionary(uniqueKeysWithValues: try db.fetchAll(sql: "SELECT key, path FROM component_outputs WHERE run_id = ?", arguments: [run])
                 .map { ($0["key"] as String, $0["path"] as String) })
         }
     }
 
     public func event(kind: String, subject: String?, detail: String?) throws {
-        try writer.write { db in try Self.event(db, kind: kind, subject: subject, detail: detail) }
+        try writing { db in try Self.event(db, kind: kind, subject: subject, detail: detail) }
     }
 
-    static func event(_ db: Database, kind: String, subject: String?, detail: String?) throws {
+    static func event(_ db: IndexTransaction, kind: String, subject: String?, detail: String?) throws {
         try db.execute(sql: "INSERT INTO events (at, kind, subject, detail) VALUES (?, ?, ?, ?)", arguments: [now(), kind, subject, detail])
     }
 

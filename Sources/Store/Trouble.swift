@@ -12,6 +12,12 @@ import Glibc
 public enum Trouble {
     /// What went wrong, in a few words, when `error` is transient; nil for any other error.
     public static func transient(_ error: any Error) -> String? {
+        if let postgres = error as? PostgresIndexError {
+            if postgres.isConnectionLost { return "the index's PostgreSQL server cannot be reached (\(postgres.message))" }
+            // 53xxx: out of resources (disk full, too many connections); 40001/40P01: lost a race, try again
+            if let state = postgres.sqlState, state.hasPrefix("53") || state == "40001" || state == "40P01" { return "the index's PostgreSQL server is busy (\(postgres.message))" }
+            return nil
+        }
         if let database = error as? DatabaseError {
             switch database.resultCode {
             case .SQLITE_BUSY, .SQLITE_LOCKED: return "the index is locked by another process (\(database.message ?? "database is locked"))"

@@ -43,6 +43,12 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Make this machine the index's, from the root's latest snapshot, when the machine that held it is gone for good.")
     var adoptIndex = false
 
+    @Option(help: ArgumentHelp("Make the index a PostgreSQL database, postgresql://USER@HOST:PORT/DATABASE[?sslmode=require], which several daemons on several machines may share (docs/scale-out.md). The password comes from PGPASSWORD or --password-file, never the URL.", valueName: "url"))
+    var index: String?
+
+    @Option(help: "A file (mode 600, yours, not a link) whose first line is the PostgreSQL password; its path is recorded in the root, never the password.")
+    var passwordFile: String?
+
     @Option(help: "A TensorFlow.js backbone's model.json: copied into <root>/backbones/ with its weight shards, and made the root's training recipe in dropline.yaml.")
     var backbone: String?
 
@@ -51,21 +57,32 @@ struct InitCommand: ParsableCommand {
         let existed = try existing.map { r in try r.indexLocation() }.map { location in
             if case .here(let path) = location { return FileManager.default.fileExists(atPath: path) } else { return true }
         } ?? false
-        let created = try DroplineRoot.create(at: root, newIndex: newIndex, stateDirectory: stateDir, moveIndex: moveIndex, adoptIndex: adoptIndex)
-        let index = try Index.open(root: created)
-        defer { RootIndex.publish(index, created) }
+        if passwordFile != nil && index == nil { throw ValidationError("--password-file goes with --index postgresql://...") }
+        let postgresql = try index.map { url in
+            do { return try PostgresLocation(url: url, passwordFile: passwordFile.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 }) } catch {
+                throw ValidationError("--index: \(error)")
+            }
+        }
+        let created = try DroplineRoot.create(at: root, newIndex: newIndex, stateDirectory: stateDir, moveIndex: moveIndex, adoptIndex: adoptIndex,
+                                              postgresql: postgresql)
+        let opened = try Index.open(root: created)
+        defer { RootIndex.publish(opened, created) }
         let rules = created.path + "/rules.yaml"
         var rulesNote = "kept (existing)"
         if !FileManager.default.fileExists(atPath: rules) {
             try AtomicFile.write(Array(DefaultRules.yaml.utf8), to: rules)
             rulesNote = "the default rules (rules/default.yaml)"
         }
-        try index.event(kind: existed ? "root_opened" : "root_created", subject: created.path, detail: nil)
+        try opened.event(kind: existed ? "root_opened" : "root_created", subject: created.path, detail: nil)
         print("\(existed ? "checked" : "created") Dropline root \(created.path)")
         print("  drop training data in   \(created.relative(created.trainingInbox))/<stage>/{train,validation}/<class>/")
         print("  drop production batches \(created.relative(created.productionInbox))/<batch>/")
         print("  drop labels             \(created.relative(created.labelsInbox))/<batch>.csv")
-        print("  index                   \(created.relative(try created.openableIndex())) (schema \(try index.appliedMigrations().joined(separator: ", ")))")
+        let where_: String
+        if case .postgresql(let location) = try created.indexLocation() { where_ = "\(location), shared by every daemon of the root" } else {
+            where_ = created.relative(try created.openableIndex())
+        }
+        print("  index                   \(where_) (schema \(try opened.appliedMigrations().joined(separator: ", ")))")
         print("  rules                   rules.yaml: \(rulesNote)")
         let config = created.path + "/" + RootConfiguration.fileName
         if let backbone {

@@ -96,6 +96,9 @@ struct StatusCommand: ParsableCommand {
         /// Set on a machine that does not hold the index: what was read is the snapshot the index's
         /// machine published (docs/nas.md), as of `taken_at`.
         var snapshot: IndexSnapshot.Info?
+        /// A shared PostgreSQL index (without a password), and the daemons that work on the root now.
+        var sharedIndex: String?
+        var daemons: [OtherOwner]
         var owner: Owner?
         var otherOwners: [OtherOwner]
         var daemon: Daemon?
@@ -143,7 +146,10 @@ struct StatusCommand: ParsableCommand {
                          state: holder.state, detail: holder.detail, alive: liveness.isAlive, why: why)
         }
         let others = Owners.live(dropline).filter { $0.command != "watch" }.map { OtherOwner(command: $0.command, host: $0.host, pid: $0.pid, startedAt: $0.startedAt) }
-        let output = Output(snapshot: snapshot, owner: lease, otherOwners: others, daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
+        var shared: String?
+        if case .postgresql(let location) = try dropline.indexLocation() { shared = location.description }
+        let watchers = Owners.live(dropline).filter { $0.command == "watch" }.map { OtherOwner(command: $0.command, host: $0.host, pid: $0.pid, startedAt: $0.startedAt) }
+        let output = Output(snapshot: snapshot, sharedIndex: shared, daemons: shared == nil ? [] : watchers, owner: lease, otherOwners: others, daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
                             recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == .champion },
                             recentRuns: try index.runs(limit: limit), pendingFlags: pending,
                             unservedBatches: try index.jobs(states: [.skipped], limit: 200).filter { $0.event == .batchLanded }.prefix(limit).map { $0 },
@@ -157,7 +163,9 @@ struct StatusCommand: ParsableCommand {
                             })
         if json { return try JSONOutput.print(output) }
         if let s = output.snapshot { print("index:    on \(s.host) (\(s.indexPath)); read from the snapshot it published at \(s.takenAt)") }
-        if let o = output.owner {
+        if let shared = output.sharedIndex {
+            print("index:    \(shared), shared by \(output.daemons.count) live daemon(s)" + output.daemons.map { "\n          \($0.host) pid \($0.pid), since \($0.startedAt)" }.joined())
+        } else if let o = output.owner {
             let state = o.alive ? (o.state == "degraded" ? "DEGRADED: \(o.detail ?? "")" : o.state) : "gone (\(o.why ?? "")); a new `dropline watch` takes over"
             print("owner:    \(o.host) pid \(o.pid), started \(o.startedAt), lease renewed \(o.heartbeatAt) (lasts \(Int(o.leaseSeconds)) s): \(state)")
         } else {

@@ -1,16 +1,52 @@
 import Foundation
 import GRDB
+import ShareSupport
 import Store
 import Testing
+
+/// Where a test's index is: every index test runs on each.
+enum Backend: String, CustomTestStringConvertible, Sendable {
+    case memory, disk, postgresql
+
+    var testDescription: String { rawValue }
+
+    /// Every backend this machine has; PostgreSQL is left out, with a message, when there is no server.
+    static let all: [Backend] = {
+        guard PostgresServer.available else {
+            print("note: the PostgreSQL cases of the index tests are skipped: \(PostgresServer.unavailable)")
+            return [.memory, .disk]
+        }
+        return [.memory, .disk, .postgresql]
+    }()
+    static let durable = all.filter { $0 != .memory }
+}
 
 enum Indexes {
     static func temporaryRoot() throws -> DroplineRoot {
         try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-root-\(UUID().uuidString)").path)
     }
 
-    /// The same tests run on an in-memory and an on-disk index.
-    static func make(_ onDisk: Bool) throws -> Index {
-        onDisk ? try Index(path: try temporaryRoot().index) : try Index()
+    /// A new, empty index on `backend`, and a way to open it again (a restart).
+    static func make(_ backend: Backend) throws -> (index: Index, reopen: () throws -> Index) {
+        switch backend {
+        case .memory:
+            let index = try Index()
+            return (index, { index })
+        case .disk:
+            let path = try temporaryRoot().index
+            return (try Index(path: path), { try Index(path: path) })
+        case .postgresql:
+            let location = try postgresLocation()
+            return (try Index(postgresql: location), { try Index(postgresql: location) })
+        }
+    }
+
+    /// A new database on the test process's PostgreSQL server, its password in a private file.
+    static func postgresLocation(on given: PostgresServer? = nil) throws -> PostgresLocation {
+        let server = try given ?? PostgresServer.shared()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-pgpass-\(UUID().uuidString)").path
+        _ = FileManager.default.createFile(atPath: file, contents: Data((server.password + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        return try PostgresLocation(url: try server.newDatabase(), passwordFile: file)
     }
 }
 
@@ -18,23 +54,25 @@ enum Indexes {
 struct IndexTests {
     let hash = String(repeating: "ab", count: 32)
 
-    @Test("the named migrations are applied once; an on-disk index is in WAL mode and keeps its data", arguments: [false, true])
-    func migrations(onDisk: Bool) throws {
-        let index = try Indexes.make(onDisk)
-        #expect(try index.appliedMigrations() == ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate", "v8-data-quality"])
-        guard onDisk else { return }
-        let root = try Indexes.temporaryRoot()
-        let first = try Index(path: root.index)
+    static let migrations = ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate",
+                             "v8-data-quality", "v9-job-leases"]
+
+    @Test("the named migrations are applied once; a durable index keeps its data (SQLite on disk in WAL mode)", arguments: Backend.all)
+    func migrations(backend: Backend) throws {
+        let (first, reopen) = try Indexes.make(backend)
+        #expect(try first.appliedMigrations() == Self.migrations)
+        #expect(first.backend == (backend == .postgresql ? "postgresql" : "sqlite"))
+        guard backend != .memory else { return }
         try first.startRun(id: "r1", kind: .train, subject: "original")
-        #expect(try first.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
-        let again = try Index(path: root.index)
+        if backend == .disk { #expect(try first.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal") }
+        let again = try reopen()
         #expect(try again.run("r1")?.status == .running)
-        #expect(try again.appliedMigrations() == ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate", "v8-data-quality"])
+        #expect(try again.appliedMigrations() == Self.migrations)
     }
 
-    @Test("a run goes from running to succeeded with its folder and outputs, or to failed with its reason", arguments: [false, true])
-    func runLifecycle(onDisk: Bool) throws {
-        let index = try Indexes.make(onDisk)
+    @Test("a run goes from running to succeeded with its folder and outputs, or to failed with its reason", arguments: Backend.all)
+    func runLifecycle(backend: Backend) throws {
+        let index = try Indexes.make(backend).index
         try index.startRun(id: "r1", kind: .serve, subject: "batch-1", inputs: [RunInput(role: "image", path: "inbox/production/batch-1/a.jpg", sha256: hash)])
         #expect(try index.interruptedRuns().map(\.id) == ["r1"])
         try index.finishRun(id: "r1", folder: "outputs/runs/r1-serve-batch-1",
@@ -48,15 +86,15 @@ struct IndexTests {
         #expect(try index.run("r2")?.status == .failed && index.run("r2")?.error == "disk full")
         #expect(try index.interruptedRuns().isEmpty)
         #expect(try index.runs().map(\.id).sorted() == ["r1", "r2"])
-        let events = try index.read { db in try String.fetchAll(db, sql: "SELECT kind FROM events ORDER BY id") }
+        let events = try index.inspect(sql: "SELECT kind FROM events ORDER BY id").map { $0["kind"] as String }
         #expect(events == ["run_started", "run_succeeded", "run_started", "run_failed"])
     }
 
-    @Test("the schema refuses inconsistent rows", arguments: [false, true])
-    func constraints(onDisk: Bool) throws {
-        let index = try Indexes.make(onDisk)
-        func refused(_ sql: String, _ arguments: StatementArguments = []) -> Bool {
-            (try? index.write { db in try db.execute(sql: sql, arguments: arguments) }) == nil
+    @Test("the schema refuses inconsistent rows", arguments: Backend.all)
+    func constraints(backend: Backend) throws {
+        let index = try Indexes.make(backend).index
+        func refused(_ sql: String, _ arguments: [(any DatabaseValueConvertible)?] = []) -> Bool {
+            (try? index.tamper(sql: sql, arguments: arguments)) == nil
         }
         let now = Index.now()
         // a succeeded run must name its published folder; a running one has no end time
@@ -78,6 +116,11 @@ struct IndexTests {
         #expect(refused(insertModel, [3, "outputs/models/v0003", String(repeating: "3", count: 64), "deployed", now]))
         // a flag is handled with an outcome, or not at all
         #expect(refused("INSERT INTO flags (kind, path, subject, created_at, handled_at) VALUES ('drift', 'f', 's', ?, ?)", [now, now]))
+        // one running job per path
+        try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hash)
+        try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: String(repeating: "cd", count: 32))
+        #expect(!refused("UPDATE jobs SET state = 'running' WHERE id = (SELECT min(id) FROM jobs)"))
+        #expect(refused("UPDATE jobs SET state = 'running' WHERE id = (SELECT max(id) FROM jobs)"))
     }
 }
 
@@ -122,9 +165,9 @@ struct RootTests {
 struct JobQueueTests {
     let hashA = String(repeating: "a", count: 64), hashB = String(repeating: "b", count: 64)
 
-    @Test("the same event with the same content is queued once; new content is a new job; force queues a finished job again")
-    func deduplication() throws {
-        let index = try Index()
+    @Test("the same event with the same content is queued once; new content is a new job; force queues a finished job again", arguments: Backend.all)
+    func deduplication(backend: Backend) throws {
+        let index = try Indexes.make(backend).index
         #expect(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA) != nil)
         #expect(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA) == nil)
         #expect(try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashB) != nil)
@@ -136,17 +179,15 @@ struct JobQueueTests {
         #expect(again.id == first.id && again.state == .queued)
     }
 
-    @Test("jobs run in order, and a job left running by a dead process is queued again, not lost or repeated twice")
-    func restart() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-jobs-\(UUID().uuidString).sqlite").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+    @Test("jobs run in order, and a job left running by a dead process is queued again, not lost or repeated twice", arguments: Backend.durable)
+    func restart(backend: Backend) throws {
+        let (index, reopen) = try Indexes.make(backend)
         do {
-            let index = try Index(path: path)
             try index.enqueue(event: .batchLanded, path: "production/s/b1", contentSha256: hashA)
             try index.enqueue(event: .flagCreated, path: "flags/retrain/s.json", contentSha256: hashB)
             #expect(try index.claimNextJob()?.path == "production/s/b1")
         }
-        let reopened = try Index(path: path)
+        let reopened = try reopen()
         #expect(try reopened.requeueInterruptedJobs { _ in true } == 1)
         let job = try #require(try reopened.claimNextJob())
         #expect(job.path == "production/s/b1" && job.attempts == 2)
@@ -159,7 +200,7 @@ struct JobQueueTests {
 
 @Suite("Store owns the index")
 struct LayeringTests {
-    @Test("no SQL and no GRDB import in any module but Store")
+    @Test("no SQL and no GRDB or PostgresNIO import in any module but Store")
     func noSQLOutsideStore() throws {
         let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Sources").path
@@ -170,7 +211,8 @@ struct LayeringTests {
                 guard file.hasSuffix(".swift") else { continue }
                 let text = try String(contentsOfFile: sources + "/" + module + "/" + file, encoding: .utf8)
                 for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
-                where line.contains("import GRDB") || line.contains("sql:") || line.contains("Row.fetch") {
+                where line.contains("import GRDB") || line.contains("import PostgresNIO") || line.range(of: #"(^|[^A-Za-z])sql:"#, options: .regularExpression) != nil
+                    || line.contains("Row.fetch") {
                     offenders.append("\(module)/\(file):\(number + 1): \(line.trimmingCharacters(in: .whitespaces))")
                 }
             }
@@ -219,9 +261,9 @@ extension LayeringTests {
 
 @Suite("Flags and rule firings as records")
 struct FlagAndFiringRecordTests {
-    @Test("a raised flag is recorded, then handled with its outcome; a dropped one gets its row when handled; firings keep their order")
-    func records() throws {
-        let index = try Index()
+    @Test("a raised flag is recorded, then handled with its outcome; a dropped one gets its row when handled; firings keep their order", arguments: Backend.all)
+    func records(backend: Backend) throws {
+        let index = try Indexes.make(backend).index
         try index.recordFlag(kind: .drift, path: "flags/drift/b1.json", subject: "b1")
         try index.handleFlag(kind: .drift, path: "flags/drift/b1.json", subject: "b1", createdAt: Index.now(), outcome: "succeeded: retrained")
         try index.handleFlag(kind: .retrain, path: "flags/retrain/original.json", subject: "original", createdAt: Index.now(), outcome: "skipped: no rule fired")
