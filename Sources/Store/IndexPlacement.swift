@@ -37,19 +37,27 @@ public struct IndexPlacement: Codable, Sendable, Equatable {
     /// The root's record, or nil when its index is inside it. A link or special file where the record
     /// goes is refused: the record says which file gets opened as the index.
     public static func read(_ root: DroplineRoot) throws -> IndexPlacement? {
-        let file = file(root)
-        guard let type = FileSystem.entryType(file) else { return nil }
-        guard type == .regular else {
-            throw StoreError("'\(file)' is not a regular file (it is a \(type)); it is not a record Dropline wrote. Remove it, then run `dropline init \(root.path) --state-dir <dir>` on the index's machine")
-        }
-        do {
-            return try SnakeCaseJSON.decoder().decode(IndexPlacement.self, from: Data(try AtomicFile.read(file, limit: 64 * 1024, links: .refuse)))
-        } catch {
-            throw StoreError("'\(file)' cannot be read (\(error)); it says where the root's index is. Restore it, or write it again on the index's machine with `dropline init \(root.path) --state-dir <dir>`")
-        }
+        try RootRecord.read(IndexPlacement.self, from: file(root), what: "it says where the root's index is",
+                            remedy: "on the index's machine with `dropline init \(root.path) --state-dir <dir>`")
     }
 
     func write(_ root: DroplineRoot) throws { try SnakeCaseJSON.write(self, to: Self.file(root)) }
+}
+
+/// The small JSON records Dropline keeps at a root's top (where the index is; which database it is):
+/// read without following links, bounded, and refused with the file named and the remedy.
+enum RootRecord {
+    static func read<T: Decodable>(_ type: T.Type, from file: String, what: String, remedy: String) throws -> T? {
+        guard let kind = FileSystem.entryType(file) else { return nil }
+        guard kind == .regular else {
+            throw StoreError("'\(file)' is not a regular file (it is a \(kind)); it is not a record Dropline wrote. Remove it, then write it again \(remedy)")
+        }
+        do {
+            return try SnakeCaseJSON.decoder().decode(T.self, from: Data(try AtomicFile.read(file, limit: 64 * 1024, links: .refuse)))
+        } catch {
+            throw StoreError("'\(file)' cannot be read (\(error)); \(what). Restore it, or write it again \(remedy)")
+        }
+    }
 }
 
 /// Where this process finds a root's index.

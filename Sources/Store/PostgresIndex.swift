@@ -1,5 +1,6 @@
 import DroplineSupport
 public import Foundation
+import Synchronization
 import GRDB
 import Logging
 import NIOCore
@@ -58,6 +59,11 @@ public struct PostgresLocation: Codable, Sendable, Equatable, CustomStringConver
         guard mode == "disable" || mode == "require" else { throw StoreError("sslmode=\(mode) is not supported: use sslmode=require (TLS) or sslmode=disable") }
         for item in components.queryItems ?? [] where item.name != "sslmode" {
             throw StoreError("the URL's '\(item.name)' option is not supported (only sslmode)")
+        }
+        // the names go into the root's record, status lines and logs: a newline or an escape would forge them
+        for (what, name) in [("host", host), ("database", database), ("user", user)]
+        where name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw StoreError("the URL's \(what) name has a control character (a newline, an escape); give the name as the server knows it")
         }
         self.host = host
         self.port = components.port ?? 5432
@@ -211,8 +217,8 @@ final class PostgresIndexConnection: @unchecked Sendable {
     let lock = NSLock()
     /// Guarded by `lock`.
     var connection: PostgresConnection?
-    static let idCounter = NSLock()
-    nonisolated(unsafe) static var nextID = 1
+    /// postgres-nio's connection ids (for its logs): one sequence for the process.
+    static let nextID = Atomic<Int>(1)
 
     /// The key of the advisory lock every write takes (the same on every machine).
     static let writeLockKey: Int64 = 0x4452_4F50_4C49_4E45  // "DROPLINE"
@@ -235,6 +241,18 @@ final class PostgresIndexConnection: @unchecked Sendable {
     func connected() throws -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }
         connection = nil
+        do {
+            let opened = try Self.open(location, logger: logger)
+            connection = opened
+            return opened
+        } catch {
+            let failure = PostgresIndexError(error, sql: nil)
+            throw PostgresIndexError(copying: failure, message: "cannot connect to the index at \(location): \(failure.message)")
+        }
+    }
+
+    /// A new connection to `location` (TLS when its sslmode is require; ten seconds to connect).
+    static func open(_ location: PostgresLocation, logger: Logger) throws -> PostgresConnection {
         let tls: PostgresConnection.Configuration.TLS
         if location.sslMode == "require" {
             tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
@@ -244,18 +262,8 @@ final class PostgresIndexConnection: @unchecked Sendable {
         var configuration = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
                                                              password: try location.password(), database: location.database, tls: tls)
         configuration.options.connectTimeout = .seconds(10)
-        let id = Self.idCounter.withLock { () -> Int in
-            defer { Self.nextID += 1 }
-            return Self.nextID
-        }
-        do {
-            let opened = try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger).wait()
-            connection = opened
-            return opened
-        } catch {
-            let failure = PostgresIndexError(error, sql: nil)
-            throw PostgresIndexError(copying: failure, message: "cannot connect to the index at \(location): \(failure.message)")
-        }
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        return try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger).wait()
     }
 
     enum Kind { case read, write, claim, schema }
@@ -304,11 +312,8 @@ public final class PostgresListener: @unchecked Sendable {
     let context: PostgresListenContext
 
     init(location: PostgresLocation, channel: String, logger: Logger, handler: @escaping @Sendable () -> Void) throws {
-        let configuration = PostgresConnection.Configuration(host: location.host, port: location.port, username: location.user,
-                                                             password: try location.password(), database: location.database,
-                                                             tls: location.sslMode == "require" ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable)
         do {
-            connection = try PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: 0, logger: logger).wait()
+            connection = try PostgresIndexConnection.open(location, logger: logger)
             context = connection.addListener(channel: channel) { _, _ in handler() }
             _ = try connection.simpleQuery("LISTEN \(channel)").wait()
         } catch {

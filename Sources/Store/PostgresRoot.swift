@@ -16,16 +16,8 @@ public struct PostgresIndexRecord: Codable, Sendable, Equatable {
     /// The root's record, or nil when its index is SQLite. A link or special file where the record
     /// goes is refused: the record says which database is the index.
     public static func read(_ root: DroplineRoot) throws -> PostgresIndexRecord? {
-        let file = file(root)
-        guard let type = FileSystem.entryType(file) else { return nil }
-        guard type == .regular else {
-            throw StoreError("'\(file)' is not a regular file (it is a \(type)); it is not a record Dropline wrote. Remove it, then run `dropline init \(root.path) --index postgresql://...`")
-        }
-        do {
-            return try SnakeCaseJSON.decoder().decode(PostgresIndexRecord.self, from: Data(try AtomicFile.read(file, limit: 64 * 1024, links: .refuse)))
-        } catch {
-            throw StoreError("'\(file)' cannot be read (\(error)); it names the root's PostgreSQL index. Restore it, or write it again with `dropline init \(root.path) --index postgresql://...`")
-        }
+        try RootRecord.read(PostgresIndexRecord.self, from: file(root), what: "it names the root's PostgreSQL index",
+                            remedy: "with `dropline init \(root.path) --index postgresql://...`")
     }
 
     func write(_ root: DroplineRoot) throws { try SnakeCaseJSON.write(self, to: Self.file(root)) }

@@ -135,4 +135,89 @@ struct SharedPostgresIndexTests {
         }
         #expect(try Index(postgresql: try PostgresLocation(url: url, passwordFile: open)).appliedMigrations().count == IndexTests.migrations.count)
     }
+
+    @Test("hostile locations: a FIFO or another user's password file is refused without blocking; a control character in a name is refused; a name with $(...) is only a name the server does not know")
+    func hostileLocations() throws {
+        let server = try PostgresServer.shared()
+        let url = try server.newDatabase()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-pghostile-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let fifo = folder + "/fifo", theirs = folder + "/theirs"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        do { _ = try PostgresLocation(url: url, passwordFile: fifo); Issue.record("a FIFO was read") } catch { #expect("\(error)".contains("not a regular file")) }
+        _ = FileManager.default.createFile(atPath: theirs, contents: Data(server.password.utf8), attributes: [.posixPermissions: 0o600])
+        #expect(chown(theirs, 65534, 65534) == 0)
+        do { _ = try PostgresLocation(url: url, passwordFile: theirs); Issue.record("another user's file was used") } catch { #expect("\(error)".contains(theirs)) }
+        let base = url[..<url.lastIndex(of: "/")!]
+        for name in ["db%0Aforged", "db%1B%5B31m"] {
+            do { _ = try PostgresLocation(url: base + "/" + name); Issue.record("\(name) was accepted") } catch { #expect("\(error)".contains("control character")) }
+        }
+        let marker = FileManager.default.currentDirectoryPath + "/dropline-pwned"
+        let odd = try PostgresLocation(url: base + "/x%24(touch%20dropline-pwned)")
+        #expect(odd.database == "x$(touch dropline-pwned)")
+        setenv("PGPASSWORD", server.password, 1)
+        defer { unsetenv("PGPASSWORD") }
+        do { _ = try Index(postgresql: odd); Issue.record("a database that does not exist was opened") } catch {
+            #expect("\(error)".contains("cannot connect"))
+        }
+        #expect(FileManager.default.fileExists(atPath: marker) == false)
+    }
+
+    @Test("two processes opening a fresh database at once migrate it once")
+    func concurrentMigration() throws {
+        let server = try PostgresServer.shared()
+        let url = try server.newDatabase()
+        setenv("PGPASSWORD", server.password, 1)
+        defer { unsetenv("PGPASSWORD") }
+        let location = try PostgresLocation(url: url)
+        let results = Mutex<[Result<[String], any Error>]>([])
+        let threads = (0..<4).map { _ in
+            Thread {
+                let result = Result { try Index(postgresql: location).appliedMigrations() }
+                results.withLock { $0.append(result) }
+            }
+        }
+        threads.forEach { $0.start() }
+        #expect(WatchlessWait.until(60) { results.withLock { $0.count } == 4 })
+        for result in results.withLock({ $0 }) { #expect(try result.get() == IndexTests.migrations) }
+    }
+}
+
+/// Waits for a condition (checked every 50 ms) up to `seconds`.
+enum WatchlessWait {
+    static func until(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+}
+
+@Suite("A root's PostgreSQL record, untrusted")
+struct PostgresRecordTests {
+    @Test("a link, a FIFO or broken JSON where the record should be: opening the root refuses, naming the file and the remedy, and never follows the link")
+    func hostileRecord() throws {
+        let root = try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-pgrecord-\(UUID().uuidString)").path)
+        defer { try? FileManager.default.removeItem(atPath: root.path) }
+        let record = root.path + "/.dropline-postgresql.json"
+        try? FileManager.default.removeItem(atPath: root.index)
+        let elsewhere = root.path + "/elsewhere.json"
+        try Data(#"{"location": {"host": "evil.example"}}"#.utf8).write(to: URL(fileURLWithPath: elsewhere))
+        let cases: [(String, () throws -> Void, String)] = [
+            ("link", { try FileManager.default.createSymbolicLink(atPath: record, withDestinationPath: elsewhere) }, "not a regular file"),
+            ("fifo", { #expect(mkfifo(record, 0o600) == 0) }, "not a regular file"),
+            ("broken", { try Data("{\"location\": ".utf8).write(to: URL(fileURLWithPath: record)) }, "cannot be read"),
+        ]
+        for (name, make, expected) in cases {
+            try? FileManager.default.removeItem(atPath: record)
+            try make()
+            do { _ = try Index.open(root: root); Issue.record("\(name): the root opened") } catch {
+                #expect("\(error)".contains(record) && "\(error)".contains(expected) && "\(error)".contains("dropline init"), "\(name): \(error)")
+                #expect(!"\(error)".contains("evil.example"))
+            }
+        }
+    }
 }
