@@ -32,6 +32,8 @@ final class JobRunner: @unchecked Sendable {
     var jobLeaseSeconds = Index.defaultJobLeaseSeconds
     /// The marker producers write last.
     var marker = "_READY"
+    /// Where the pipelines run: here, or as Slurm jobs.
+    var executor = Executor.inProcess
     /// A transient trouble a job ran into (the daemon goes degraded; the job was queued again).
     let transient = Mutex<String?>(nil)
 
@@ -149,6 +151,10 @@ final class JobRunner: @unchecked Sendable {
             var results: [String] = []
             var context = ActionContext(root: root, pipelines: pipelines, job: job, event: event, training: training, overrides: overrides, commands: commands, stop: stop)
             context.marker = marker
+            if case .slurm(let partition) = executor {
+                // the settings as dropline.yaml has them now (the daemon reloads it when it changes)
+                context.slurm = SlurmExecutor(settings: SlurmSettings(pipelines.configuration.slurm, partition: partition), log: log)
+            }
             for action in decision.actions {
                 do {
                     let result = try action.performer.perform(&context)

@@ -17,6 +17,8 @@ import Glibc
 public struct WatchOptions: Sendable {
     /// The marker file a producer writes last in a batch folder.
     public var marker = "_READY"
+    /// Where the pipelines of jobs run: in this process, or submitted to Slurm (`--executor slurm`).
+    public var executor = Executor.inProcess
     /// Seconds without a change in names, sizes and mtimes after which a batch without a marker is complete.
     public var settleSeconds = 60.0
     /// Poll every this many seconds instead of using inotify (nil: inotify on local disks, polling
@@ -192,6 +194,7 @@ public final class WatchDaemon: @unchecked Sendable {
         runner = JobRunner(root: root, pipelines: pipelines, log: log, training: options.training, overrides: options.overrides, concurrentJobs: options.concurrentJobs, stop: stop)
         runner.trainingJobs = gate
         runner.marker = options.marker
+        runner.executor = options.executor
         if (try? IndexPlacement.read(root)) != nil {
             // the index is on this machine's disk, the root on a share: see `JobRunner.beforeRun`
             runner.beforeRun = { [weak self] job in

@@ -141,7 +141,10 @@ extension DriftMonitor {
 
 /// A batch's drift inputs gathered a chunk at a time (`DriftMonitor.add`): per image, its file, its
 /// encoder features, the model's softmax and its outlier score; nothing else grows with the batch.
-public struct DriftFeatures: Sendable {
+/// Codable, so that shards of a batch gathered in separate processes (the Slurm executor's array
+/// tasks) are written down and appended in batch order: JSON keeps every Double exactly, so the
+/// merged features are the ones a single pass gathers.
+public struct DriftFeatures: Sendable, Codable {
     public internal(set) var items: [ImageCollection.Item] = []
     public internal(set) var rejected: [Rejection] = []
     /// images x encoder features.
@@ -152,6 +155,15 @@ public struct DriftFeatures: Sendable {
     public internal(set) var scores: [Double] = []
 
     public init() {}
+
+    /// Appends the features of the next part of the batch (gathered by the same monitor).
+    public mutating func append(_ next: DriftFeatures) {
+        items += next.items
+        rejected += next.rejected
+        encoded += next.encoded
+        softmax += next.softmax
+        scores += next.scores
+    }
 
     /// Indices by outlier score, most outlying first (ties in batch order).
     public static func ranked(_ scores: [Double]) -> [Int] {

@@ -190,6 +190,7 @@ extension ExplainabilityComponent {
             var item: ImageCollection.Item
             var prepared: RGBImage
             var prediction: Prediction
+            var offer: ExplanationOffer
         }
 
         let component: ExplainabilityComponent, mode: ComponentMode, images: String, output: String, budget: ExplanationBudget
@@ -215,25 +216,77 @@ extension ExplainabilityComponent {
         }
 
         /// `prepared` at the model's input, with the model's predictions for them; `outlierScores`
-        /// from the drift check when there is one.
+        /// from the drift check when there is one. (A merge of shards, `finish(adopting:)`, gives only
+        /// the items, for the manifest's inputs: `record`.)
         public func add(_ items: [ImageCollection.Item], prepared: [RGBImage], predictions: [Prediction], outlierScores: [Double]?,
                         rejected: [Rejection]) {
-            let first = inputs.items.count
+            let first = indexOffset + inputs.items.count
             inputs.add(items, rejected: rejected)
             for n in items.indices {
-                picker.offer(index: first + n, path: items[n].path, confidence: predictions[n].confidence, outlierScore: outlierScores?[n]) {
-                    Candidate(item: items[n], prepared: prepared[n], prediction: predictions[n])
+                let offer = ExplanationOffer(index: first + n, path: items[n].path, confidence: predictions[n].confidence, outlierScore: outlierScores?[n])
+                picker.offer(index: offer.index, path: offer.path, confidence: offer.confidence, outlierScore: offer.outlierScore) {
+                    Candidate(item: items[n], prepared: prepared[n], prediction: predictions[n], offer: offer)
                 }
             }
         }
 
+        /// Where this session's images start in the batch (a shard of a batch: the images before its
+        /// own); the budget's draws and the explanations' seeds go by batch position.
+        public var indexOffset = 0
+        /// Name the files of each explanation by the image's batch position (`000042.png`) instead of
+        /// its rank among the chosen: a shard's explanations keep their names when merged.
+        public var stemsByPosition = false
+        /// What the budget chose, with what it chose them by, once `finish` has run (a shard's record,
+        /// so that the merge re-chooses among the shards' choices: `finish(adopting:)`).
+        public private(set) var chosenOffers: [ExplanationOffer] = []
+
         public func finish() throws -> ComponentManifest {
             try FileManager.default.createDirectory(atPath: output + "/explanations", withIntermediateDirectories: true)
-            let candidates = try picker.chosen().map { chosen in
+            let chosen = try picker.chosen()
+            chosenOffers = chosen.map(\.payload.offer)
+            let candidates = chosen.map { chosen in
                 Explainer.Candidate(prepared: chosen.payload.prepared, prediction: chosen.payload.prediction, path: chosen.payload.item.path,
-                                    sha256: chosen.payload.item.sha256, seed: component.seed &+ UInt64(chosen.index))
+                                    sha256: chosen.payload.item.sha256, seed: component.seed &+ UInt64(chosen.index),
+                                    stem: stemsByPosition ? Self.stem(chosen.index) : nil)
             }
             let explanations = try explainer.explainAll(candidates, folder: output + "/explanations")
+            return try finish(explanations)
+        }
+
+        /// The batch's explanations from its shards' (each explained its own budget's choice with
+        /// `stemsByPosition`): the budget chooses again among the shards' choices, which gives the
+        /// batch's own choice (every key is the image's alone, so each of the batch's top K is in its
+        /// shard's top K), and their files are moved here. The session was given every shard's images
+        /// (with empty `prepared`: nothing is explained again).
+        public func finish(adopting shards: [(folder: String, offers: [ExplanationOffer])]) throws -> ComponentManifest {
+            let folder = output + "/explanations"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            var merged = try ExplanationPicker<(folder: String, offer: ExplanationOffer)>(budget: budget, seed: component.seed)
+            for shard in shards {
+                for offer in shard.offers {
+                    merged.offer(index: offer.index, path: offer.path, confidence: offer.confidence, outlierScore: offer.outlierScore) { (shard.folder, offer) }
+                }
+            }
+            let explanations = try merged.chosen().map { chosen -> Explanation in
+                let stem = Self.stem(chosen.index), from = chosen.payload.folder + "/explanations/"
+                let explanation = try SnakeCaseJSON.read(Explanation.self, from: from + stem + ".json")
+                for name in [stem + ".json", explanation.heatmap] + (explanation.attribution.map { [$0] } ?? []) {
+                    try? FileManager.default.removeItem(atPath: folder + "/" + name)  // a merge run again after a crash
+                    try FileManager.default.moveItem(atPath: from + name, toPath: folder + "/" + name)
+                }
+                return explanation
+            }
+            return try finish(explanations)
+        }
+
+        /// The images a merge of shards stands for (nothing is offered: the shards chose).
+        public func record(_ items: [ImageCollection.Item], rejected: [Rejection]) {
+            inputs.add(items, rejected: rejected)
+        }
+
+        static func stem(_ index: Int) -> String { String(format: "%06d", index + 1) }
+
+        func finish(_ explanations: [Explanation]) throws -> ComponentManifest {
             try SnakeCaseJSON.write(explanations, to: output + "/explanations/explanations.json")
             let manifest = ComponentManifest(
                 component: .explainability, mode: mode,
@@ -248,4 +301,13 @@ extension ExplainabilityComponent {
             return manifest
         }
     }
+}
+
+/// An image the explanation budget was offered, with what it is chosen by (its batch position, its
+/// confidence, its outlier score): a shard's choices, for the merge to choose among.
+public struct ExplanationOffer: Codable, Sendable, Equatable {
+    public var index: Int
+    public var path: String
+    public var confidence: Double
+    public var outlierScore: Double?
 }

@@ -33,8 +33,69 @@ public struct QueuedBatch: Sendable {
 /// when it settles).
 public struct BatchSuperseded: Error, CustomStringConvertible, Sendable {
     public var folder: String
+    public init(folder: String) { self.folder = folder }
     public var description: String {
         "\(folder) changed since it was queued; this content is not served, the new content is served once it settles"
+    }
+}
+
+/// The four serve components of a run, opened on its staging folder with a model version's model,
+/// drift artifacts and data-quality baseline, and the root's thresholds; fed one chunk at a time.
+final class ServeSessions {
+    let staging: String, modelFolder: String
+    let classifier: Classifier
+    let preparations: [Preprocessing]
+    let processing: ProcessingComponent.ServeSession
+    let algorithm: AlgorithmComponent.ServeSession
+    let monitoring: MonitoringComponent.ServeSession
+    let explaining: ExplainabilityComponent.Session
+
+    init(_ pipelines: Pipelines, model: Pipelines.ModelRow, batch folder: String, staging: String, budget: ExplanationBudget) throws {
+        let root = pipelines.root, configuration = pipelines.configuration
+        self.staging = staging
+        modelFolder = root.path + "/" + model.folder + "/model"
+        // the model and the drift artifacts are loaded and verified once; every component uses them
+        classifier = try Classifier(model: modelFolder)
+        let artifacts = root.path + "/" + model.folder + "/drift"
+        let monitor = try DriftMonitor(artifacts: artifacts, model: classifier)
+        // the root's thresholds, when dropline.yaml sets them, over the ones fitted with the artifacts
+        if let p = configuration.thresholds.driftPValue { monitor.thresholds.pValue = p }
+        if let d = configuration.thresholds.driftMinimumStatistic { monitor.thresholds.minimumStatistic = d }
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let side = classifier.preprocessing.imageSize, monitoringSide = Preprocessing.monitoringSide(side)
+        preparations = side == monitoringSide ? [.serving(side)] : [.serving(side), .serving(monitoringSide)]
+        processing = try ProcessingComponent.ServeSession(ProcessingComponent(imageSize: side), batch: folder, output: staging + "/processing",
+                                                          writeImages: pipelines.keepProcessedImages)
+        algorithm = try AlgorithmComponent.ServeSession(classifier: classifier, input: folder, role: "batch", output: staging + "/algorithm")
+        let quality = try DataQualityBaseline.load(root.path + "/" + model.folder + "/" + MonitoringComponent.qualityFolder)
+        monitoring = try MonitoringComponent.ServeSession(monitor: monitor, quality: quality, batch: folder, artifacts: artifacts, output: staging + "/monitoring")
+        monitoring.qualityLimits = configuration.qualityLimits(over: quality?.constraints.limits)
+        var explainability = ExplainabilityComponent()
+        if let steps = pipelines.explanationSteps {
+            explainability.steps = steps
+            explainability.adaptive = false
+        }
+        explaining = try ExplainabilityComponent.Session(explainability, mode: .serve, classifier: classifier, images: folder,
+                                                         budget: budget, output: staging + "/explainability")
+    }
+
+    /// One chunk through the four components (each file read, hashed and decoded once by the caller).
+    /// Returns the chunk's predictions.
+    @discardableResult
+    func add(_ chunk: FrozenChunk, clock: inout StageClock) throws -> [Prediction] {
+        clock.lap(.processing)  // reading, hashing, decoding, resizing
+        let model = chunk.images[0], monitored = chunk.images[preparations.count - 1]
+        try processing.add(chunk.items, images: model, rejected: chunk.rejected)
+        clock.lap(.processing)
+        let (predictions, probabilities) = try classifier.classify(model)
+        algorithm.add(chunk.items, predictions: predictions)
+        clock.lap(.algorithm)
+        let scores = try monitoring.add(chunk.items, images: monitored, facts: chunk.facts, rejected: chunk.rejected,
+                                        probabilities: preparations.count == 1 ? probabilities : nil)
+        clock.lap(.monitoring)
+        explaining.add(chunk.items, prepared: model, predictions: predictions, outlierScores: scores, rejected: chunk.rejected)
+        clock.lap(.explainability)
+        return predictions
     }
 }
 
@@ -63,31 +124,9 @@ extension Pipelines {
         let name = "\(runID)-serve-\(Self.safe(batchName))"
         let staging = root.staging + "/" + name
         let started = Index.now()
-        let modelFolder = root.path + "/" + champion.folder + "/model"
         try startRun(id: runID, kind: .serve, subject: batchName, modelVersion: champion.version)
         return try guarded(run: runID, staging: staging) {
-            // the model and the drift artifacts are loaded and verified once; every component uses them
-            let classifier = try Classifier(model: modelFolder)
-            let artifacts = root.path + "/" + champion.folder + "/drift"
-            let monitor = try DriftMonitor(artifacts: artifacts, model: classifier)
-            // the root's thresholds, when dropline.yaml sets them, over the ones fitted with the artifacts
-            if let p = configuration.thresholds.driftPValue { monitor.thresholds.pValue = p }
-            if let d = configuration.thresholds.driftMinimumStatistic { monitor.thresholds.minimumStatistic = d }
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            let side = classifier.preprocessing.imageSize, monitoringSide = Preprocessing.monitoringSide(side)
-            let processing = try ProcessingComponent.ServeSession(ProcessingComponent(imageSize: side), batch: folder, output: staging + "/processing",
-                                                                  writeImages: keepProcessedImages)
-            let algorithm = try AlgorithmComponent.ServeSession(classifier: classifier, input: folder, role: "batch", output: staging + "/algorithm")
-            let quality = try DataQualityBaseline.load(root.path + "/" + champion.folder + "/" + MonitoringComponent.qualityFolder)
-            let monitoring = try MonitoringComponent.ServeSession(monitor: monitor, quality: quality, batch: folder, artifacts: artifacts, output: staging + "/monitoring")
-            monitoring.qualityLimits = configuration.qualityLimits(over: quality?.constraints.limits)
-            var explainability = ExplainabilityComponent()
-            if let steps = explanationSteps {
-                explainability.steps = steps
-                explainability.adaptive = false
-            }
-            let explaining = try ExplainabilityComponent.Session(explainability, mode: .serve, classifier: classifier, images: folder,
-                                                                 budget: budget ?? .outliers(8), output: staging + "/explainability")
+            let serving = try ServeSessions(self, model: champion, batch: folder, staging: staging, budget: budget ?? .outliers(8))
             logger.info("serving \(batchName) (\(listing.count) file(s)): processing, predicting, checking drift", metadata: meta)
             let progress = self.progress("serving", listing.count, "images")
             // One pass: each file read, hashed and decoded once, prepared at the model's side and the
@@ -95,48 +134,49 @@ extension Pipelines {
             // softmax detector's input too), a chunk at a time so memory does not grow with the batch.
             // The batch is frozen by that same read (batch.json: every file's path, size and hash),
             // so every component saw exactly the bytes it records.
-            let preparations: [Preprocessing] = side == monitoringSide ? [.serving(side)] : [.serving(side), .serving(monitoringSide)]
             var clock = StageClock()
-            let frozen = try FrozenBatch.freezing(folder: folder, listing: listing, preparations: preparations, progress: progress) { chunk in
-                clock.lap(.processing)  // reading, hashing, decoding, resizing
-                let model = chunk.images[0], monitored = chunk.images[preparations.count - 1]
-                try processing.add(chunk.items, images: model, rejected: chunk.rejected)
-                clock.lap(.processing)
-                let (predictions, probabilities) = try classifier.classify(model)
-                algorithm.add(chunk.items, predictions: predictions)
-                clock.lap(.algorithm)
-                let scores = try monitoring.add(chunk.items, images: monitored, facts: chunk.facts, rejected: chunk.rejected,
-                                                probabilities: preparations.count == 1 ? probabilities : nil)
-                clock.lap(.monitoring)
-                explaining.add(chunk.items, prepared: model, predictions: predictions, outlierScores: scores, rejected: chunk.rejected)
-                clock.lap(.explainability)
+            let frozen = try FrozenBatch.freezing(folder: folder, listing: listing, preparations: serving.preparations, progress: progress) { chunk in
+                try serving.add(chunk, clock: &clock)
             }
             progress?.finish()
             if let queued, frozen.contentSha256 != queued.contentSha256 {
                 throw BatchSuperseded(folder: root.relative(folder))
             }
             try SnakeCaseJSON.write(frozen, to: staging + "/batch.json")
-            let p = try processing.finish()
-            clock.lap(.processing)
             FaultInjection.point("infer-after-processing")
-            let a = try algorithm.finish(model: modelFolder)
-            clock.lap(.algorithm)
-            let ((m, report), qualityReport) = try monitoring.finishBoth()
-            clock.lap(.monitoring)
-            logger.info("explaining", metadata: meta)
-            let e = try explaining.finish()
-            clock.lap(.explainability)
-            var manifest = RunManifest(runId: runID, kind: "serve", subject: batchName, modelVersion: champion.version, components: [p, a, m, e],
-                                       droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
-            manifest.seconds = clock.seconds
-            try publishAndIndex(manifest, staging: staging, name: name, faults: ("infer-after-run-published", "infer-after-index"))
-            if !qualityReport.passed {
-                logger.warning("\(batchName): \(qualityReport.reason)", metadata: meta)
-                try writeDataQualityFlag(batch: batchName, folder: folder, run: runID, version: champion.version, report: qualityReport)
+            return try publishServe(serving, run: runID, name: name, batch: batchName, folder: folder, model: champion, started: started, clock: &clock) {
+                logger.info("explaining", metadata: meta)
+                return try serving.explaining.finish()
             }
-            if report.drift { try writeDriftFlag(batch: batchName, folder: folder, run: runID, version: champion.version, report: report) }
-            return (runID, report.drift)
         }
+    }
+
+    /// Ends a serve run whose sessions have seen the whole batch: finishes the components (the
+    /// explanations by `explain`), writes the run's manifest, publishes and indexes the run, and
+    /// raises its drift and data-quality flags.
+    func publishServe(_ serving: ServeSessions, run runID: String, name: String, batch batchName: String, folder: String, model: ModelRow,
+                      started: String, clock: inout StageClock, extraSeconds: [String: Double] = [:],
+                      explain: () throws -> ComponentManifest) throws -> (run: String, drift: Bool) {
+        let meta: Logger.Metadata = ["run": "\(runID)", "batch": "\(batchName)"]
+        let p = try serving.processing.finish()
+        clock.lap(.processing)
+        let a = try serving.algorithm.finish(model: serving.modelFolder)
+        clock.lap(.algorithm)
+        let ((m, report), qualityReport) = try serving.monitoring.finishBoth()
+        clock.lap(.monitoring)
+        let e = try explain()
+        clock.lap(.explainability)
+        var manifest = RunManifest(runId: runID, kind: "serve", subject: batchName, modelVersion: model.version, components: [p, a, m, e],
+                                   droplineVersion: DroplineVersion.current, startedAt: started, finishedAt: Index.now(), outcome: "succeeded")
+        // a sharded run's: the shard tasks' time per component, and the merge's
+        manifest.seconds = clock.seconds.merging(extraSeconds, uniquingKeysWith: +)
+        try publishAndIndex(manifest, staging: serving.staging, name: name, faults: ("infer-after-run-published", "infer-after-index"))
+        if !qualityReport.passed {
+            logger.warning("\(batchName): \(qualityReport.reason)", metadata: meta)
+            try writeDataQualityFlag(batch: batchName, folder: folder, run: runID, version: model.version, report: qualityReport)
+        }
+        if report.drift { try writeDriftFlag(batch: batchName, folder: folder, run: runID, version: model.version, report: report) }
+        return (runID, report.drift)
     }
 
     /// The batch folder's files as the inbox scanner counts them (finished files, no marker, no junk;

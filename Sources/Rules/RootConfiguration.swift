@@ -51,8 +51,32 @@ public struct RootConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// How `dropline watch --executor slurm` submits the pipelines (Slurm's words: partitions, GRES).
+    public struct Slurm: Sendable, Equatable {
+        /// The partition serve runs' shard arrays and merges go to (`--partition` overrides it; nil: the cluster's default).
+        public var partition: String?
+        /// The partition trainings go to (nil: `partition`).
+        public var trainingPartition: String?
+        /// The generic resources a training asks for (`--gres`, for example `gpu:1`).
+        public var trainingGres: String?
+        /// At most this many images per shard (one array task each).
+        public var shardImages: Int?
+        /// At most this many of a run's shard tasks at once (the array's `%` limit; nil: no limit).
+        public var arrayWidth: Int?
+        /// How many times the failed shards (a lost node, a preemption, a time limit) are submitted again.
+        public var resubmissions: Int?
+        /// CPUs per shard task (`--cpus-per-task`; also the task's thread count).
+        public var cpusPerTask: Int?
+        /// The time limit of each Slurm job (`--time`, Slurm's format).
+        public var timeLimit: String?
+        /// The dropline executable as the nodes see it (nil: this one's path, so it must be the same there).
+        public var executable: String?
+        public init() {}
+    }
+
     public var training = Training()
     public var watch = Watch()
+    public var slurm = Slurm()
     public var thresholds = Thresholds()
     public var dataQuality = DataQuality()
     /// The file it was read from (nil: no file, the defaults).
@@ -165,8 +189,29 @@ public struct RootConfiguration: Sendable, Equatable {
                     default: c.dataQuality.refusalTolerance = x
                     }
                 }
+            case "slurm":
+                let keys = ["partition", "training_partition", "training_gres", "shard_images", "array_width", "resubmissions", "cpus_per_task", "time_limit", "executable"]
+                try section(value, "slurm", keys) { (k: String, v: Node) throws(RulesError) in
+                    func word(_ pattern: String, _ what: String) throws(RulesError) -> String {
+                        guard let text = v.string, text.range(of: pattern, options: .regularExpression) != nil else {
+                            throw RulesError(file: file, node: v, message: "\(k) is \(what)")
+                        }
+                        return text
+                    }
+                    switch k {
+                    case "partition": c.slurm.partition = try word(#"^[A-Za-z0-9_.-]{1,64}$"#, "a partition name (letters, digits, . _ -)")
+                    case "training_partition": c.slurm.trainingPartition = try word(#"^[A-Za-z0-9_.-]{1,64}$"#, "a partition name (letters, digits, . _ -)")
+                    case "training_gres": c.slurm.trainingGres = try word(#"^[A-Za-z0-9_]+(:[A-Za-z0-9_]+)?(:[0-9]+)?(,[A-Za-z0-9_]+(:[A-Za-z0-9_]+)?(:[0-9]+)?)*$"#, "a GRES request such as gpu:1 or gpu:a100:2")
+                    case "shard_images": c.slurm.shardImages = try integer(v, k, 1...1_000_000)
+                    case "array_width": c.slurm.arrayWidth = try integer(v, k, 1...100_000)
+                    case "resubmissions": c.slurm.resubmissions = try integer(v, k, 0...10)
+                    case "cpus_per_task": c.slurm.cpusPerTask = try integer(v, k, 1...1024)
+                    case "time_limit": c.slurm.timeLimit = try word(#"^[0-9]+(-[0-9]{1,2})?(:[0-9]{1,2}){0,2}$"#, "a Slurm time limit such as 30, 2:00:00 or 1-12")
+                    default: c.slurm.executable = try word(#"^/[^\n]*$"#, "an absolute path")
+                    }
+                }
             default:
-                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' (expected version, training, watch, thresholds, data_quality)")
+                throw RulesError(file: file, node: key, message: "unknown key '\(key.string ?? "?")' (expected version, training, watch, thresholds, data_quality, slurm)")
             }
         }
         guard version != nil else { throw RulesError(file: file, line: 1, column: 1, message: "missing `version: 1`") }
@@ -194,6 +239,9 @@ public struct RootConfiguration: Sendable, Equatable {
             row("data_quality.out_of_range_share", dataQuality.outOfRangeShare), row("data_quality.category_tolerance", dataQuality.categoryTolerance),
             row("data_quality.duplicate_tolerance", dataQuality.duplicateTolerance), row("data_quality.refusal_tolerance", dataQuality.refusalTolerance),
             row("data_quality.significance", dataQuality.significance),
+            row("slurm.partition", slurm.partition), row("slurm.training_partition", slurm.trainingPartition), row("slurm.training_gres", slurm.trainingGres),
+            row("slurm.shard_images", slurm.shardImages), row("slurm.array_width", slurm.arrayWidth), row("slurm.resubmissions", slurm.resubmissions),
+            row("slurm.cpus_per_task", slurm.cpusPerTask), row("slurm.time_limit", slurm.timeLimit), row("slurm.executable", slurm.executable),
         ].map { (key: $0.0, value: $0.1, source: $0.2) }
     }
 }

@@ -68,6 +68,10 @@ public protocol DroplineIndex: AnyObject, Sendable {
     func lastFiredOutcome(path: String) throws -> String?
     func recordFiring(job: Int64, rule: String, fired: Bool, reason: String, actions: [String], outcome: String?) throws
     func firings(job: Int64) throws -> [RuleFiring]
+    func recordClusterJob(_ job: ClusterJob) throws
+    func updateClusterJob(_ id: String, state: String, detail: String?) throws
+    func clusterJobs(job: Int64) throws -> [ClusterJob]
+    func recentClusterJobs(limit: Int) throws -> [ClusterJob]
     func daemonState() throws -> DaemonState?
     func daemonHeartbeat(pid: Int32, mode: String, state: DaemonState.State, startedAt: String, rulesFile: String, rulesError: String?) throws
 

@@ -9,6 +9,7 @@ enum Schema {
     static let migrations: [(name: String, sql: String)] = [
         ("v1-initial", v1), ("v2-daemon", v2), ("v3-baseline", v3), ("v4-not-regular", v4), ("v5-root-identity", v5),
         ("v6-owners", v6), ("v7-accuracy-estimate", v7), ("v8-data-quality", v8), ("v9-job-leases", v9),
+        ("v10-cluster-jobs", v10),
     ]
 
     static var migrator: DatabaseMigrator {
@@ -35,6 +36,12 @@ enum Schema {
                 try db.execute(sql: "INSERT INTO dropline_migrations (identifier, applied_at) VALUES (?, ?)", arguments: [migration.name, Index.now()])
             }
         }
+    }
+
+    /// Migration names in the order they apply (v10 after v9), names this version does not know last.
+    static func inOrder(_ names: some Sequence<String>) -> [String] {
+        let given = Set(names)
+        return migrations.map(\.name).filter(given.contains) + given.subtracting(migrations.map(\.name)).sorted()
     }
 
     static func appliedPostgreSQLMigrations(_ db: IndexTransaction) throws -> [String] {
@@ -372,5 +379,22 @@ enum Schema {
     static let v9 = """
     ALTER TABLE jobs ADD COLUMN lease_until TEXT;
     CREATE UNIQUE INDEX jobs_one_running_per_path ON jobs(path) WHERE state = 'running';
+    """
+
+    /// Batch-scheduler jobs a daemon submitted for a job of its queue (the Slurm executor): what
+    /// `status` shows, and what a daemon that takes over the job cancels before it starts again.
+    static let v10 = """
+    CREATE TABLE cluster_jobs (
+        cluster_job_id TEXT NOT NULL PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        run_id TEXT,
+        step TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        submitted_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX cluster_jobs_by_job ON cluster_jobs(job_id);
     """
 }

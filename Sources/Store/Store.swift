@@ -244,8 +244,8 @@ public final class Index: Sendable {
     /// Names of the applied migrations, oldest first.
     public func appliedMigrations() throws -> [String] {
         switch storage {
-        case .sqlite(let writer): try writer.read { db in try Schema.migrator.appliedIdentifiers(db).sorted() }
-        case .postgresql(let connection): try connection.transaction(.read) { db in try Schema.appliedPostgreSQLMigrations(db) }
+        case .sqlite(let writer): Schema.inOrder(try writer.read { db in try Schema.migrator.appliedIdentifiers(db) })
+        case .postgresql(let connection): Schema.inOrder(try connection.transaction(.read) { db in try Schema.appliedPostgreSQLMigrations(db) })
         }
     }
 

@@ -30,6 +30,9 @@ struct ConfigCommand: ParsableCommand {
         "data_quality.out_of_range_share": "the model version's constraints' (0.05)", "data_quality.category_tolerance": "the model version's constraints' (0.1)",
         "data_quality.duplicate_tolerance": "the model version's constraints' (0.05)", "data_quality.refusal_tolerance": "the model version's constraints' (0.05)",
         "data_quality.significance": "the model version's constraints' (0.01)",
+        "slurm.partition": "the cluster's default", "slurm.training_partition": "slurm.partition's", "slurm.training_gres": "none",
+        "slurm.shard_images": "500", "slurm.array_width": "no limit", "slurm.resubmissions": "2", "slurm.cpus_per_task": "1",
+        "slurm.time_limit": "the partition's", "slurm.executable": "the daemon's own path",
     ]
 
     func run() throws {

@@ -122,6 +122,12 @@ enum Backbones {
     #   duplicate_tolerance: 0.05    # duplicates may exceed the training rate by this share of the batch
     #   refusal_tolerance: 0.05      # refused files may exceed the training rate by this share of the files
     #   significance: 0.01           # ...and only beyond chance: binomial probability below this
+    # slurm:                         # `dropline watch --executor slurm` (docs/scale-out.md)
+    #   partition: cpu               # serve runs' shard arrays and merges (default: the cluster's default)
+    #   training_partition: gpu      # trainings (default: partition)
+    #   training_gres: gpu:1         # --gres of trainings
+    #   shard_images: 500            # images per shard task
+    #   resubmissions: 2             # lost shards are submitted again at most this often
 
     """
 

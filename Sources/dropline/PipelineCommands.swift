@@ -13,6 +13,10 @@ struct RootArgument: ParsableArguments {
     @Argument(help: "A Dropline root (see `dropline init`).")
     var root: String
 
+    init() {}
+    /// For commands that name the root their own way.
+    init(root: String) { self.root = root }
+
     func pipelines() throws -> Pipelines {
         let dropline = try DroplineRoot(existing: root)
         let pipelines = try Pipelines(root: dropline)

@@ -29,7 +29,12 @@ struct WatchCommand: AsyncParsableCommand {
         makes the daemon degraded (shown by `dropline status`): the work stays queued and is retried with back-off. \
         SIGTERM or SIGINT stops it after the current step (a second one stops at once; \
         the next start cleans up). Logs go to standard error and <root>/logs/watch.log. A changed rules file is \
-        reloaded; an invalid one is reported and the previous rules stay in force.
+        reloaded; an invalid one is reported and the previous rules stay in force. \
+        With --executor slurm, serve runs and trainings are submitted to Slurm instead of running in this process: \
+        a batch is split into shards (dropline.yaml's slurm.shard_images, 500 by default) run as one job array, \
+        with the merge (drift check, run folder, index) after it (--dependency=afterok); lost shards are submitted \
+        again up to slurm.resubmissions times; trainings go to slurm.training_partition with slurm.training_gres \
+        (docs/scale-out.md). The nodes must see the root at the same path.
         """
     )
 
@@ -46,6 +51,8 @@ struct WatchCommand: AsyncParsableCommand {
     @Flag(help: "Handle what is queued and complete now, then exit (batches still settling are waited for).") var once = false
     @Flag(help: "When another daemon owns the root, wait and take over when it stops or its lease expires (instead of refusing).") var standby = false
     @Option(help: "Seconds the daemon's lease lasts without renewal (renewed every third of it); a standby takes over after that.") var leaseSeconds = 30.0
+    @Option(help: "Where the pipelines run: in-process (this daemon) or slurm (submitted with sbatch; docs/scale-out.md).") var executor = "in-process"
+    @Option(help: "With --executor slurm: the partition of serve runs (default: dropline.yaml's slurm.partition, or the cluster's default).") var partition: String?
 
     func validate() throws {
         if let poll, poll <= 0 { throw ValidationError("--poll must be a positive number of seconds") }
@@ -53,6 +60,14 @@ struct WatchCommand: AsyncParsableCommand {
         if rescan <= 0 { throw ValidationError("--rescan must be a positive number of seconds") }
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if leaseSeconds < 3 { throw ValidationError("--lease-seconds must be at least 3") }
+        guard executor == "in-process" || executor == "slurm" else { throw ValidationError("--executor is in-process or slurm, not '\(executor)'") }
+        if partition != nil, executor != "slurm" { throw ValidationError("--partition is for --executor slurm") }
+        if let partition, partition.range(of: #"^[A-Za-z0-9_.-]{1,64}$"#, options: .regularExpression) == nil {
+            throw ValidationError("--partition is a Slurm partition name (letters, digits, . _ -)")
+        }
+        if executor == "slurm", !SlurmCommands.installed {
+            throw ValidationError("--executor slurm needs Slurm's sbatch, squeue and scancel on PATH (Debian: apt-get install slurm-client), and a cluster they reach")
+        }
     }
 
     func run() async throws {
@@ -70,6 +85,7 @@ struct WatchCommand: AsyncParsableCommand {
         options.concurrentJobs = jobs ?? configuration.watch.jobs ?? options.concurrentJobs
         options.standby = standby
         options.leaseSeconds = leaseSeconds
+        options.executor = executor == "slurm" ? .slurm(partition: partition) : .inProcess
         let log = Logger.daemon(DaemonLogHandler.Sink(file: dropline.logs + "/watch.log"))
         let chosen = options
         try await WatchService(log: log) { stop in try WatchDaemon.launch(root: dropline, options: chosen, log: log, stop: stop) }.runUntilStopped()
@@ -107,6 +123,8 @@ struct StatusCommand: ParsableCommand {
         var recentJobs: [Job]
         var champion: Registry.Model?
         var recentRuns: [RunRecord]
+        /// Slurm jobs the daemons submitted (`watch --executor slurm`), newest first, with the state last seen.
+        var slurmJobs: [ClusterJob]
         var pendingFlags: [String]
         /// Batches that landed and that no rule served, newest first.
         var unservedBatches: [Job]
@@ -151,7 +169,7 @@ struct StatusCommand: ParsableCommand {
         let watchers = Owners.live(dropline).filter { $0.command == "watch" }.map { OtherOwner(command: $0.command, host: $0.host, pid: $0.pid, startedAt: $0.startedAt) }
         let output = Output(snapshot: snapshot, sharedIndex: shared, daemons: shared == nil ? [] : watchers, owner: lease, otherOwners: others, daemon: daemon, queued: try index.jobs(states: [.queued]).reversed(), running: try index.jobs(states: [.running]),
                             recentJobs: try index.jobs(limit: limit), champion: try registry.models().first { $0.state == .champion },
-                            recentRuns: try index.runs(limit: limit), pendingFlags: pending,
+                            recentRuns: try index.runs(limit: limit), slurmJobs: try index.recentClusterJobs(limit: limit), pendingFlags: pending,
                             unservedBatches: try index.jobs(states: [.skipped], limit: 200).filter { $0.event == .batchLanded }.prefix(limit).map { $0 },
                             refused: try index.refusals(limit: limit),
                             dashboard: FileSystem.entryType(reports.dashboard) != nil ? reports.dashboard : nil,
@@ -205,6 +223,14 @@ struct StatusCommand: ParsableCommand {
             print("\nrecent jobs:")
             var table = TextTable("JOB", "STATE", "EVENT", "PATH", "FINISHED", "DETAIL")
             for j in output.recentJobs { table.add(["\(j.id)", j.state.rawValue, j.event.rawValue, j.path, j.finishedAt ?? "-", String((j.detail ?? "").prefix(120))]) }
+            print(table.render())
+        }
+        if !output.slurmJobs.isEmpty {
+            print("\nslurm jobs (state as last seen by the daemon):")
+            var table = TextTable("SLURM JOB", "STEP", "STATE", "JOB", "RUN", "ATTEMPT", "UPDATED", "DETAIL")
+            for c in output.slurmJobs {
+                table.add([c.clusterJobId, c.step, c.state, "\(c.jobId)", c.runId ?? "-", "\(c.attempt)", c.updatedAt, String((c.detail ?? "").prefix(100))])
+            }
             print(table.render())
         }
         if !output.recentRuns.isEmpty {

@@ -323,8 +323,21 @@ struct RootConfigurationTests {
           promotion_margin: 0
           quality_tolerance: 0.1
         data_quality: {out_of_range_share: 0.2, category_tolerance: 0.3, duplicate_tolerance: 0, refusal_tolerance: 1, significance: 0.05}
+        slurm:
+          partition: cpu
+          training_partition: gpu-a100
+          training_gres: gpu:a100:2
+          shard_images: 2000
+          array_width: 16
+          resubmissions: 3
+          cpus_per_task: 4
+          time_limit: "2:00:00"
+          executable: /opt/dropline/bin/dropline
 
         """, file: "dropline.yaml")
+        #expect(c.slurm.partition == "cpu" && c.slurm.trainingPartition == "gpu-a100" && c.slurm.trainingGres == "gpu:a100:2" && c.slurm.shardImages == 2000
+                && c.slurm.arrayWidth == 16 && c.slurm.resubmissions == 3 && c.slurm.cpusPerTask == 4 && c.slurm.timeLimit == "2:00:00"
+                && c.slurm.executable == "/opt/dropline/bin/dropline")
         #expect(c.dataQuality.outOfRangeShare == 0.2 && c.dataQuality.categoryTolerance == 0.3 && c.dataQuality.duplicateTolerance == 0
                 && c.dataQuality.refusalTolerance == 1 && c.dataQuality.significance == 0.05)
         #expect(c.training.arch == "backbone:backbones/m/model.json" && c.training.imageSize == 160 && c.training.epochs == 30)
@@ -345,6 +358,13 @@ struct RootConfigurationTests {
         ("version: 1\ndata_quality:\n  out_of_range_share: 1.5\n", "dropline.yaml:3:23: out_of_range_share is a number from 0.0 to 1.0"),
         ("version: 1\ndata_quality:\n  duplicates: 0.1\n", "dropline.yaml:3:3: unknown key 'duplicates' in data_quality (expected out_of_range_share, category_tolerance, duplicate_tolerance, refusal_tolerance, significance)"),
         ("version: 1\ndata_quality:\n  significance: 0\n", "dropline.yaml:3:17: significance is a number from above 0.0 to 0.5"),
+        ("version: 1\nslurm:\n  partition: \"a b; rm -rf /\"\n", "dropline.yaml:3:14: partition is a partition name"),
+        ("version: 1\nslurm:\n  training_gres: \"gpu:1 --wrap=x\"\n", "dropline.yaml:3:18: training_gres is a GRES request"),
+        ("version: 1\nslurm:\n  shard_images: 0\n", "dropline.yaml:3:17: shard_images is a whole number from 1 to 1000000"),
+        ("version: 1\nslurm:\n  resubmissions: 11\n", "dropline.yaml:3:18: resubmissions is a whole number from 0 to 10"),
+        ("version: 1\nslurm:\n  time_limit: soon\n", "dropline.yaml:3:15: time_limit is a Slurm time limit"),
+        ("version: 1\nslurm:\n  executable: bin/dropline\n", "dropline.yaml:3:15: executable is an absolute path"),
+        ("version: 1\nslurm:\n  nodes: 4\n", "dropline.yaml:3:3: unknown key 'nodes' in slurm"),
         ("version: 2\n", "dropline.yaml:1:10: this Dropline reads configuration version 1"),
         ("training: {}\n", "dropline.yaml:1:1: missing `version: 1`"),
         ("version: 1\nthreshold: {}\n", "dropline.yaml:2:1: unknown key 'threshold'"),

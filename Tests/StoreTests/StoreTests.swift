@@ -55,7 +55,7 @@ struct IndexTests {
     let hash = String(repeating: "ab", count: 32)
 
     static let migrations = ["v1-initial", "v2-daemon", "v3-baseline", "v4-not-regular", "v5-root-identity", "v6-owners", "v7-accuracy-estimate",
-                             "v8-data-quality", "v9-job-leases"]
+                             "v8-data-quality", "v9-job-leases", "v10-cluster-jobs"]
 
     @Test("the named migrations are applied once; a durable index keeps its data (SQLite on disk in WAL mode)", arguments: Backend.all)
     func migrations(backend: Backend) throws {

@@ -20,6 +20,8 @@ struct ActionContext {
     var marker = "_READY"
     /// The model version an earlier action of the same rule trained (for `promote`).
     var trained: Int?
+    /// The Slurm executor, when the daemon submits its pipelines to Slurm (`--executor slurm`).
+    var slurm: SlurmExecutor?
 
     /// The first attempt's start when the job runs again after the daemon was interrupted: runs that
     /// finished since then (recovery completes a published run) are not run twice.

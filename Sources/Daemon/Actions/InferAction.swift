@@ -27,7 +27,11 @@ struct InferAction: DaemonAction {
             // the job of this batch's landing carries the content it was queued for
             let queued = context.job.event == .batchLanded && context.job.path == batch
                 ? QueuedBatch(contentSha256: context.job.contentSha256, marker: context.marker) : nil
-            (run, drift) = try pipelines.infer(batch: folder, queued: queued)
+            if let slurm = context.slurm {
+                (run, drift) = try slurm.infer(pipelines, job: context.job, batch: folder, queued: queued)
+            } else {
+                (run, drift) = try pipelines.infer(batch: folder, queued: queued)
+            }
         } catch let superseded as BatchSuperseded {
             return "not served: \(superseded)"
         }

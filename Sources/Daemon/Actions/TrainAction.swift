@@ -19,7 +19,8 @@ struct TrainAction: DaemonAction {
         }
         let recipe = try context.pipelines.retrainingRecipe(fallback: context.training, overrides: [context.overrides, options])
         context.pipelines.logger.info("training stage \(stage) with \(recipe.source): \(recipe.configuration.summary)")
-        let (run, version) = try context.pipelines.train(stage: stage, configuration: recipe.configuration)
+        let (run, version) = try context.slurm.map { try $0.train(context.pipelines, job: context.job, stage: stage, configuration: recipe.configuration) }
+            ?? context.pipelines.train(stage: stage, configuration: recipe.configuration)
         context.trained = version
         return "trained stage \(stage) with \(recipe.source) (\(recipe.configuration.summary)): run \(run), model version \(version)"
     }

@@ -1,0 +1,183 @@
+import Foundation
+import ShareSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `dropline watch --executor slurm` on a real two-node Slurm cluster on this machine
+/// (`SlurmCluster`: slurmctld and two slurmd, n1 and n2), with real daemons and real batches.
+@Suite("The Slurm executor on a two-node cluster", .enabled(if: Binary.path != nil && SlurmCluster.available, "needs the dropline executable and \(SlurmCluster.unavailable)"),
+       .serialized)
+struct SlurmExecutorTests {
+    typealias Daemon = WatchDaemonTests.Daemon
+
+    /// A trained root whose dropline.yaml has `slurm` settings.
+    static func root(seed: UInt64, slurm: [String]) throws -> String {
+        let root = try WatchDaemonTests.trainedRoot(seed: seed)
+        try ("version: 1\nslurm:\n" + slurm.map { "  " + $0 + "\n" }.joined()).write(toFile: root + "/dropline.yaml", atomically: true, encoding: .utf8)
+        return root
+    }
+
+    static func daemon(_ root: String) throws -> Daemon {
+        try Daemon(root: root, arguments: ["--executor", "slurm", "--settle", "30", "--lease-seconds", "5"] + WatchDaemonTests.training,
+                   environment: try SlurmCluster.environment())
+    }
+
+    static func status(_ root: String) throws -> [String: Any] {
+        try #require(try SharedIndexDaemonTests.json(["status", root, "--json", "--limit", "50"]) as? [String: Any])
+    }
+
+    static func batchJob(_ root: String, _ path: String) throws -> [String: Any]? {
+        try SharedIndexDaemonTests.jobs(root).first { ($0["event"] as? String) == "batch_landed" && ($0["path"] as? String) == path }
+    }
+
+    static func slurmJobs(_ root: String) throws -> [[String: Any]] { (try status(root)["slurm_jobs"] as? [[String: Any]]) ?? [] }
+
+    /// Waits until the batch's job has ended; returns it.
+    static func ended(_ root: String, _ path: String, within seconds: Double) throws -> [String: Any] {
+        var job: [String: Any]?
+        _ = try WatchDaemonTests.eventually(seconds) {
+            job = try batchJob(root, path)
+            return ["succeeded", "failed", "skipped"].contains(job?["state"] as? String ?? "")
+        }
+        return try #require(job, "the job of \(path) did not end within \(seconds) s")
+    }
+
+    static func predictions(_ root: String, run folder: String) throws -> [String: (String, Double)] {
+        let text = try String(contentsOfFile: root + "/" + folder + "/algorithm/predictions.csv", encoding: .utf8)
+        var rows: [String: (String, Double)] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            rows[f[0]] = (f[2], Double(f[3]) ?? -1)
+        }
+        return rows
+    }
+
+    static func driftJSON(_ root: String, run folder: String) throws -> (drift: Bool, detectors: String) {
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + "/" + folder + "/monitoring/drift.json"))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let detectors = try JSONSerialization.data(withJSONObject: try #require(object["detectors"]), options: .sortedKeys)
+        return (object["drift"] as? Bool ?? false, String(decoding: detectors, as: UTF8.self))
+    }
+
+    /// The succeeded serve runs of a batch.
+    static func served(_ root: String, _ batch: String) throws -> [[String: Any]] {
+        try SharedIndexDaemonTests.servedRuns(root).filter { ($0["subject"] as? String) == batch }
+    }
+
+    /// Lands a batch of `count` images; returns the first shard task seen running (on `node`, when given).
+    static func land(_ root: String, _ name: String, count: Int, seed: UInt64, untilRunningOn node: String?) throws -> String? {
+        let folder = root + "/inbox/production/original/" + name
+        try WatchDaemonTests.writeBatch(folder, count: count, seed: seed, pause: 0)
+        _ = FileManager.default.createFile(atPath: folder + "/_READY", contents: nil)
+        var task: String?
+        _ = try WatchDaemonTests.eventually(120) {
+            task = try SlurmCluster.running().first { node == nil || $0.node == node }?.id
+            return task != nil
+        }
+        return task
+    }
+
+    @Test("a 4,000-image batch split into 8 shards over both nodes gives the in-process pipeline's predictions and drift decision; status shows the Slurm jobs")
+    func fourThousand() throws {
+        let root = try Self.root(seed: 50, slurm: ["shard_images: 500"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let folder = root + "/inbox/production/original/big"
+        try WatchDaemonTests.writeBatch(folder, count: 4000, seed: 51, pause: 0)
+        let started = Date()
+        let inProcess = try Binary.run(["infer", root, folder])
+        let inProcessSeconds = Date().timeIntervalSince(started)
+        #expect(inProcess.status == 0, "\(inProcess.stderr)")
+        let one = try #require(try Self.served(root, "big").first)
+        _ = FileManager.default.createFile(atPath: folder + "/_READY", contents: nil)
+        let sharding = Date()
+        let daemon = try Self.daemon(root)
+        defer { _ = daemon.stop() }
+        let job = try Self.ended(root, "production/original/big", within: 300)
+        let slurmSeconds = Date().timeIntervalSince(sharding)
+        #expect(job["state"] as? String == "succeeded", "\(job)\n\(daemon.log)")
+        let runs = try Self.served(root, "big")
+        #expect(runs.count == 2)
+        let sharded = try #require(runs.first { ($0["id"] as? String) != (one["id"] as? String) })
+        let a = try Self.predictions(root, run: one["folder"] as! String), b = try Self.predictions(root, run: sharded["folder"] as! String)
+        #expect(a.count == 4000 && b.count == 4000)
+        var differing = 0
+        for (path, p) in a where b[path]?.0 != p.0 || abs((b[path]?.1 ?? -1) - p.1) > 1e-5 { differing += 1 }
+        #expect(differing == 0, "\(differing) of 4000 predictions differ")
+        let da = try Self.driftJSON(root, run: one["folder"] as! String), db = try Self.driftJSON(root, run: sharded["folder"] as! String)
+        #expect(da.drift == db.drift && da.detectors == db.detectors)
+        // one array of 8 tasks over both nodes, then the merge, both recorded; the shard logs kept in the run folder
+        let slurm = try Self.slurmJobs(root)
+        let array = try #require(slurm.first { ($0["step"] as? String) == "shards" })
+        let detail = array["detail"] as? String ?? ""
+        #expect(array["state"] as? String == "COMPLETED" && detail.contains("8 completed") && detail.contains("n1") && detail.contains("n2"), "\(slurm)\n\(daemon.log)")
+        #expect(slurm.contains { ($0["step"] as? String) == "merge" && ($0["state"] as? String) == "COMPLETED" }, "\(slurm)")
+        let logs = FileManager.default.enumerator(atPath: root + "/" + (sharded["folder"] as! String) + "/slurm")?.allObjects.count ?? 0
+        #expect(logs == 9)
+        let table = try Binary.run(["status", root])
+        #expect(table.stdout.contains("slurm jobs") && table.stdout.contains(array["cluster_job_id"] as? String ?? "?"))
+        print("4,000 images: in-process \(String(format: "%.1f", inProcessSeconds)) s; 8 shards on 2 Slurm nodes, landing to served \(String(format: "%.1f", slurmSeconds)) s")
+    }
+
+    @Test("a node taken down mid-array (scontrol update state=down): its task ends NODE_FAIL, the lost shard is submitted again, and the batch is served once")
+    func nodeDown() throws {
+        let root = try Self.root(seed: 52, slurm: ["shard_images: 40"])
+        defer { try? FileManager.default.removeItem(atPath: root); _ = try? SlurmCluster.command(["scontrol", "update", "nodename=n1", "state=resume"]) }
+        let daemon = try Self.daemon(root)
+        defer { _ = daemon.stop() }
+        let task = try #require(try Self.land(root, "lossy", count: 480, seed: 53, untilRunningOn: "n1"), "no shard task ran on n1")
+        let down = try SlurmCluster.command(["scontrol", "update", "nodename=n1", "state=down", "reason=dropline-test"])
+        #expect(down.status == 0, "\(down.output)")
+        let job = try Self.ended(root, "production/original/lossy", within: 300)
+        #expect(job["state"] as? String == "succeeded", "\(job)\n\(daemon.log)")
+        #expect(try Self.served(root, "lossy").count == 1)
+        let arrays = try Self.slurmJobs(root).filter { ($0["step"] as? String) == "shards" }
+        #expect(arrays.count >= 2, "\(arrays)")
+        let first = try #require(arrays.first { ($0["attempt"] as? Int) == 1 })
+        #expect((first["detail"] as? String ?? "").contains("node_fail"), "\(first) (task \(task))")
+        #expect(arrays.contains { ($0["attempt"] as? Int) == 2 && ($0["state"] as? String) == "COMPLETED" })
+        #expect(daemon.log.contains("submitting shard(s)"))
+    }
+
+    @Test("scancel of a run's array: the other jobs are cancelled, the run fails as cancelled, nothing is published and its staging is gone")
+    func cancelled() throws {
+        let root = try Self.root(seed: 54, slurm: ["shard_images: 40", "array_width: 1"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let daemon = try Self.daemon(root)
+        defer { _ = daemon.stop() }
+        let task = try #require(try Self.land(root, "doomed", count: 400, seed: 55, untilRunningOn: nil), "no shard task ran")
+        let id = String(task.split(separator: "_")[0])
+        #expect(try SlurmCluster.command(["scancel", id]).status == 0)
+        let job = try Self.ended(root, "production/original/doomed", within: 120)
+        #expect(job["state"] as? String == "failed" && (job["detail"] as? String ?? "").contains("cancelled"), "\(job)")
+        #expect(try Self.served(root, "doomed").isEmpty)
+        let runs = (try SharedIndexDaemonTests.json(["runs", root, "--json"]) as? [[String: Any]]) ?? []
+        let run = try #require(runs.first { ($0["subject"] as? String) == "doomed" })
+        #expect(run["status"] as? String == "failed")
+        let runID = run["id"] as? String ?? "?"
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: root + "/outputs/runs")) ?? []).allSatisfy { !$0.hasPrefix(runID) })
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: root + "/outputs/.staging")) ?? []).allSatisfy { !$0.hasPrefix(runID) })
+        let merge = try #require(try Self.slurmJobs(root).first { ($0["step"] as? String) == "merge" })
+        #expect(merge["state"] as? String == "CANCELLED")
+        // nothing of the run is left on the cluster
+        #expect(try SlurmCluster.command(["squeue", "--noheader", "--name=dropline-merge-\(runID),dropline-shards-\(runID)"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    @Test("a retraining goes to the root's training partition with its --gres (the GPU node, n2) and registers the model")
+    func trainingOnGPUPartition() throws {
+        let root = try Self.root(seed: 56, slurm: ["training_partition: gpu", "training_gres: gpu:1"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let daemon = try Self.daemon(root)
+        defer { _ = daemon.stop() }
+        try Data(#"{"stage": "original"}"#.utf8).write(to: URL(fileURLWithPath: root + "/flags/retrain/original.json"))
+        let trained = try WatchDaemonTests.eventually(180) {
+            try Self.slurmJobs(root).contains { ($0["step"] as? String) == "train" && ($0["state"] as? String) == "COMPLETED" }
+                && ((try SharedIndexDaemonTests.json(["models", "list", root, "--json"]) as? [[String: Any]])?.count ?? 0) == 2
+        }
+        #expect(trained, "\(daemon.log)")
+        let train = try #require(try Self.slurmJobs(root).first { ($0["step"] as? String) == "train" })
+        #expect((train["detail"] as? String ?? "").contains("on n2"), "\(train)")
+    }
+}
