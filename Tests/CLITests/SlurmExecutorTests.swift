@@ -181,3 +181,53 @@ struct SlurmExecutorTests {
         #expect((train["detail"] as? String ?? "").contains("on n2"), "\(train)")
     }
 }
+
+/// What the scripted check does: several daemons on one PostgreSQL index, each submitting to
+/// the two-node Slurm cluster, a stream of batches, a node lost in the middle.
+@Suite("Daemons on a PostgreSQL index submitting to Slurm", .enabled(if: Binary.path != nil && SlurmCluster.available && PostgresServer.available,
+                                                                   "needs the dropline executable, \(SlurmCluster.unavailable) and \(PostgresServer.unavailable)"),
+       .serialized)
+struct SharedSlurmTests {
+    @Test("two daemons, one PostgreSQL index, Slurm: a stream of 6 batches with a node taken down mid-run; every batch served once, with the in-process predictions")
+    func streamWithNodeLoss() throws {
+        let (root, _, passwordFile) = try SharedIndexDaemonTests.sharedRoot(seed: 60)
+        defer { try? FileManager.default.removeItem(atPath: root); unlink(passwordFile); _ = try? SlurmCluster.command(["scontrol", "update", "nodename=n1", "state=resume"]) }
+        try "version: 1\nslurm:\n  shard_images: 60\n".write(toFile: root + "/dropline.yaml", atomically: true, encoding: .utf8)
+        let daemons = try (0..<2).map { _ in try SlurmExecutorTests.daemon(root) }
+        defer { daemons.forEach { _ = $0.stop() } }
+        let names = (1...6).map { "s\($0)" }
+        var tookDown = false
+        for (i, name) in names.enumerated() {
+            let folder = root + "/inbox/production/original/" + name
+            try WatchDaemonTests.writeBatch(folder, count: 180, seed: 70 + UInt64(i), pause: 0)
+            _ = FileManager.default.createFile(atPath: folder + "/_READY", contents: nil)
+            if i == 2 {
+                // once a shard runs on n1, n1 goes down
+                _ = try WatchDaemonTests.eventually(60) { try !SlurmCluster.running().filter { $0.node == "n1" }.isEmpty }
+                tookDown = try SlurmCluster.command(["scontrol", "update", "nodename=n1", "state=down", "reason=dropline-test"]).status == 0
+            }
+        }
+        #expect(tookDown)
+        let done = try WatchDaemonTests.eventually(400) {
+            let jobs = try SharedIndexDaemonTests.jobs(root).filter { ($0["event"] as? String) == "batch_landed" }
+            return jobs.count == names.count && jobs.allSatisfy { ["succeeded", "failed"].contains($0["state"] as? String ?? "") }
+        }
+        let jobs = try SharedIndexDaemonTests.jobs(root).filter { ($0["event"] as? String) == "batch_landed" }
+        #expect(done, "\(jobs)")
+        #expect(jobs.allSatisfy { ($0["state"] as? String) == "succeeded" }, "\(jobs)")
+        let served = try SharedIndexDaemonTests.servedRuns(root)
+        for name in names { #expect(served.filter { ($0["subject"] as? String) == name }.count == 1, "\(name)") }
+        // both daemons took jobs; a node's loss shows as a task ended NODE_FAIL and a second round
+        let owners = Set(served.compactMap { $0["owner"] as? String })
+        #expect(owners.count == 2, "both daemons served batches: \(owners)")
+        let arrays = try SlurmExecutorTests.slurmJobs(root).filter { ($0["step"] as? String) == "shards" }
+        #expect(arrays.contains { ($0["detail"] as? String ?? "").contains("node_fail") } && arrays.contains { ($0["attempt"] as? Int) == 2 }, "\(arrays)")
+        // the sharded predictions are the in-process pipeline's
+        let sample = try #require(served.first { ($0["subject"] as? String) == "s1" })
+        let inProcess = try Binary.run(["infer", root, root + "/inbox/production/original/s1"])
+        #expect(inProcess.status == 0, "\(inProcess.stderr)")
+        let again = try #require(try SharedIndexDaemonTests.servedRuns(root).first { ($0["subject"] as? String) == "s1" && ($0["id"] as? String) != (sample["id"] as? String) })
+        let a = try SlurmExecutorTests.predictions(root, run: sample["folder"] as! String), b = try SlurmExecutorTests.predictions(root, run: again["folder"] as! String)
+        #expect(a.count == 180 && a.keys.sorted() == b.keys.sorted() && a.allSatisfy { b[$0.key]?.0 == $0.value.0 })
+    }
+}
