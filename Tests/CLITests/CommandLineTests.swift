@@ -7,7 +7,8 @@ struct CommandLineTests {
     static let commands: [[String]] = [[], ["init"], ["train"], ["infer"], ["runs"], ["recover"], ["show"], ["models"], ["models", "list"], ["models", "show"],
                                        ["models", "promote"], ["models", "rollback"], ["models", "history"], ["labels"], ["component"], ["image"], ["image", "info"], ["model"], ["model", "train"], ["model", "eval"],
                                        ["model", "predict"], ["drift"], ["drift", "fit"], ["drift", "check"], ["drift", "evaluate"],
-                                       ["explain"], ["rules"], ["rules", "check"], ["rules", "explain"], ["watch"], ["status"], ["dataset"], ["dataset", "stages"], ["dataset", "fashion-mnist"], ["simulate"], ["demo"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"]]
+                                       ["explain"], ["rules"], ["rules", "check"], ["rules", "explain"], ["watch"], ["status"], ["dataset"], ["dataset", "stages"], ["dataset", "fashion-mnist"], ["simulate"], ["demo"], ["bench"], ["bench", "imaging"], ["bench", "nn"], ["bench", "drift"],
+                                       ["shard"], ["shard", "run"], ["shard", "merge"], ["shard", "train"], ["config"]]
 
     @Test("every command has --help", arguments: commands)
     func help(command: [String]) throws {
@@ -15,6 +16,28 @@ struct CommandLineTests {
         #expect(result.status == 0)
         #expect(result.stdout.contains("USAGE: dropline"))
         #expect(result.stdout.contains("OVERVIEW:"))
+    }
+
+    @Test("the Slurm jobs' commands refuse a --run that is not one planned run folder's name, and --executor and --partition are checked")
+    func shardArguments() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-shardargs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        #expect(try Binary.run(["init", folder]).status == 0)
+        for run in ["../../etc", "x-serve-y/../../z", "a\nb-serve-c", "$(touch pwned)-serve-b", "plain-name"] {
+            for command in [["shard", "run", folder, "--run", run, "--task", "0"], ["shard", "merge", folder, "--run", run]] {
+                let result = try Binary.run(command)
+                #expect(result.status != 0 && result.stderr.contains("--run is the name of a planned serve run's folder"), "\(command): \(result.stderr)")
+            }
+        }
+        let missing = try Binary.run(["shard", "run", folder, "--run", "20260101T000000Z-abcd-serve-b", "--task", "0"])
+        #expect(missing.status != 0 && missing.stderr.contains("plan.json cannot be read"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: FileManager.default.currentDirectoryPath + "/pwned"))
+        let executor = try Binary.run(["watch", folder, "--executor", "kubernetes"])
+        #expect(executor.status != 0 && executor.stderr.contains("--executor is in-process or slurm"))
+        let partition = try Binary.run(["watch", folder, "--partition", "gpu"])
+        #expect(partition.status != 0 && partition.stderr.contains("--partition is for --executor slurm"))
+        let badName = try Binary.run(["watch", folder, "--executor", "slurm", "--partition", "a;b"])
+        #expect(badName.status != 0 && badName.stderr.contains("--partition is a Slurm partition name"))
     }
 
     @Test("rules check names the file, line and column of a mistake and exits 1; rules explain --json says which rule fires")

@@ -165,6 +165,25 @@ struct SlurmExecutorTests {
             .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
 
+    @Test("slurmctld stopped mid-array and started again: the jobs run on, the daemon goes on watching them, and the batch is served once")
+    func controllerRestart() throws {
+        let root = try Self.root(seed: 58, slurm: ["shard_images: 40", "array_width: 1"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let daemon = try Self.daemon(root)
+        defer { _ = daemon.stop() }
+        _ = try #require(try Self.land(root, "steady", count: 240, seed: 59, untilRunningOn: nil), "no shard task ran")
+        let pid = try #require(Int32(try String(contentsOfFile: SlurmCluster.folder + "/slurmctld.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(kill(pid, SIGTERM) == 0)
+        _ = WatchDaemonTests.eventually(20) { kill(pid, 0) != 0 }
+        sleep(6)  // several of the daemon's looks find no controller
+        try SlurmCluster.restart()
+        let job = try Self.ended(root, "production/original/steady", within: 240)
+        #expect(job["state"] as? String == "succeeded", "\(job)\n\(daemon.log)")
+        #expect(try Self.served(root, "steady").count == 1)
+        // (squeue itself retries a controller that refuses connections for SlurmctldTimeout, so a short
+        // outage is a slow look, not a failed one; a longer one is the warning and the 300 s tolerance)
+    }
+
     @Test("a retraining goes to the root's training partition with its --gres (the GPU node, n2) and registers the model")
     func trainingOnGPUPartition() throws {
         let root = try Self.root(seed: 56, slurm: ["training_partition: gpu", "training_gres: gpu:1"])

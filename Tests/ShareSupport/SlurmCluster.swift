@@ -35,6 +35,12 @@ public enum SlurmCluster {
         }
     }
 
+    /// Starts whatever of the cluster is not running (a test that stopped slurmctld).
+    public static func restart() throws {
+        let status = try SFTPShare.tool("/bin/bash", [script, "start", folder])
+        guard status == 0 else { throw SFTPShare.Failure(description: "scripts/slurm-test-cluster start failed (\(status)); see \(folder)/log/") }
+    }
+
     /// Runs a Slurm command (scontrol, squeue, ...) on the cluster; returns its status and output.
     @discardableResult
     public static func command(_ arguments: [String]) throws -> (status: Int32, output: String) {
