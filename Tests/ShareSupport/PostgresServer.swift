@@ -26,15 +26,38 @@ public final class PostgresServer: @unchecked Sendable {
     nonisolated(unsafe) static var started: PostgresServer?
     static let lock = NSLock()
 
-    /// The server of this test process, started on first use.
+    /// The server `scripts/postgres-test-server start` runs (`.ci/run` starts it), when it runs.
+    static let ciFolder = "/tmp/dropline-pg-tests"
+
+    /// The server of this test process: the one `.ci/run` started, else one started on first use
+    /// (and stopped at exit).
     public static func shared() throws -> PostgresServer {
         try lock.withLock {
             if let started { return started }
+            if let running = PostgresServer(adopting: ciFolder) {
+                started = running
+                return running
+            }
             let server = try PostgresServer()
             started = server
             atexit { PostgresServer.started?.stop() }
             return server
         }
+    }
+
+    /// Whether this process started the server (and stops it), or found it running.
+    let adopted: Bool
+
+    /// The server in `folder` when it answers (its port and password files are there).
+    init?(adopting folder: String) {
+        guard let bin = Self.binaries, let port = (try? String(contentsOfFile: folder + "/port", encoding: .utf8)).flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+              let password = try? String(contentsOfFile: folder + "/password", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              (try? SFTPShare.tool(bin + "/pg_isready", ["-q", "-h", "127.0.0.1", "-p", "\(port)"])) == 0 else { return nil }
+        self.bin = bin
+        self.base = folder
+        self.port = port
+        self.password = password
+        adopted = true
     }
 
     /// A server of its own (a test that stops it must not stop the others'); stop it with `stop()`.
@@ -43,6 +66,7 @@ public final class PostgresServer: @unchecked Sendable {
     init() throws {
         guard let bin = Self.binaries, let account = getpwnam("postgres") else { throw SFTPShare.Failure(description: Self.unavailable) }
         self.bin = bin
+        adopted = false
         base = "/tmp/dropline-pg-\(UUID().uuidString.prefix(8))"
         password = UUID().uuidString
         port = try SFTPShare.freePort()
@@ -90,6 +114,7 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     public func stop() {
+        guard !adopted else { return }  // the CI's server outlives this process
         _ = try? SFTPShare.tool("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/pg_ctl", "-D", base + "/data", "-m", "immediate", "-w", "stop"])
         try? FileManager.default.removeItem(atPath: base)
     }
