@@ -226,8 +226,9 @@ extension Pipelines {
     @discardableResult
     public func mergeShards(staging: String) throws -> (run: String, drift: Bool) {
         let plan = try Self.readPlan(staging: staging)
-        guard let run = try index.run(plan.runId), run.status == .running else {
-            throw ShardError("run \(plan.runId) is no longer running (\(try index.run(plan.runId)?.error ?? "it is not in the index")); nothing is merged")
+        let run = try index.run(plan.runId)
+        guard run?.status == .running else {
+            throw ShardError("run \(plan.runId) is no longer running (\(run.map { $0.error ?? "it is \($0.status.rawValue)" } ?? "it is not in the index")); nothing is merged")
         }
         inFlight.withLock { _ = $0.insert(plan.runId) }
         return try guarded(run: plan.runId, staging: staging) {

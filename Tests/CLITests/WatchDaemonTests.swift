@@ -1,4 +1,5 @@
 import Foundation
+import ShareSupport
 import GRDB
 import Imaging
 import Randomness
@@ -90,12 +91,7 @@ struct WatchDaemonTests {
 
     /// Waits until `condition` holds (checked every 0.2 s), up to `seconds`.
     static func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(200_000)
-        }
-        return try condition()
+        try ShareSupport.eventually(seconds, condition)
     }
 
     @Test("batches are processed once, after their marker or after the settle period; a dropped retrain flag trains and promotes; a broken rules edit keeps the previous rules; SIGTERM stops cleanly")

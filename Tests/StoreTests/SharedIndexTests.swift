@@ -179,20 +179,8 @@ struct SharedPostgresIndexTests {
             }
         }
         threads.forEach { $0.start() }
-        #expect(WatchlessWait.until(60) { results.withLock { $0.count } == 4 })
+        #expect(eventually(60, every: 0.05) { results.withLock { $0.count } == 4 })
         for result in results.withLock({ $0 }) { #expect(try result.get() == IndexTests.migrations) }
-    }
-}
-
-/// Waits for a condition (checked every 50 ms) up to `seconds`.
-enum WatchlessWait {
-    static func until(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(50_000)
-        }
-        return condition()
     }
 }
 
