@@ -181,7 +181,7 @@ extension Pipelines {
         let slice = plan.shards[task]
         let planned = Array(frozen.entries[slice.start..<slice.end])
         // a folder of this process's own: a task submitted again may start while a lost one still runs
-        let done = Self.shardFolder(staging, task), partial = done + ".partial-\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let done = Self.shardFolder(staging, task), partial = done + ".partial-\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
         let model = ModelRow(version: plan.modelVersion, folder: plan.modelFolder)
         let serving = try ServeSessions(self, model: model, batch: plan.batchFolder, staging: partial, budget: try ExplanationBudget(parsing: plan.budget))
         serving.explaining.indexOffset = slice.start
