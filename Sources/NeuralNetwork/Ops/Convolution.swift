@@ -30,9 +30,11 @@ extension Executor {
                 aliases[next.name] = layer.name
                 last = next.name
             }
-            // Activations become post-ops only when nothing is differentiated: a backward pass through
-            // a fused activation would skip its mask.
-            if !backwardNeeded, let next = singleConsumer(of: last), next.operation == .relu || next.operation == .relu6 {
+            // A following activation becomes a post-op. With input gradients (integrated gradients),
+            // its mask is applied in the backward pass from the fused output, in place, before the
+            // convolution's own gradient: one pass over the activation saved forward and one buffer
+            // fewer (ReLU6 forward was 9% of a MobileNetV2 pass at 224, `ONEDNN_VERBOSE`).
+            if let next = singleConsumer(of: last), next.operation == .relu || next.operation == .relu6 {
                 postOp = next.operation
                 aliases[next.name] = layer.name
             }
@@ -143,6 +145,7 @@ extension Executor {
             block.append(toPlain.run)
         }
         if source.requiresGrad {
+            if let postOp { block.append(try fusedActivationGradient(postOp, node: node).run) }
             let (target, finish) = gradientTarget(for: source, from: node)
             var diffSrcMD = target.desc, weightsAnyMD = DNNL.any(weightDims), diffDstMD = diffDst.desc
             var bwd = dnnl_convolution_desc_t()
@@ -184,5 +187,22 @@ extension Executor {
             if let reorderIntoTarget { block.append(reorderIntoTarget.run) }
             if let finish { block.append(finish) }
         }
+    }
+
+    /// The gradient through an activation fused into a convolution's output, computed in place on the
+    /// convolution's gradient buffer from the fused output (ReLU and ReLU6 pass the gradient where
+    /// their output is strictly inside their range).
+    func fusedActivationGradient(_ activation: Operation, node: Node) throws(NetworkError) -> Step {
+        let algorithm = activation == .relu ? dnnl_eltwise_relu_use_dst_for_bwd : dnnl_eltwise_clip_v2_use_dst_for_bwd
+        let beta: Float = activation == .relu ? 0 : 6
+        var forwardDesc = dnnl_eltwise_desc_t(), dataMD = node.out.desc, diffMD = node.diff!.desc
+        try DNNL.call("describe the activation fused into '\(node.layer.name)'", dnnl_eltwise_forward_desc_init(
+            &forwardDesc, dnnl_forward_training, algorithm, &dataMD, 0, beta))
+        let hint = try Primitive("activation fused into '\(node.layer.name)'", opDesc: &forwardDesc)
+        var backward = dnnl_eltwise_desc_t()
+        try DNNL.call("describe the gradients of the activation fused into '\(node.layer.name)'",
+                      dnnl_eltwise_backward_desc_init(&backward, algorithm, &diffMD, &dataMD, 0, beta))
+        let primitive = try Primitive("gradients of the activation fused into '\(node.layer.name)'", opDesc: &backward, hint: hint)
+        return makeStep(primitive, [(DNNL_ARG_DST, node.out), (DNNL_ARG_DIFF_DST, node.diff!), (DNNL_ARG_DIFF_SRC, node.diff!)])
     }
 }
