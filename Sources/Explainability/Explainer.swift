@@ -126,21 +126,18 @@ public final class Explainer {
     /// first attributed at `steps`; then, worst first, the images whose relative completeness delta is
     /// at or above `tolerance` are attributed again at twice the steps (kept when their delta is
     /// smaller) as long as the set's passes stay within `passesPerImage` per image: a fixed cost for
-    /// the set, spent where the quadrature needs more points.
+    /// the set, spent where the quadrature needs more points. Which images are refined depends only on
+    /// the first deltas, so the refinements run side by side like the first attributions.
     public func explainAll(_ candidates: [Candidate], folder: String, progress: (@Sendable () -> Void)? = nil) throws -> [Explanation] {
-        var attributions = try candidates.map { c in
-            defer { progress?() }
-            return try attribution(prepared: c.prepared, target: c.prediction.index, seed: c.seed, steps: steps)
-        }
+        var attributions = try attributions(candidates.indices.map { ($0, steps) }, of: candidates, progress: progress)
         if adaptive {
-            var spare = (passesPerImage - steps) * candidates.count, refined = Set<Int>()
-            while spare >= 2 * steps, let worst = attributions.indices.filter({ attributions[$0].relativeDelta >= tolerance && !refined.contains($0) })
-                .max(by: { attributions[$0].relativeDelta < attributions[$1].relativeDelta }) {
-                let c = candidates[worst]
-                let finer = try attribution(prepared: c.prepared, target: c.prediction.index, seed: c.seed, steps: 2 * steps)
-                spare -= 2 * steps
-                refined.insert(worst)
-                if finer.relativeDelta < attributions[worst].relativeDelta { attributions[worst] = finer }
+            let spare = max(0, (passesPerImage - steps) * candidates.count)
+            let worstFirst = attributions.indices.filter { attributions[$0].relativeDelta >= tolerance }
+                .sorted { (attributions[$0].relativeDelta, $1) > (attributions[$1].relativeDelta, $0) }
+            let chosen = Array(worstFirst.prefix(spare / (2 * steps)))
+            let finer = try self.attributions(chosen.map { ($0, 2 * steps) }, of: candidates)
+            for (index, attribution) in zip(chosen, finer) where attribution.relativeDelta < attributions[index].relativeDelta {
+                attributions[index] = attribution
             }
         }
         return try zip(candidates, attributions).enumerated().map { n, pair in
@@ -149,12 +146,47 @@ public final class Explainer {
         }
     }
 
-    /// The attribution of the predicted class `target` for a prepared image.
-    public func attribution(prepared: RGBImage, target: Int, seed: UInt64, steps: Int) throws -> Attribution {
+    /// How many images (or parts of one) are attributed at once, each on one core
+    /// (`ParallelAttribution`); 1: one at a time on `engine`, with oneDNN's own threads.
+    public var workers = CPUBudget.available
+    private var parallel: ParallelAttribution?
+
+    /// Attributions for `jobs` (a candidate and a step count each), in order; at most 8 per worker
+    /// have their network inputs in memory at once.
+    func attributions(_ jobs: [(index: Int, steps: Int)], of candidates: [Candidate],
+                      progress: (@Sendable () -> Void)? = nil) throws -> [Attribution] {
+        guard workers > 1 else {
+            return try jobs.map { job in
+                defer { progress?() }
+                let c = candidates[job.index]
+                return try attribution(prepared: c.prepared, target: c.prediction.index, seed: c.seed, steps: job.steps)
+            }
+        }
+        if parallel?.workers != workers {
+            parallel = ParallelAttribution(network: classifier.description.network, parameters: classifier.parameters, workers: workers)
+        }
+        var results: [Attribution] = []
+        for start in stride(from: 0, to: jobs.count, by: 8 * workers) {
+            let group = jobs[start..<min(jobs.count, start + 8 * workers)]
+            results += try parallel!.attribute(group.map { job in
+                let c = candidates[job.index], ends = path(prepared: c.prepared, seed: c.seed)
+                return ParallelAttribution.Job(input: ends.input, baseline: ends.baseline, target: c.prediction.index, steps: job.steps, method: method)
+            }, progress: progress)
+        }
+        return results
+    }
+
+    /// The network inputs at the path's two ends, for an image prepared at the model's input.
+    func path(prepared: RGBImage, seed: UInt64) -> (input: [Float], baseline: [Float]) {
         let p = classifier.preprocessing
         precondition(prepared.width == p.imageSize && prepared.height == p.imageSize, "the image is not prepared at the model's input")
-        let input = prepared.floats(layout: .chw, normalization: p.normalization)
-        let base = baseline.image(for: prepared, seed: seed).floats(layout: .chw, normalization: p.normalization)
+        return (prepared.floats(layout: .chw, normalization: p.normalization),
+                baseline.image(for: prepared, seed: seed).floats(layout: .chw, normalization: p.normalization))
+    }
+
+    /// The attribution of the predicted class `target` for a prepared image, on `engine`.
+    public func attribution(prepared: RGBImage, target: Int, seed: UInt64, steps: Int) throws -> Attribution {
+        let (input, base) = path(prepared: prepared, seed: seed)
         return try engine.attribute(input: input, baseline: base, target: target, steps: steps, method: method)
     }
 

@@ -107,18 +107,47 @@ public final class IntegratedGradients {
         }
     }
 
+    /// Weight x gradient summed over `points`, a part of a rule: attributions of one image can be
+    /// computed in parts on several engines and added (`combine`).
+    public func partialSum(_ points: ArraySlice<(alpha: Double, weight: Double)>, input: [Float], baseline: [Float],
+                           target: Int) throws(NetworkError) -> [Double] {
+        var sum = [Double](repeating: 0, count: inputSize)
+        try accumulate(Array(points), input: input, baseline: baseline, target: target, into: &sum)
+        return sum
+    }
+
+    /// The target logit at the input and at the baseline.
+    public func ends(input: [Float], baseline: [Float], target: Int) throws(NetworkError) -> (atInput: Double, atBaseline: Double) {
+        let ends = try logits(input + baseline)
+        return (Double(ends[target]), Double(ends[classes + target]))
+    }
+
+    /// The attribution from partial sums over a rule's points (added in the order given, so the result
+    /// does not depend on which engine computed which part) and the logits at the path's ends.
+    public static func combine(_ parts: [[Double]], input: [Float], baseline: [Float], ends: (atInput: Double, atBaseline: Double),
+                               target: Int, steps: Int, method: Quadrature) -> Attribution {
+        var average = parts[0]
+        for part in parts.dropFirst() { for i in average.indices { average[i] += part[i] } }
+        return attribution(average, input: input, baseline: baseline, ends: ends, target: target, steps: steps, method: method)
+    }
+
     /// The attribution from the path's average gradient, with its completeness delta.
     func finish(_ average: [Double], input: [Float], baseline: [Float], target: Int, steps: Int,
                 method: Quadrature) throws(NetworkError) -> Attribution {
-        var values = [Float](repeating: 0, count: inputSize)
+        Self.attribution(average, input: input, baseline: baseline, ends: try ends(input: input, baseline: baseline, target: target),
+                         target: target, steps: steps, method: method)
+    }
+
+    static func attribution(_ average: [Double], input: [Float], baseline: [Float], ends: (atInput: Double, atBaseline: Double),
+                            target: Int, steps: Int, method: Quadrature) -> Attribution {
+        var values = [Float](repeating: 0, count: input.count)
         var sum = 0.0
-        for i in 0..<inputSize {
+        for i in 0..<input.count {
             let a = Double(input[i] - baseline[i]) * average[i]
             values[i] = Float(a)
             sum += a
         }
-        let ends = try logits(input + baseline)
-        let atInput = Double(ends[target]), atBaseline = Double(ends[classes + target])
+        let (atInput, atBaseline) = ends
         let delta = abs(sum - (atInput - atBaseline))
         return Attribution(values: values, target: target, steps: steps, method: method, outputAtInput: atInput,
                            outputAtBaseline: atBaseline, delta: delta, relativeDelta: delta / max(abs(atInput - atBaseline), 1e-12), sum: sum)

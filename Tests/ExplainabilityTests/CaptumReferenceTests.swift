@@ -3,6 +3,7 @@ import Explainability
 import Foundation
 import NeuralNetwork
 import Tensor
+import Synchronization
 import Testing
 import SystemFiles
 
@@ -40,5 +41,67 @@ struct CaptumReferenceTests {
         let trapezoid = Quadrature.riemannTrapezoid.rule(steps: 5)
         // Captum's definition: step 1/n, ends halved
         #expect(trapezoid.map(\.alpha) == [0, 0.25, 0.5, 0.75, 1] && trapezoid.map(\.weight) == [0.1, 0.2, 0.2, 0.2, 0.1])
+    }
+
+    static func fixture(_ name: String) throws -> (tensors: [String: Tensor], network: Network, parameters: Parameters, target: Int) {
+        let (t, metadata) = try SafeTensors.decode(try AtomicFile.read("\(folder)/\(name).safetensors"))
+        let network = try JSONDecoder().decode(Network.self, from: Data(metadata["network"]!.utf8))
+        let parameters = try Parameters(for: network)
+        for (key, value) in t where key.hasPrefix("param.") { try parameters.set(String(key.dropFirst(6)), value) }
+        return (t, network, parameters, Int(metadata["target"]!)!)
+    }
+
+    @Test("side by side on several engines, whole or split into parts, as on one engine and as Captum", arguments: [1, 2, 6])
+    func parallel(jobs count: Int) throws {
+        let f = try Self.fixture("ig_random_gausslegendre")
+        let input = f.tensors["input"]!.data, baseline = f.tensors["baseline"]!.data
+        // the fixture's input first, then the input scaled and shifted: other paths through the same kinks
+        let jobs = (0..<count).map { k in
+            ParallelAttribution.Job(input: input.map { $0 * (1 + Float(k) / 10) + Float(k) / 20 }, baseline: baseline, target: f.target,
+                                    steps: k % 2 == 0 ? 50 : 37)
+        }
+        let one = try IntegratedGradients(network: f.network, parameters: f.parameters, chunk: 4)
+        for workers in [2, 3] {
+            let engines = ParallelAttribution(network: f.network, parameters: f.parameters, workers: workers)
+            let results = try engines.attribute(jobs)
+            #expect(results.count == count)
+            for (job, result) in zip(jobs, results) {
+                let alone = try one.attribute(input: job.input, baseline: job.baseline, target: job.target, steps: job.steps)
+                let error = Tensor(shape: [result.values.count], data: result.values).relativeError(to: Tensor(shape: [alone.values.count], data: alone.values))
+                #expect(error < 1e-5, "\(workers) workers, \(job.steps) steps: relative error \(error) against one engine")
+                #expect(result.steps == job.steps && abs(result.delta - alone.delta) < 1e-4 * max(1, abs(alone.outputAtInput - alone.outputAtBaseline)))
+                #expect(result.outputAtInput == alone.outputAtInput || abs(result.outputAtInput - alone.outputAtInput) < 1e-5)
+            }
+            let captum = Tensor(shape: f.tensors["attributions"]!.shape, data: results[0].values).relativeError(to: f.tensors["attributions"]!)
+            #expect(captum < 1e-3, "relative error \(captum) against Captum")
+            // the same parts added in the same order, whichever worker computed which
+            #expect(try engines.attribute(jobs).map(\.values) == results.map(\.values))
+        }
+    }
+
+    @Test("a job's points are split into whole passes only when there are fewer than two jobs per worker")
+    func parts() {
+        let few = ParallelAttribution.parts([50, 37], workers: 2, pass: 4)
+        #expect(few.map(\.points) == [0..<28, 28..<50, 0..<20, 20..<37])
+        #expect(few.map(\.job) == [0, 0, 1, 1] && few.map(\.index) == [0, 1, 0, 1])
+        let many = ParallelAttribution.parts([50, 50, 50, 50], workers: 2, pass: 4)
+        #expect(many.map(\.points) == Array(repeating: 0..<50, count: 4))
+        #expect(ParallelAttribution.parts([3], workers: 2, pass: 5).map(\.points) == [0..<3])
+    }
+
+    @Test("oneDNN's thread count can be limited on one thread without changing the others'")
+    func threadLimit() throws {
+        let before = ComputeThreads.forCallingThread
+        let seen = Mutex<Int?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            #expect(ComputeThreads.limitCallingThread(to: 1))
+            seen.withLock { $0 = ComputeThreads.forCallingThread }
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+        #expect(seen.withLock { $0 } == 1)
+        #expect(ComputeThreads.forCallingThread == before)
     }
 }
