@@ -134,6 +134,15 @@ if ig_images > 0:
             return best
         result["captum_ig"] = ig_rate(attribute(None))
         result["captum_ig_chunked"] = ig_rate(attribute(100))
+        # the fastest setting found for MobileNetV2 at 224 (scripts/pipeline_peer.py): channels-last,
+        # one image at a time, 10 path inputs per pass
+        fast = Graph(spec["layers"]); fast.load_state_dict(model.state_dict())
+        fast = fast.to(memory_format=torch.channels_last).eval()
+        ig_fast = IntegratedGradients(fast)
+        def one_by_one():
+            for i in range(len(xs)):
+                ig_fast.attribute(xs[i:i + 1].contiguous(memory_format=torch.channels_last), target=0, n_steps=50, internal_batch_size=10)
+        result["captum_ig_channels_last"] = ig_rate(one_by_one)
     except Exception as e:
         result["captum_error"] = type(e).__name__ + ": " + str(e)[:200]
 try:
@@ -156,8 +165,9 @@ print(json.dumps(result))
         var onnxruntimeError: String?
         var captumIG: Double?
         var captumIGChunked: Double?
+        var captumIGChannelsLast: Double?
         enum CodingKeys: String, CodingKey {
-            case captumIG = "captum_ig", captumIGChunked = "captum_ig_chunked"
+            case captumIG = "captum_ig", captumIGChunked = "captum_ig_chunked", captumIGChannelsLast = "captum_ig_channels_last"
             case torchInference = "torch_inference", torchTraining = "torch_training"
             case onnxruntimeInference = "onnxruntime_inference", onnxruntimeError = "onnxruntime_error"
         }

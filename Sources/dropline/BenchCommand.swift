@@ -76,9 +76,11 @@ struct BenchCommand: ParsableCommand {
             abstract: "Network inference and training throughput against PyTorch and onnxruntime.",
             discussion: """
             Times the reference small CNN of ../shared/PEERS.md at 96x96 (inference and SGD training steps) and \
-            the MobileNetV2-0.35 backbone at 224x224 (inference), batch 32. When PyTorch is importable by python3, \
-            the same networks with the same shapes are timed in PyTorch eager (with and without glibc's malloc \
-            tunables) and, when onnxruntime and onnx are importable, in onnxruntime, in the same run.
+            the MobileNetV2-0.35 backbone at 224x224 (inference), batch 32, and integrated gradients (50 steps) of \
+            both. When PyTorch is importable by python3, the same networks with the same shapes are timed in PyTorch \
+            eager (with and without glibc's malloc tunables), the integrated gradients in Captum (three settings, \
+            the fastest counts) and, when onnxruntime and onnx are importable, inference in onnxruntime, in the \
+            same run.
             """
         )
 
