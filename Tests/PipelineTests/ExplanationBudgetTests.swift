@@ -38,6 +38,16 @@ struct AdaptiveExplanationTests {
             #expect(adaptive[first].relativeDelta < plain[first].relativeDelta)
         }
         #expect(FileManager.default.fileExists(atPath: folder + "/0006.png") && FileManager.default.fileExists(atPath: folder + "/0006.json"))
+        // one image per core or one at a time: the same choices and, within rounding, the same attributions
+        for workers in [1, 3] {
+            explainer.workers = workers
+            let again = try explainer.explainAll(candidates, folder: folder)
+            #expect(again.map(\.steps) == adaptive.map(\.steps), "\(workers) workers")
+            for (a, b) in zip(again, adaptive) {
+                #expect(abs(a.attributionSum - b.attributionSum) <= 1e-4 * max(1, abs(b.attributionSum)), "\(workers) workers: \(a.attributionSum) against \(b.attributionSum)")
+                #expect(abs(a.outputAtInput - b.outputAtInput) <= 1e-4 * max(1, abs(b.outputAtInput)))
+            }
+        }
     }
 }
 
