@@ -15,6 +15,11 @@ struct DataQualityTests {
         return path
     }
 
+    /// Removes a folder made by `folder` with its parent.
+    static func discard(_ path: String) {
+        try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
+    }
+
     /// A textured colour picture: smooth colour gradients with noise, as photos have.
     static func photo(seed: UInt64, width: Int, height: Int) -> RGBImage {
         var g = SeededGenerator(seed: seed)
@@ -40,7 +45,8 @@ struct DataQualityTests {
         }
     }
 
-    /// 30 training photos, 80 to 109 px wide and 80 high, colour JPEG.
+    /// 30 training photos, 80 to 109 px wide and 80 high, colour JPEG, and the baseline beside them
+    /// (the caller discards both: `discard(baseline.statistics.trainingData[0])`).
     static func baseline() throws -> (DataQualityBaseline, ImageCollection) {
         let training = try folder("train")
         try write((0..<30).map { photo(seed: UInt64($0), width: 80 + $0, height: 80) }, in: training)
@@ -72,6 +78,7 @@ struct DataQualityTests {
     @Test("the statistics hold numpy's linear quantiles, the shares and rates; the files are hashed, a changed file is refused and a missing baseline is none")
     func statistics() throws {
         let (baseline, _) = try Self.baseline()
+        defer { Self.discard(baseline.statistics.trainingData[0]) }
         let s = baseline.statistics
         #expect(s.images == 30 && s.refused == 0 && s.duplicateRate == 0 && s.refusalRate == 0)
         let width = try #require(s.numeric["width"])
@@ -92,6 +99,7 @@ struct DataQualityTests {
         #expect(try DataQualityBaseline.load(folder + "-none") == nil)
         // too few images for a baseline: an error naming the folder
         let few = try Self.folder("few")
+        defer { Self.discard(few) }
         try Self.write((0..<5).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: few)
         let c = ImageCollection(paths: [few], side: 64, facts: true)
         #expect { try DataQualityBaseline.fit(facts: c.facts, sha256s: c.items.map(\.sha256), refused: 0, trainingData: [few], trainingDataSha256: c.contentHash,
@@ -101,6 +109,7 @@ struct DataQualityTests {
     @Test("a baseline whose files are links, FIFOs or missing is refused, naming the file and the remedy; nothing is read through a link")
     func untrustedBaselineFiles() throws {
         let (baseline, _) = try Self.baseline()
+        defer { Self.discard(baseline.statistics.trainingData[0]) }
         let folder = (baseline.statistics.trainingData[0] as NSString).deletingLastPathComponent + "/quality"
         let statistics = folder + "/statistics.json"
         let kept = folder + "/statistics.kept"
@@ -122,7 +131,9 @@ struct DataQualityTests {
     @Test("a batch like the training images passes, with every property summarised")
     func familiar() throws {
         let (baseline, _) = try Self.baseline()
+        defer { Self.discard(baseline.statistics.trainingData[0]) }
         let batch = try Self.folder("familiar")
+        defer { Self.discard(batch) }
         try Self.write((100..<120).map { Self.photo(seed: UInt64($0), width: 85 + $0 % 20, height: 80) }, in: batch)
         let report = Self.check(baseline, batch)
         #expect(report.passed, "\(report.violations.map(\.detail))")
@@ -132,7 +143,9 @@ struct DataQualityTests {
     @Test("thumbnails break the width, height and file-size ranges, naming every image; a looser limit lets them pass; one thumbnail in 40 is summarised, not a violation")
     func thumbnails() throws {
         let (baseline, _) = try Self.baseline()
+        defer { Self.discard(baseline.statistics.trainingData[0]) }
         let batch = try Self.folder("thumbs")
+        defer { Self.discard(batch) }
         let paths = try Self.write((0..<12).map { Self.photo(seed: UInt64($0), width: 20, height: 20) }, in: batch)
         let report = Self.check(baseline, batch)
         let width = try #require(report.violations.first { $0.property == "width" })
@@ -144,6 +157,7 @@ struct DataQualityTests {
         #expect(Self.check(baseline, batch, limits: loose).violations.allSatisfy { $0.check != "range" })
 
         let mixed = try Self.folder("mixed")
+        defer { Self.discard(mixed) }
         try Self.write((200..<239).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: mixed)
         try Self.write([Self.photo(seed: 1, width: 20, height: 20)], in: mixed, prefix: "thumb")
         let one = Self.check(baseline, mixed)
@@ -153,7 +167,9 @@ struct DataQualityTests {
     @Test("blank frames break contrast and sharpness and are duplicates of each other")
     func blank() throws {
         let (baseline, _) = try Self.baseline()
+        defer { Self.discard(baseline.statistics.trainingData[0]) }
         let batch = try Self.folder("blank")
+        defer { Self.discard(batch) }
         let frames = (0..<10).map { (n: Int) -> RGBImage in
             let level = UInt8(10 + n)
             return RGBImage(width: 90, height: 80, fill: RGB(level, level, level))
@@ -169,7 +185,9 @@ struct DataQualityTests {
     @Test("another format is a share violation; grayscale photos break the colour model and channel shares")
     func categories() throws {
         let (baseline, _) = try Self.baseline()
+        defer { Self.discard(baseline.statistics.trainingData[0]) }
         let png = try Self.folder("png")
+        defer { Self.discard(png) }
         try Self.write((300..<310).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: png, format: .png)
         let format = try #require(Self.check(baseline, png).violations.first { $0.property == "format" })
         #expect(format.check == "share" && format.observed == 1)
@@ -183,6 +201,7 @@ struct DataQualityTests {
             return
         }
         let gray = try Self.folder("gray")
+        defer { Self.discard(gray) }
         for n in 0..<5 { try FileManager.default.copyItem(atPath: shared, toPath: gray + "/g\(n).jpg") }
         let report = Self.check(baseline, gray)
         #expect(report.violations.contains { $0.property == "color_model" && $0.check == "share" && $0.detail.contains("grayscale") })
@@ -192,7 +211,9 @@ struct DataQualityTests {
     @Test("files that cannot be used, beyond the training rate by more than chance, are a refusal violation naming them; one in seven is not")
     func refusals() throws {
         let (baseline, _) = try Self.baseline()
+        defer { Self.discard(baseline.statistics.trainingData[0]) }
         let batch = try Self.folder("refused")
+        defer { Self.discard(batch) }
         try Self.write((400..<416).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: batch)
         for n in 0..<6 { _ = FileManager.default.createFile(atPath: batch + "/broken-\(n).jpg", contents: Data("not a jpeg".utf8)) }
         let report = Self.check(baseline, batch)
@@ -201,6 +222,7 @@ struct DataQualityTests {
         #expect(report.refused == 6 && report.images == 16 && (refused.pValue ?? 1) < 0.01)
         // one broken file in seven is 14%, above the 5% allowed, but well within chance (p 0.30)
         let small = try Self.folder("one-in-seven")
+        defer { Self.discard(small) }
         try Self.write((500..<506).map { Self.photo(seed: UInt64($0), width: 90, height: 80) }, in: small)
         _ = FileManager.default.createFile(atPath: small + "/broken.jpg", contents: Data("not a jpeg".utf8))
         #expect(Self.check(baseline, small).passed)
