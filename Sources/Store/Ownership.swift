@@ -201,6 +201,11 @@ public final class OwnerSession: @unchecked Sendable {
     public let ttlSeconds: Double
     /// The record as last written (state guarded by `lock`).
     let lock = Mutex<State>(State())
+    /// Held while the heartbeat or the lease is written and while the session ends: a heartbeat that
+    /// was under way when `end` ran would otherwise write the lease and the heartbeat file again after
+    /// `end` removed them (seen over sshfs: a released lease back, held by an ended session, until
+    /// it expired).
+    let writing = NSLock()
     struct State {
         var record: OwnerRecord?
         var holdsLease = false
@@ -251,6 +256,11 @@ public final class OwnerSession: @unchecked Sendable {
     /// `state` and `detail` go into the lease (what `dropline status` shows). Throws `LeaseLost` when
     /// another daemon holds the lease now.
     public func heartbeat(state: String? = nil, detail: String?? = nil) throws {
+        var lostNow: String?
+        defer { if let lostNow { onLeaseLost?(lostNow) } }  // outside `writing`: the handler may end the session
+        writing.lock()
+        defer { writing.unlock() }
+        guard !lock.withLock({ $0.stopped }) else { return }
         let (record, holds) = lock.withLock { s -> (OwnerRecord, Bool) in
             var r = s.record!
             r.sequence += 1
@@ -267,7 +277,7 @@ public final class OwnerSession: @unchecked Sendable {
                     defer { s.leaseLost = lost.description }
                     return s.leaseLost == nil
                 }
-                if first { onLeaseLost?(lost.description) }
+                if first { lostNow = lost.description }
                 throw lost
             }
         }
@@ -283,6 +293,8 @@ public final class OwnerSession: @unchecked Sendable {
 
     /// Ends the session: releases the lease if held, removes the heartbeat file.
     public func end() {
+        writing.lock()
+        defer { writing.unlock() }
         let (record, holds, already) = lock.withLock { s -> (OwnerRecord?, Bool, Bool) in
             defer { s.stopped = true }
             return (s.record, s.holdsLease && s.leaseLost == nil, s.stopped)

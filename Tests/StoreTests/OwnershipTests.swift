@@ -78,6 +78,31 @@ struct OwnershipTests {
         #expect(try DaemonLease.acquire(next, observation: &fresh).contains("is not running"))
     }
 
+    @Test("a session ended while a heartbeat is being written leaves neither the lease nor its heartbeat file behind")
+    func endDuringHeartbeat() throws {
+        defer { cleanUp() }
+        for i in 0..<40 {
+            let session = try OwnerSession(root: root, command: "watch")
+            var observation = DaemonLease.Observation()
+            _ = try DaemonLease.acquire(session, observation: &observation)
+            // heartbeats back to back on another thread, as the heartbeat thread writes at its time
+            let stop = Atomic<Bool>(false)
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                while !stop.load(ordering: .relaxed) { try? session.heartbeat() }
+                done.signal()
+            }.start()
+            usleep(UInt32(500 + 100 * i))
+            session.end()
+            stop.store(true, ordering: .relaxed)
+            done.wait()
+            #expect(DaemonLease.read(root) == nil, "attempt \(i): the lease was written again after the session ended")
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: Owners.folder(root))) ?? []
+            #expect(left.filter { $0.hasSuffix(".json") }.isEmpty, "attempt \(i): heartbeat files left: \(left)")
+            if DaemonLease.read(root) != nil || !left.isEmpty { break }
+        }
+    }
+
     @Test("a live holder that stops renewing loses the lease after its time-to-live, by the taker's clock; it then finds it lost")
     func expiry() throws {
         defer { cleanUp() }
