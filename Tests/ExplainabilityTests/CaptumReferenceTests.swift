@@ -14,12 +14,9 @@ struct CaptumReferenceTests {
 
     @Test("attributions match Captum within 1e-3 relative", arguments: ["zeros", "random"], ["gausslegendre", "riemann_trapezoid"])
     func captum(baseline: String, method: String) throws {
-        let (t, metadata) = try SafeTensors.decode(try AtomicFile.read("\(Self.folder)/ig_\(baseline)_\(method).safetensors"))
-        let network = try JSONDecoder().decode(Network.self, from: Data(metadata["network"]!.utf8))
-        let parameters = try Parameters(for: network)
-        for (key, value) in t where key.hasPrefix("param.") { try parameters.set(String(key.dropFirst(6)), value) }
+        let (t, network, parameters, target) = try Self.fixture("ig_\(baseline)_\(method)")
         let ig = try IntegratedGradients(network: network, parameters: parameters, chunk: 16)
-        let result = try ig.attribute(input: t["input"]!.data, baseline: t["baseline"]!.data, target: Int(metadata["target"]!)!,
+        let result = try ig.attribute(input: t["input"]!.data, baseline: t["baseline"]!.data, target: target,
                                       steps: 50, method: Quadrature(rawValue: method)!)
         let ours = Tensor(shape: t["attributions"]!.shape, data: result.values)
         let error = ours.relativeError(to: t["attributions"]!)
