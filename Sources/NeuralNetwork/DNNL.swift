@@ -93,6 +93,15 @@ enum DNNL {
 }
 
 /// A oneDNN memory and its buffer: owned (aligned, zeroed, freed with the memory) or borrowed.
+extension DNNL {
+    /// Whether a memory of `batch` examples holds each example contiguously, one after another (a
+    /// plain or blocked layout with the batch dimension outermost and no padding around it).
+    static func isBatchOutermost(_ desc: dnnl_memory_desc_t, batch: Int, bytes: Int) -> Bool {
+        guard desc.format_kind == dnnl_blocked, desc.ndims > 0, desc.dims.0 == Int64(batch) else { return false }
+        return Int(desc.format_desc.blocking.strides.0) * batch * 4 == bytes
+    }
+}
+
 final class Memory {
     let desc: dnnl_memory_desc_t
     let handle: dnnl_memory_t

@@ -58,6 +58,11 @@ public final class Executor {
     var outputGradientReorder: Step?
     var inputGradientPlain: Memory?
     var inputGradientReorder: Step?
+    /// In inference with input gradients, when the input feeds one convolution only: that
+    /// convolution's output gradient (after its fused activation's mask), and the steps that take it
+    /// to the input gradient (its input-gradient primitive and any reorder), which are linear.
+    var seedMemory: Memory?
+    var inputGradientTail: [() -> Void] = []
     var aliases: [String: String] = [:]
     let context = ExecutionContext()
 
@@ -145,6 +150,11 @@ public final class Executor {
     /// Back-propagates `outputGradient` (same shape as the output) through the last forward pass,
     /// writing the trainable parameters' gradients into `gradients` (overwritten, not accumulated).
     public func backward(_ outputGradient: UnsafeBufferPointer<Float>) {
+        runBackwardBlocks(outputGradient)
+        finishInputGradient()
+    }
+
+    private func runBackwardBlocks(_ outputGradient: UnsafeBufferPointer<Float>) {
         guard let diff = resolve(outputNode).diff else {
             preconditionFailure("backward on an executor with nothing to differentiate (no trainable layer and no input gradient)")
         }
@@ -156,11 +166,47 @@ public final class Executor {
             _ = diff.floats.update(fromContentsOf: outputGradient)
         }
         for block in backwardBlocks.reversed() { for action in block { action() } }
-        inputGradientReorder?.run()
     }
 
     public func backward(_ outputGradient: [Float]) {
         outputGradient.withUnsafeBufferPointer { backward($0) }
+    }
+
+    private func finishInputGradient() {
+        for action in inputGradientTail { action() }
+        inputGradientReorder?.run()
+    }
+
+    /// Whether `backward(_:deferringInputGradient:)` can stop before the input gradient: in inference
+    /// with input gradients, when the network's input feeds a single convolution. From that
+    /// convolution's output gradient on the input gradient is linear, so a weighted sum of many
+    /// passes' input gradients (integrated gradients) is the input gradient of the same sum of their
+    /// `inputGradientSeed`s, computed once (`inputGradient(fromSeed:)`).
+    public var defersInputGradient: Bool { seedMemory != nil }
+
+    /// The gradient at the first convolution's output left by the last deferred backward pass, in the
+    /// executor's own layout: `batchSize` examples one after another, `seedCount / batchSize` floats each.
+    public var inputGradientSeed: UnsafeMutableBufferPointer<Float> {
+        guard let seed = seedMemory else { preconditionFailure("this executor does not defer its input gradient") }
+        return seed.floats
+    }
+
+    /// The backward pass without its linear last part when `deferringInputGradient` (see
+    /// `defersInputGradient`): `inputGradient` is then not written, `inputGradientSeed` is.
+    public func backward(_ outputGradient: UnsafeBufferPointer<Float>, deferringInputGradient: Bool) {
+        precondition(!deferringInputGradient || defersInputGradient, "this executor does not defer its input gradient")
+        runBackwardBlocks(outputGradient)
+        if !deferringInputGradient { finishInputGradient() }
+    }
+
+    /// The input gradient (`inputGradient`) of a seed laid out as `inputGradientSeed`, e.g. a weighted
+    /// sum of several deferred passes' seeds.
+    public func inputGradient(fromSeed seed: UnsafeBufferPointer<Float>) -> UnsafeBufferPointer<Float> {
+        let target = inputGradientSeed
+        precondition(seed.count == target.count, "a seed of \(seed.count) floats, the executor's has \(target.count)")
+        _ = target.update(fromContentsOf: seed)
+        finishInputGradient()
+        return inputGradient
     }
 
     /// d(output)/d(input) from the last backward pass, row-major like the input.

@@ -69,3 +69,63 @@ struct DropoutTests {
         #expect(Array(inference.output) == input)
     }
 }
+
+@Suite("Deferred input gradients")
+struct DeferredInputGradientTests {
+    @Test("a weighted sum of passes stopped at the first convolution, taken to the input once, equals the weighted sum of their input gradients")
+    func deferred() throws {
+        let net = Architectures.smallCNN(classes: 4, imageSize: 32)
+        let parameters = try Parameters(for: net)
+        parameters.initialize(seed: 9)
+        let executor = try Executor(network: net, parameters: parameters, batchSize: 3, mode: .inference, inputGradient: true)
+        #expect(executor.defersInputGradient)
+        let size = 3 * 3 * 32 * 32
+        let inputs: [[Float]] = (0..<4).map { k in (0..<size).map { Float(($0 * 7919 + k * 104_729) % 255) / 255 - 0.4 } }
+        let weights: [Float] = [0.5, -1.25, 2, 0.75]
+        var upstream = [Float](repeating: 0, count: 3 * 4)
+        for s in 0..<3 { upstream[s * 4 + (s + 1) % 4] = 1 }
+        var expected = [Double](repeating: 0, count: size)
+        var seeds = [Float](repeating: 0, count: executor.inputGradientSeed.count)
+        for (input, w) in zip(inputs, weights) {
+            executor.forward(input)
+            executor.backward(upstream)
+            for i in 0..<size { expected[i] += Double(w) * Double(executor.inputGradient[i]) }
+            executor.forward(input)
+            upstream.withUnsafeBufferPointer { executor.backward($0, deferringInputGradient: true) }
+            for i in seeds.indices { seeds[i] += w * executor.inputGradientSeed[i] }
+        }
+        let deferred = seeds.withUnsafeBufferPointer { Array(executor.inputGradient(fromSeed: $0)) }
+        let scale = expected.map(abs).max()!
+        #expect(scale > 0)
+        let worst = zip(deferred, expected).map { abs(Double($0) - $1) }.max()!
+        #expect(worst <= 1e-5 * scale, "largest difference \(worst) of \(scale)")
+        // a deferred pass leaves the input gradient alone; an ordinary one after it is whole again
+        executor.forward(inputs[0])
+        executor.backward(upstream)
+        let whole = Array(executor.inputGradient)
+        executor.forward(inputs[1])
+        upstream.withUnsafeBufferPointer { executor.backward($0, deferringInputGradient: true) }
+        #expect(Array(executor.inputGradient) == whole)
+        executor.forward(inputs[0])
+        executor.backward(upstream)
+        #expect(Array(executor.inputGradient) == whole)
+    }
+
+    @Test("no deferral where the input feeds more than the first convolution, or in training")
+    func notDeferred() throws {
+        let net = Network(layers: [
+            Layer("x", .input(channels: 3, height: 8, width: 8), inputs: []),
+            Layer("a", .conv2d(filters: 4, kernel: [3, 3], stride: [1, 1], padding: .symmetric(1), groups: 1, bias: true), inputs: ["x"]),
+            Layer("b", .conv2d(filters: 4, kernel: [1, 1], stride: [1, 1], padding: .valid, groups: 1, bias: true), inputs: ["x"]),
+            Layer("sum", .add, inputs: ["a", "b"]),
+            Layer("gap", .globalAvgPool, inputs: ["sum"]),
+            Layer("fc", .dense(units: 2, bias: true), inputs: ["gap"]),
+        ])
+        let parameters = try Parameters(for: net)
+        parameters.initialize(seed: 3)
+        #expect(!(try Executor(network: net, parameters: parameters, batchSize: 2, mode: .inference, inputGradient: true)).defersInputGradient)
+        let cnn = Architectures.smallCNN(classes: 4, imageSize: 32), cnnParameters = try Parameters(for: cnn)
+        #expect(!(try Executor(network: cnn, parameters: cnnParameters, batchSize: 2, mode: .training, inputGradient: true)).defersInputGradient)
+        #expect(!(try Executor(network: cnn, parameters: cnnParameters, batchSize: 2, mode: .inference)).defersInputGradient)
+    }
+}

@@ -183,8 +183,17 @@ extension Executor {
                 weightSyncs.append(reorder.run)
             }
             let step = makeStep(primitive, [(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, backwardWeights), (DNNL_ARG_DIFF_SRC, gradientTarget)])
-            block.append(step.run)
-            if let reorderIntoTarget { block.append(reorderIntoTarget.run) }
+            var tail = [step.run]
+            if let reorderIntoTarget { tail.append(reorderIntoTarget.run) }
+            if finish == nil, resolve(source) === inputNode, gradientWriterCount(inputNode) == 1, computesInputGradient, mode == .inference,
+               DNNL.isBatchOutermost(diffDst.desc, batch: batchSize, bytes: diffDst.bytes) {
+                // the network's one input-gradient path starts here, linear from this gradient on
+                // (`backward(_:deferringInputGradient:)`)
+                seedMemory = diffDst
+                inputGradientTail = tail
+            } else {
+                block += tail
+            }
             if let finish { block.append(finish) }
         }
     }
