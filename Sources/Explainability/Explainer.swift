@@ -75,8 +75,10 @@ public final class Explainer {
     public var method: Quadrature = .gaussLegendre
     public var baseline: Baseline = .black
     /// Spend the path points where the images need them (`explainAll`): every image at `steps`, then
-    /// the images whose relative completeness delta is still at or above `tolerance`, worst first, again
-    /// at twice the steps while the whole set stays within `passesPerImage` passes per image.
+    /// the images whose relative completeness delta is still at or above `tolerance`, while the whole
+    /// set stays within `passesPerImage` passes (path points) per image. A nested rule
+    /// (`Quadrature.isNested`) is refined in rounds that add points to an image's (`refine`); another
+    /// is attributed again once at twice the steps, worst first.
     public var adaptive = false
     public var tolerance = 0.01
     public var passesPerImage = 250
@@ -123,19 +125,24 @@ public final class Explainer {
     }
 
     /// Explains a set of images, written as `0001.png`/`.json`, ... With `adaptive`, every image is
-    /// first attributed at `steps`; then, worst first, the images whose relative completeness delta is
-    /// at or above `tolerance` are attributed again at twice the steps (kept when their delta is
-    /// smaller) as long as the set's passes stay within `passesPerImage` per image: a fixed cost for
-    /// the set, spent where the quadrature needs more points. Which images are refined depends only on
-    /// the first deltas, so the refinements run side by side like the first attributions.
+    /// first attributed at `steps`; then the images whose relative completeness delta is at or above
+    /// `tolerance` get more points as long as the set's passes stay within `passesPerImage` per image:
+    /// a fixed cost for the set, spent where the quadrature needs more points. With a nested rule that
+    /// is `refine`; otherwise, worst first, an attribution again at twice the steps (kept when its
+    /// delta is smaller). Which images are refined depends only on deltas, so the refinements run side
+    /// by side like the first attributions.
     public func explainAll(_ candidates: [Candidate], folder: String, progress: (@Sendable () -> Void)? = nil) throws -> [Explanation] {
-        var attributions = try attributions(candidates.indices.map { ($0, steps) }, of: candidates, progress: progress)
-        if adaptive {
+        let nested = adaptive && method.isNested
+        var attributions = try attributions(candidates.indices.map { Job(index: $0, steps: steps, keepSum: nested) }, of: candidates,
+                                            progress: progress)
+        if nested {
+            try refine(&attributions, of: candidates)
+        } else if adaptive {
             let spare = max(0, (passesPerImage - steps) * candidates.count)
             let worstFirst = attributions.indices.filter { attributions[$0].relativeDelta >= tolerance }
                 .sorted { (attributions[$0].relativeDelta, $1) > (attributions[$1].relativeDelta, $0) }
             let chosen = Array(worstFirst.prefix(spare / (2 * steps)))
-            let finer = try self.attributions(chosen.map { ($0, 2 * steps) }, of: candidates)
+            let finer = try self.attributions(chosen.map { Job(index: $0, steps: 2 * steps) }, of: candidates)
             for (index, attribution) in zip(chosen, finer) where attribution.relativeDelta < attributions[index].relativeDelta {
                 attributions[index] = attribution
             }
@@ -146,6 +153,42 @@ public final class Explainer {
         }
     }
 
+    /// Refines attributions of a nested rule in rounds, each image's rule of n points to the rule of
+    /// 2n + 1 that holds it, while its relative delta is at or above `tolerance` and the set's points
+    /// stay within `passesPerImage` per image. In each round the images go by relative delta per point
+    /// the refinement adds (the delta it is expected to halve, per unit of cost), largest first, and
+    /// each one that still fits the points left is refined. A refinement is always kept: it is the
+    /// better estimate of the same integral, whatever its delta. The choice depends only on the deltas,
+    /// so one round's refinements run side by side.
+    func refine(_ attributions: inout [Attribution], of candidates: [Candidate]) throws {
+        var spare = passesPerImage * candidates.count - attributions.reduce(0) { $0 + $1.steps }
+        while true {
+            for index in attributions.indices where attributions[index].relativeDelta < tolerance { attributions[index].weightedSum = nil }
+            let open = attributions.indices.filter { attributions[$0].relativeDelta >= tolerance }
+                .map { ($0, attributions[$0].relativeDelta / Double(attributions[$0].steps + 1)) }
+                .sorted { ($0.1, $1.0) > ($1.1, $0.0) }
+            var chosen: [Int] = []
+            for (index, _) in open where attributions[index].steps + 1 <= spare {
+                chosen.append(index)
+                spare -= attributions[index].steps + 1
+            }
+            guard !chosen.isEmpty else { break }
+            let finer = try self.attributions(chosen.map { Job(index: $0, steps: 2 * attributions[$0].steps + 1, coarser: attributions[$0],
+                                                               keepSum: true) }, of: candidates)
+            for (index, attribution) in zip(chosen, finer) { attributions[index] = attribution }
+        }
+        for index in attributions.indices { attributions[index].weightedSum = nil }
+    }
+
+    /// One attribution to compute: a candidate, the rule's points, and for a nested rule the coarser
+    /// attribution it refines.
+    struct Job {
+        var index: Int
+        var steps: Int
+        var coarser: Attribution? = nil
+        var keepSum = false
+    }
+
     /// How many images (or parts of one) are attributed at once, each on one core
     /// (`ParallelAttribution`); 1: one at a time on `engine`, with oneDNN's own threads.
     public var workers = CPUBudget.available
@@ -153,13 +196,16 @@ public final class Explainer {
 
     /// Attributions for `jobs` (a candidate and a step count each), in order; at most 8 per worker
     /// have their network inputs in memory at once.
-    func attributions(_ jobs: [(index: Int, steps: Int)], of candidates: [Candidate],
-                      progress: (@Sendable () -> Void)? = nil) throws -> [Attribution] {
+    func attributions(_ jobs: [Job], of candidates: [Candidate], progress: (@Sendable () -> Void)? = nil) throws -> [Attribution] {
+        func job(_ job: Job) -> ParallelAttribution.Job {
+            let c = candidates[job.index], ends = path(prepared: c.prepared, seed: c.seed)
+            return ParallelAttribution.Job(input: ends.input, baseline: ends.baseline, target: c.prediction.index, steps: job.steps,
+                                           method: method, coarser: job.coarser, keepSum: job.keepSum)
+        }
         guard workers > 1 else {
-            return try jobs.map { job in
+            return try jobs.map { j in
                 defer { progress?() }
-                let c = candidates[job.index]
-                return try attribution(prepared: c.prepared, target: c.prediction.index, seed: c.seed, steps: job.steps)
+                return try engine.attribute(job(j))
             }
         }
         if parallel?.workers != workers {
@@ -167,11 +213,7 @@ public final class Explainer {
         }
         var results: [Attribution] = []
         for start in stride(from: 0, to: jobs.count, by: 8 * workers) {
-            let group = jobs[start..<min(jobs.count, start + 8 * workers)]
-            results += try parallel!.attribute(group.map { job in
-                let c = candidates[job.index], ends = path(prepared: c.prepared, seed: c.seed)
-                return ParallelAttribution.Job(input: ends.input, baseline: ends.baseline, target: c.prediction.index, steps: job.steps, method: method)
-            }, progress: progress)
+            results += try parallel!.attribute(jobs[start..<min(jobs.count, start + 8 * workers)].map(job), progress: progress)
         }
         return results
     }

@@ -75,7 +75,8 @@ public final class Pipelines {
     /// records every input's hash and the components take the images from memory.
     public var keepProcessedImages = false
     /// Gauss-Legendre points per explained image in serve runs, without the refinement budget (nil: the
-    /// component's default, 200 points and refinement of the worst deltas; `dropline infer --explain-steps`).
+    /// component's default, 63 points of the nested cosine trapezoid refined where an image needs it;
+    /// `dropline infer --explain-steps`).
     public var explanationSteps: Int?
     /// This process as an owner of the root: its id goes on every run it starts, and recovery leaves
     /// alone the runs of owners that still live (nil: an anonymous owner, for in-memory tests).

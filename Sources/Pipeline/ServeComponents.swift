@@ -205,6 +205,7 @@ extension ExplainabilityComponent {
             try ComponentRun.prepare(output)
             explainer = try Explainer(classifier: classifier)
             explainer.steps = component.steps
+            explainer.method = component.method
             explainer.baseline = component.baseline
             explainer.adaptive = component.adaptive
             explainer.passesPerImage = component.passesPerImage
@@ -293,7 +294,10 @@ extension ExplainabilityComponent {
                 inputs: [.init(role: mode == .train ? "validation" : "batch", path: images, files: inputs.items.count, sha256: inputs.contentHash)],
                 outputs: ["explainability/explanations": "explanations"],
                 parameters: ["model_content_sha256": explainer.classifier.contentHash, "budget": budget.description,
-                             "steps": "\(component.steps)", "adaptive": component.adaptive ? "twice the steps for the worst deltas at or above \(explainer.tolerance), within \(component.passesPerImage) passes per image" : "no",
+                             "steps": "\(component.steps)", "method": component.method.rawValue,
+                             "adaptive": component.adaptive ? (component.method.isNested
+                                ? "refined while the delta is at or above \(explainer.tolerance), within \(component.passesPerImage) points per image"
+                                : "twice the steps for the worst deltas at or above \(explainer.tolerance), within \(component.passesPerImage) passes per image") : "no",
                              "baseline": component.baseline.rawValue, "seed": "\(component.seed)", "explained": "\(explanations.count)"],
                 rejected: inputs.rejected, droplineVersion: DroplineVersion.current, startedAt: started,
                 finishedAt: ComponentRun.now(), outcome: "succeeded")

@@ -73,6 +73,7 @@ final class ServeSessions {
         var explainability = ExplainabilityComponent()
         if let steps = pipelines.explanationSteps {
             explainability.steps = steps
+            explainability.method = .gaussLegendre
             explainability.adaptive = false
         }
         explaining = try ExplainabilityComponent.Session(explainability, mode: .serve, classifier: classifier, images: folder,

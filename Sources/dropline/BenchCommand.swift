@@ -279,7 +279,7 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Alternated rounds of each.") var rounds = 3
         @Option(help: "Busy loops to run beside a second series of rounds (0: none).") var busyLoops = 0
         @Option(help: "The Python with Pillow, torch, scipy and captum.") var python = "python3"
-        @Option(help: "Pass --explain-steps N to dropline infer (the peer runs Captum's default 50; without it Dropline explains with its default 200 points and refinement).") var explainSteps: Int?
+        @Option(help: "Pass --explain-steps N to dropline infer (the peer runs Captum's default 50; without it Dropline explains with its default: 63 points, refined where an image needs it, within 120 per image).") var explainSteps: Int?
         @Option(help: "The peer script (default: scripts/pipeline_peer.py of this checkout).") var peerScript: String?
         @Option(help: "Scratch folder (kept, so that the trained root and the photos are reused).") var scratch = FileManager.default.temporaryDirectory.path + "/dropline-bench-pipeline"
         @Flag(help: "Print the report as JSON.") var json = false
@@ -304,7 +304,7 @@ struct BenchCommand: ParsableCommand {
             configuration.log = { Console.note("bench: " + $0) }
             let report = try PipelineBenchmark(configuration: configuration).run()
             if json { return try JSONOutput.print(report) }
-            print("\(report.images) photos of \(report.photoSize), root \(report.root); Dropline's explanations: \(report.droplineExplanationSteps == "default" ? "200 points per image and refinement" : report.droplineExplanationSteps + " points"), the Python stack's: Captum's 50")
+            print("\(report.images) photos of \(report.photoSize), root \(report.root); Dropline's explanations: \(report.droplineExplanationSteps == "default" ? "63 points per image, refined within 120" : report.droplineExplanationSteps + " points"), the Python stack's: Captum's 50")
             var table = TextTable("SERIES", "DROPLINE S", "PYTHON S", "RATIO", "DROPLINE RSS MB", "PYTHON RSS MB")
             func f(_ v: Double) -> String { String(format: "%.2f", v) }
             for series in [report.quiet] + (report.loaded.map { [$0] } ?? []) {

@@ -32,13 +32,13 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "black, blur or noise.")
     var baseline = "black"
 
-    @Option(help: "gausslegendre (default, as Captum) or riemann_trapezoid.")
+    @Option(help: "gausslegendre (default, as Captum), riemann_trapezoid or cosine_trapezoid (nested: --adaptive refines an image by adding points to the ones it has).")
     var method = "gausslegendre"
 
-    @Flag(help: "After every image is explained at --steps, explain again at twice the steps the images whose relative completeness delta is 1% or more, worst first, while the whole set stays within --passes-per-image.")
+    @Flag(help: "After every image is explained at --steps, refine the images whose relative completeness delta is 1% or more while the whole set stays within --passes-per-image: with cosine_trapezoid in rounds, each adding points to the ones an image has (n to 2n + 1); otherwise once, at twice the steps, worst first.")
     var adaptive = false
 
-    @Option(help: "With --adaptive: forward and backward passes per image, for the set.")
+    @Option(help: "With --adaptive: forward and backward passes (path points) per image, for the set.")
     var passesPerImage = 250
 
     @Option(help: "all, sample:N, least-confident:K, or drift:<drift.json>[:K].")
@@ -52,7 +52,7 @@ struct ExplainCommand: ParsableCommand {
 
     func validate() throws {
         guard Baseline(rawValue: baseline) != nil else { throw ValidationError("--baseline must be black, blur or noise") }
-        guard Quadrature(rawValue: method) != nil else { throw ValidationError("--method must be gausslegendre or riemann_trapezoid") }
+        guard Quadrature(rawValue: method) != nil else { throw ValidationError("--method must be gausslegendre, riemann_trapezoid or cosine_trapezoid") }
         guard steps >= 2 && steps <= 2000 else { throw ValidationError("--steps must be between 2 and 2000") }
         _ = try ExplanationBudget(parsing: budget)
     }

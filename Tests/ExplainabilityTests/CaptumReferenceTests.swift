@@ -76,14 +76,15 @@ struct CaptumReferenceTests {
         }
     }
 
-    @Test("a job's points are split into whole passes only when there are fewer than two jobs per worker")
+    @Test("a job's points are split into one part of whole passes per worker, however many jobs there are")
     func parts() {
         let few = ParallelAttribution.parts([50, 37], workers: 2, pass: 4)
         #expect(few.map(\.points) == [0..<28, 28..<50, 0..<20, 20..<37])
         #expect(few.map(\.job) == [0, 0, 1, 1] && few.map(\.index) == [0, 1, 0, 1])
-        let many = ParallelAttribution.parts([50, 50, 50, 50], workers: 2, pass: 4)
-        #expect(many.map(\.points) == Array(repeating: 0..<50, count: 4))
+        let many = ParallelAttribution.parts([64, 64, 64, 64, 64], workers: 2, pass: 5)
+        #expect(many.map(\.points) == Array(repeating: [0..<35, 35..<64], count: 5).flatMap { $0 })
         #expect(ParallelAttribution.parts([3], workers: 2, pass: 5).map(\.points) == [0..<3])
+        #expect(ParallelAttribution.parts([50, 37], workers: 1, pass: 4).map(\.points) == [0..<50, 0..<37])
     }
 
     @Test("oneDNN's thread count can be limited on one thread without changing the others'")

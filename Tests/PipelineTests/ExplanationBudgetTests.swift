@@ -48,6 +48,41 @@ struct AdaptiveExplanationTests {
                 #expect(abs(a.outputAtInput - b.outputAtInput) <= 1e-4 * max(1, abs(b.outputAtInput)))
             }
         }
+
+        // the nested rule: rounds that add points to an image's, within the set's points
+        explainer.workers = 2
+        explainer.method = .cosineTrapezoid
+        explainer.steps = 3
+        explainer.adaptive = false
+        let coarse = try explainer.explainAll(candidates, folder: folder)
+        explainer.adaptive = true
+        explainer.passesPerImage = 8  // 48 points for the set: 18 at first, 30 for refinements
+        let nested = try explainer.explainAll(candidates, folder: folder)
+        let spent = nested.reduce(0) { $0 + $1.steps }
+        #expect(spent <= 48, "\(nested.map(\.steps))")
+        #expect(nested.allSatisfy { [3, 7, 15, 31].contains($0.steps) })
+        #expect(coarse.allSatisfy { $0.relativeDelta < explainer.tolerance } || nested.contains { $0.steps > 3 }, "30 points left: a refinement fits")
+        for (first, final) in zip(coarse, nested) where first.relativeDelta < explainer.tolerance {
+            #expect(final.steps == 3, "an image under the tolerance is not refined")
+        }
+        // it stops only when no image over the tolerance has a refinement that fits the points left
+        for image in nested where image.relativeDelta >= explainer.tolerance {
+            #expect(image.steps + 1 > 48 - spent, "\(nested.map(\.steps)), deltas \(nested.map(\.relativeDelta))")
+        }
+        // a refined image is attributed as by its finer rule computed whole
+        explainer.adaptive = false
+        for steps in Set(nested.map(\.steps)).subtracting([3]) {
+            explainer.steps = steps
+            let whole = try explainer.explainAll(candidates, folder: folder)
+            for (a, b) in zip(nested, whole) where a.steps == steps {
+                #expect(abs(a.attributionSum - b.attributionSum) <= 1e-4 * max(1, abs(b.attributionSum)), "\(steps) points")
+                #expect(abs(a.delta - b.delta) <= 1e-4 * max(1, abs(b.outputAtInput - b.outputAtBaseline)))
+            }
+        }
+        explainer.steps = 3
+        explainer.adaptive = true
+        explainer.workers = 1
+        #expect(try explainer.explainAll(candidates, folder: folder).map(\.steps) == nested.map(\.steps), "one worker chooses as two")
     }
 }
 
