@@ -9,14 +9,34 @@ import Glibc
 /// `cpu.cfs_quota_us` / `cpu.cfs_period_us` in v1: Docker's `--cpus`, systemd's `CPUQuota=`), rounded
 /// up. A pool wider than this only adds threads that wait for each other's time slices.
 ///
-/// `DROPLINE_THREADS` overrides it (a positive number). Neither OpenMP nor Dispatch reads cgroup quotas,
-/// so Dropline sizes both from this: `OMP_NUM_THREADS` for oneDNN (set before the process runs
-/// again, see the executable's ThreadPolicy) and the width of `Parallel.forEach`.
+/// `DROPLINE_THREADS` overrides it: a whole number from 1 to the online CPUs (`override`). Neither
+/// OpenMP nor Dispatch reads cgroup quotas, so Dropline sizes both from this: `OMP_NUM_THREADS` for
+/// oneDNN (set before the process runs again, see the executable's ThreadPolicy), the width of
+/// `Parallel.forEach` and the explanation workers, each of which compiles its own network.
 public enum CPUBudget {
     public static let available: Int = {
-        if let text = ProcessInfo.processInfo.environment["DROPLINE_THREADS"], let n = Int(text), n > 0 { return n }
+        if let n = override(ProcessInfo.processInfo.environment["DROPLINE_THREADS"], online: online).threads { return n }
         return compute(affinity: affinityCount(), quota: cgroupQuota())
     }()
+
+    /// The CPUs online on this machine.
+    public static var online: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// What `DROPLINE_THREADS` (`text`, nil when unset) gives: its number when it is a whole number from
+    /// 1 to `online`; the online CPUs when it is more (more threads than CPUs only wait for each other's
+    /// time slices, and each explanation worker holds a compiled network: 64 of them would hold 6 GB
+    /// for MobileNetV2); nil when unset or not a positive whole number. `problem` says what was
+    /// ignored or capped, for a note on the terminal.
+    public static func override(_ text: String?, online: Int) -> (threads: Int?, problem: String?) {
+        guard let text else { return (nil, nil) }
+        guard let n = Int(text), n > 0 else {
+            return (nil, "DROPLINE_THREADS=\(text.debugDescription) is not a whole number of CPUs from 1 up; it is ignored")
+        }
+        guard n <= online else {
+            return (online, "DROPLINE_THREADS=\(n) is more than the \(online) CPUs online; \(online) are used")
+        }
+        return (n, nil)
+    }
 
     /// `affinity` CPUs capped by a quota of `quota` CPUs (nil: no quota), at least one.
     public static func compute(affinity: Int, quota: Double?) -> Int {

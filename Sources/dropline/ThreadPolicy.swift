@@ -37,6 +37,10 @@ enum ThreadPolicy {
 
     static func apply() {
         guard getenv(marker) == nil else { return }  // already set, by this process before it ran again
+        let threads = getenv("DROPLINE_THREADS").map { String(cString: $0) }
+        if let problem = CPUBudget.override(threads, online: CPUBudget.online).problem {
+            FileHandle.standardError.write(Data("note: \(problem)\n".utf8))
+        }
         var set: [String] = []
         if getenv("OMP_WAIT_POLICY") == nil && getenv("GOMP_SPINCOUNT") == nil {
             if trains(CommandLine.arguments.dropFirst().filter { !$0.hasPrefix("-") }) {

@@ -134,6 +134,17 @@ struct InitTests {
         #expect(try String(contentsOfFile: root + "/rules.yaml", encoding: .utf8) == "# mine\n")
     }
 
+    @Test("a malformed or too large DROPLINE_THREADS is noted once on stderr and the command still runs")
+    func threadsNote() throws {
+        let bad = try Binary.run(["--help"], environment: ["DROPLINE_THREADS": "lots"])
+        #expect(bad.status == 0)
+        #expect(bad.stderr.components(separatedBy: "note: DROPLINE_THREADS=\"lots\" is not a whole number").count == 2, "\(bad.stderr)")
+        let many = try Binary.run(["--help"], environment: ["DROPLINE_THREADS": "100000"])
+        #expect(many.status == 0 && many.stderr.contains("DROPLINE_THREADS=100000 is more than the"), "\(many.stderr)")
+        let fine = try Binary.run(["--help"], environment: ["DROPLINE_THREADS": "1"])
+        #expect(fine.status == 0 && !fine.stderr.contains("DROPLINE_THREADS"), "\(fine.stderr)")
+    }
+
     @Test("the executable spins briefly in OpenMP with as many threads as it may use unless told otherwise, and the programs its rules run do not inherit that choice")
     func threadPolicy() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-policy-\(UUID().uuidString)").path

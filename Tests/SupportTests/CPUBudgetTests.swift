@@ -29,6 +29,20 @@ struct CPUBudgetTests {
         #expect(CPUBudget.compute(affinity: 2, quota: nil) == 2)
     }
 
+    @Test("DROPLINE_THREADS: a whole number from 1 to the online CPUs; more is capped, anything else ignored, each with a note")
+    func override() {
+        #expect(CPUBudget.override(nil, online: 8) == (nil, nil))
+        #expect(CPUBudget.override("4", online: 8) == (4, nil))
+        #expect(CPUBudget.override("8", online: 8) == (8, nil))
+        let capped = CPUBudget.override("64", online: 2)
+        #expect(capped.threads == 2 && capped.problem?.contains("more than the 2 CPUs online") == true)
+        for text in ["0", "-2", "two", "", " 2", "2 ", "2.5", "3\n", "99999999999999999999999", "$(reboot)"] {
+            let result = CPUBudget.override(text, online: 8)
+            #expect(result.threads == nil && result.problem?.contains("is ignored") == true, "\(text.debugDescription)")
+            #expect(result.problem?.contains(text.debugDescription) == true, "the note quotes the value")
+        }
+    }
+
     @Test("cgroup v1: cpu.cfs_quota_us over cpu.cfs_period_us of the cpu controller; -1 is no quota")
     func version1() throws {
         let f = try fake("4:memory:/a\n3:cpu,cpuacct:/docker/abc\n0::/\n", files: [
