@@ -22,8 +22,17 @@ enum Backend: String, CustomTestStringConvertible, Sendable {
 }
 
 enum Indexes {
+    /// Where this test process's temporary roots go; removed when the process exits, since the
+    /// disk indexes that `make` opens live as long as the tests that hold them.
+    static let scratch: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dropline-store-tests-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: Indexes.scratch) }
+        return path
+    }()
+
     static func temporaryRoot() throws -> DroplineRoot {
-        try DroplineRoot.create(at: FileManager.default.temporaryDirectory.appendingPathComponent("dropline-root-\(UUID().uuidString)").path)
+        try DroplineRoot.create(at: scratch + "/root-\(UUID().uuidString)")
     }
 
     /// A new, empty index on `backend`, and a way to open it again (a restart).
