@@ -88,9 +88,7 @@ public final class IntegratedGradients {
                           method: Quadrature = .gaussLegendre) throws(NetworkError) -> Attribution {
         precondition(input.count == inputSize && baseline.count == inputSize, "input and baseline need \(inputSize) values")
         precondition(target >= 0 && target < classes, "target \(target) is outside 0..<\(classes)")
-        var average = [Double](repeating: 0, count: inputSize)
-        try accumulate(method.rule(steps: steps), input: input, baseline: baseline, target: target, into: &average)
-        return try finish(average, input: input, baseline: baseline, target: target, steps: steps, method: method)
+        return try attribute(ParallelAttribution.Job(input: input, baseline: baseline, target: target, steps: steps, method: method))
     }
 
     /// Adds weight x gradient of the target logit at each path point to `sum`, the points batched
@@ -173,16 +171,10 @@ public final class IntegratedGradients {
 
     /// The attribution of a job on this engine alone.
     public func attribute(_ job: ParallelAttribution.Job) throws(NetworkError) -> Attribution {
-        let sum = try partialSum(job.points[...], input: job.input, baseline: job.baseline, target: job.target)
+        var sum = [Double](repeating: 0, count: inputSize)
+        try accumulate(job.points, input: job.input, baseline: job.baseline, target: job.target, into: &sum)
         if let coarser = job.coarser { return job.attribution([sum], ends: (coarser.outputAtInput, coarser.outputAtBaseline)) }
         return job.attribution([sum], ends: try ends(input: job.input, baseline: job.baseline, target: job.target))
-    }
-
-    /// The attribution from the path's average gradient, with its completeness delta.
-    func finish(_ average: [Double], input: [Float], baseline: [Float], target: Int, steps: Int,
-                method: Quadrature) throws(NetworkError) -> Attribution {
-        Self.attribution(average, input: input, baseline: baseline, ends: try ends(input: input, baseline: baseline, target: target),
-                         target: target, steps: steps, method: method)
     }
 
     static func attribution(_ average: [Double], input: [Float], baseline: [Float], ends: (atInput: Double, atBaseline: Double),

@@ -83,8 +83,8 @@ public final class ParallelAttribution {
         while engines.count < workers {
             engines.append(Engine(try IntegratedGradients(network: network, parameters: parameters)))
         }
-        let parts = Self.parts(jobs.map(\.points.count), workers: workers, pass: engines[0].ig.chunk)
         let rules = jobs.map(\.points)
+        let parts = Self.parts(rules.map(\.count), workers: workers, pass: engines[0].ig.chunk)
         let free = Mutex(engines)
         let sums = Mutex(jobs.indices.map { j in [[Double]?](repeating: nil, count: parts.filter { $0.job == j }.count) })
         let ends = Mutex([(atInput: Double, atBaseline: Double)?](repeating: nil, count: jobs.count))
