@@ -63,7 +63,8 @@ struct SlurmJobsEnded: Error, CustomStringConvertible {
 ///   new merge, at most `resubmissions` times; a merge lost the same way is submitted again alone;
 /// - a shard that failed with an error (the batch changed: it is served again when it settles; an
 ///   unreadable plan) or a failed merge: the run fails with that error, nothing is submitted again;
-/// - a job cancelled (`scancel`): the run's other jobs are cancelled and the run fails, recorded as
+/// - a job cancelled (`scancel`): the run's other jobs are cancelled and, once none of its tasks is
+///   left on a node (a cancelled task is COMPLETING while its processes end), the run fails, recorded as
 ///   cancelled; a merge cancelled after it published the run leaves a served run, completed from its
 ///   manifest. Never a half-published run: the merge publishes by one rename.
 ///
@@ -175,11 +176,13 @@ final class SlurmExecutor: @unchecked Sendable {
             let arrayEnded = shardTasks.allSatisfy { ClusterJob.endedStates.contains($0.state) } && !shardTasks.contains { $0.id.contains("[") }
             if let cancelled = shardTasks.first(where: { $0.state == "CANCELLED" }) {
                 slurm.cancel([array, merge])
+                settle([array, merge], run: "run \(plan.runId)")
                 try? pipelines.index.updateClusterJob(merge, state: "CANCELLED", detail: "cancelled with its shards")
                 throw SlurmJobsEnded(description: "cancelled: Slurm task \(cancelled.id) of run \(plan.runId) was cancelled (scancel); the run's other jobs were cancelled and nothing was published")
             }
             if let failure = Self.shardErrors(staging).first {
                 slurm.cancel([array, merge])
+                settle([array, merge], run: "run \(plan.runId)")
                 if failure.error.superseded { throw BatchSuperseded(folder: pipelines.root.relative(plan.batchFolder)) }
                 throw SlurmJobsEnded(description: "shard \(failure.shard) failed: \(failure.error.error)")
             }
@@ -223,6 +226,26 @@ final class SlurmExecutor: @unchecked Sendable {
             (array, merge) = try submitRound(pipelines, job: job, plan: plan, shards: missing, round: round)
             mergeAlone = false
         }
+    }
+
+    /// How long a cancelled run's tasks may take to leave the nodes (slurmd signals them, waits
+    /// KillWait, then kills them) before the run is failed anyway.
+    static let settling = 120.0
+
+    /// Waits until no task of `ids` is still on a node: a cancelled task is COMPLETING while its
+    /// processes end, and could still write into the run's staging folder, which the failed run removes.
+    func settle(_ ids: [String], run: String) {
+        let start = Date()
+        while Date().timeIntervalSince(start) < Self.settling {
+            guard let tasks = try? slurm.tasks(ids) else {
+                log.warning("\(run): cannot see its cancelled Slurm jobs; failing it without waiting for them to end")
+                return
+            }
+            let lingering = tasks.filter { !ClusterJob.endedStates.contains($0.state) }
+            if lingering.isEmpty { return }
+            usleep(UInt32(settings.pollSeconds * 1_000_000))
+        }
+        log.warning("\(run): its cancelled Slurm jobs did not end within \(Int(Self.settling)) s; failing it anyway")
     }
 
     /// How long squeue may fail in a row (slurmctld restarting, a network cut) before the run gives up.
