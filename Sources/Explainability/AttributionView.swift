@@ -28,12 +28,61 @@ public enum AttributionView {
     }
 
     /// `map` blurred by a separable gaussian of `sigma` pixels (edges clamped).
+    ///
+    /// Each pass sums the taps in the same order as the plain loop (`naiveSmoothed`), so the result is
+    /// the same to the bit; but a row is padded with its edge values once, so the inner loop runs over
+    /// contiguous values without clamping and is vectorised (the 85 taps at 224 took 25 ms an image).
     public static func smoothed(_ map: [Float], width: Int, height: Int, sigma: Double) -> [Float] {
-        guard sigma > 0 else { return map }
+        guard sigma > 0, width > 0, height > 0 else { return map }
+        precondition(map.count == width * height, "\(map.count) values for a \(width)x\(height) map")
+        let kernel = gaussianKernel(sigma)
+        let radius = kernel.count / 2
+        var across = [Float](repeating: 0, count: map.count), out = across
+        var padded = [Float](repeating: 0, count: width + 2 * radius)
+        kernel.withUnsafeBufferPointer { k in
+            map.withUnsafeBufferPointer { source in
+                across.withUnsafeMutableBufferPointer { across in
+                    padded.withUnsafeMutableBufferPointer { padded in
+                        for y in 0..<height {
+                            let row = source.baseAddress! + y * width
+                            for i in 0..<padded.count { padded[i] = row[min(max(i - radius, 0), width - 1)] }
+                            let target = across.baseAddress! + y * width
+                            for t in 0..<k.count {
+                                let weight = k[t], shifted = padded.baseAddress! + t
+                                for x in 0..<width { target[x] += weight * shifted[x] }
+                            }
+                        }
+                    }
+                }
+            }
+            across.withUnsafeBufferPointer { across in
+                out.withUnsafeMutableBufferPointer { out in
+                    for y in 0..<height {
+                        let target = out.baseAddress! + y * width
+                        for t in 0..<k.count {
+                            let weight = k[t], row = across.baseAddress! + min(max(y + t - radius, 0), height - 1) * width
+                            for x in 0..<width { target[x] += weight * row[x] }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The normalised taps of a gaussian of `sigma` pixels, 3 sigma on each side (at least one).
+    static func gaussianKernel(_ sigma: Double) -> [Float] {
         let radius = max(1, Int((3 * sigma).rounded(.up)))
-        var kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
+        let kernel = (-radius...radius).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
         let total = kernel.reduce(0, +)
-        kernel = kernel.map { $0 / total }
+        return kernel.map { $0 / total }
+    }
+
+    /// `smoothed` as the plain loop: the definition the fast one is tested against.
+    public static func naiveSmoothed(_ map: [Float], width: Int, height: Int, sigma: Double) -> [Float] {
+        guard sigma > 0 else { return map }
+        let kernel = gaussianKernel(sigma)
+        let radius = kernel.count / 2
         var across = [Float](repeating: 0, count: map.count), out = across
         for y in 0..<height {
             for x in 0..<width {
@@ -52,11 +101,30 @@ public enum AttributionView {
         return out
     }
 
-    /// The 95th percentile of |map| (never below a tiny positive value).
+    /// The 95th percentile of |map| (never below a tiny positive value): the order statistic a full
+    /// sort would give, found by selection.
     public static func scale(_ map: [Float]) -> Float {
         guard !map.isEmpty else { return 1e-12 }
-        let sorted = map.map(abs).sorted()
-        return max(sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.95))], 1e-12)
+        var magnitudes = map.map(abs)
+        let rank = min(magnitudes.count - 1, Int(Double(magnitudes.count) * 0.95))
+        return max(select(&magnitudes, rank), 1e-12)
+    }
+
+    /// The value a sort of `values` would put at `rank` (Hoare's selection, middle pivot; the
+    /// values are reordered). NaNs are not expected: attributions are finite.
+    static func select(_ values: inout [Float], _ rank: Int) -> Float {
+        var low = 0, high = values.count - 1
+        while low < high {
+            let pivot = values[low + (high - low) / 2]
+            var i = low, j = high
+            while i <= j {
+                while values[i] < pivot { i += 1 }
+                while values[j] > pivot { j -= 1 }
+                if i <= j { values.swapAt(i, j); i += 1; j -= 1 }
+            }
+            if rank <= j { high = j } else if rank >= i { low = i } else { return values[rank] }
+        }
+        return values[rank]
     }
 
     /// The smoothed map of a per-pixel attribution and its colour scale.

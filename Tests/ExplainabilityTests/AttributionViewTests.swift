@@ -20,6 +20,29 @@ struct AttributionViewTests {
         #expect(smoothed[15 * 31 + 15] > smoothed[15 * 31 + 18], "largest at the centre")
     }
 
+    @Test("the fast smoothing gives the plain loop's values to the bit, for maps narrower than the kernel too")
+    func fastSmoothing() {
+        var generator = SystemRandomNumberGenerator()
+        for (width, height, sigma) in [(224, 224, 14.0), (31, 17, 2.0), (5, 3, 14.0), (1, 9, 1.0), (64, 1, 0.5)] {
+            let map = (0..<width * height).map { _ in Float.random(in: -1...1, using: &generator) }
+            let fast = AttributionView.smoothed(map, width: width, height: height, sigma: sigma)
+            let plain = AttributionView.naiveSmoothed(map, width: width, height: height, sigma: sigma)
+            #expect(fast == plain, "\(width)x\(height), sigma \(sigma)")
+        }
+    }
+
+    @Test("the colour scale is the 95th percentile a full sort gives, ties and one value included")
+    func scaleBySelection() {
+        for count in [1, 2, 19, 20, 21, 1000, 50176] {
+            for distinct in [count, 3] {
+                let map = (0..<count).map { _ in Float(Int.random(in: 0..<distinct)) * (Bool.random() ? 1 : -1) / 7 }
+                let sorted = map.map(abs).sorted()
+                let expected = max(sorted[min(count - 1, Int(Double(count) * 0.95))], 1e-12)
+                #expect(AttributionView.scale(map) == expected, "\(count) values, \(distinct) distinct")
+            }
+        }
+    }
+
     @Test("evidence for the class is red, against it blue, weak evidence not drawn; the view is at least 224 px")
     func colours() {
         var prepared = RGBImage(width: 32, height: 32)
