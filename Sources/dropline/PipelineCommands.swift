@@ -135,7 +135,7 @@ struct InferCommand: ParsableCommand {
     @Flag(help: "Also write the resized images the model saw into processing/images/ of the run folder.")
     var keepProcessed = false
 
-    @Option(help: "Integration points per explained image, without refinement (default: 200, and the images whose completeness delta is still 1% or more explained again at 400 within 250 passes per image).")
+    @Option(help: "Gauss-Legendre integration points per explained image, without refinement (default: 63 points of the nested cosine-trapezoid rule, refined where an image's completeness delta is largest, within 120 passes per image).")
     var explainSteps: Int?
 
     func validate() throws {
