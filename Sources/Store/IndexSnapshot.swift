@@ -38,7 +38,7 @@ public enum IndexSnapshot {
         guard type == .regular else {
             throw StoreError("\(root.relative(source)) in \(root.path) is not a regular file (it is a \(type)); Dropline publishes only regular files there. Remove it; the index's machine publishes a new one")
         }
-        try AtomicFile.write(try AtomicFile.read(source, limit: 1 << 40, links: .refuse), to: destination)
+        try AtomicFile.copy(source, to: destination, links: .refuse)
         do {
             let queue = try DatabaseQueue(path: destination, configuration: readOnly)
             guard let info = try queue.read({ db in
@@ -89,7 +89,7 @@ extension Index {
         guard FileSystem.isRealDirectory(folder) else {
             throw StoreError("\(root.relative(folder)) in \(root.path) is not a folder (a link or a file is there); remove it so the index's snapshot can be published")
         }
-        try AtomicFile.write(try AtomicFile.read(temporary, limit: 1 << 40), to: IndexSnapshot.file(root))
+        try AtomicFile.copy(temporary, to: IndexSnapshot.file(root))
         return true
     }
 

@@ -13,6 +13,30 @@ import Darwin
 public enum AtomicFile {
     /// Writes `bytes` to `path` atomically, replacing any existing file.
     public static func write(_ bytes: some Collection<UInt8>, to path: String, permissions: UInt32 = 0o644) throws {
+        try replace(path, permissions: permissions) { fd, temporary in try writeAll(fd: fd, bytes: bytes, path: temporary) }
+    }
+
+    /// Copies the regular file `source` to `path` atomically (as `write`), a chunk at a time, so a
+    /// large file (the index's snapshot) never sits whole in memory. `source` is refused as `read`
+    /// refuses it (not a regular file; with `links: .refuse` a link).
+    public static func copy(_ source: String, to path: String, links: FileSystem.Links = .follow, permissions: UInt32 = 0o644) throws {
+        let input = try FileSystem.openForReading(source, links: links)
+        defer { close(input) }
+        try replace(path, permissions: permissions) { fd, temporary in
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = try chunk.withUnsafeMutableBytes { buffer in
+                    try Syscall.retrying("read", path: source) { Glibc.read(input, buffer.baseAddress!, buffer.count) }
+                }
+                if n == 0 { break }
+                try writeAll(fd: fd, bytes: chunk[..<n], path: temporary)
+            }
+        }
+    }
+
+    /// Fills a temporary file beside `path` (`fill` gets its descriptor and name), flushes it to disk
+    /// and renames it over `path`; the temporary file is removed if anything fails.
+    private static func replace(_ path: String, permissions: UInt32, fill: (Int32, String) throws -> Void) throws {
         let directory = parentDirectory(of: path)
         let base = lastComponent(of: path)
         var template = Array("\(directory)/.\(base).tmp-XXXXXX".utf8CString)
@@ -26,7 +50,7 @@ public enum AtomicFile {
         }
         do {
             defer { close(fd) }
-            try writeAll(fd: fd, bytes: bytes, path: temporary)
+            try fill(fd, temporary)
             try Syscall.retrying("fchmod", path: temporary) { fchmod(fd, mode_t(permissions)) }
             try Syscall.retrying("fsync", path: temporary) { fsync(fd) }
         }
@@ -60,15 +84,18 @@ public enum AtomicFile {
     }
 
     private static func writeAll(fd: Int32, bytes: some Collection<UInt8>, path: String) throws {
-        let array = Array(bytes)
-        try array.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = try Syscall.retrying("write", path: path) {
-                    Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                }
-                offset += n
+        // an array or a slice of one is written in place; any other collection is gathered first
+        if let done = try bytes.withContiguousStorageIfAvailable({ try writeAll(fd: fd, buffer: UnsafeRawBufferPointer($0), path: path) }) { return done }
+        try Array(bytes).withUnsafeBytes { try writeAll(fd: fd, buffer: $0, path: path) }
+    }
+
+    private static func writeAll(fd: Int32, buffer: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < buffer.count {
+            let n = try Syscall.retrying("write", path: path) {
+                Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
             }
+            offset += n
         }
     }
 

@@ -48,6 +48,23 @@ struct RegularFileTests {
         #expect(FileSystem.entryType(folder + "/pipe") == .fifo)
     }
 
+    @Test("a copy is whole (3.5 chunks of 1 MiB) and replaces the destination by rename; a link or FIFO source is refused and nothing is left behind")
+    func atomicCopy() throws {
+        let folder = try scratchFolder("copy")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let bytes = (0..<(7 << 19)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
+        try AtomicFile.write(bytes, to: folder + "/source")
+        try AtomicFile.write(Array("old".utf8), to: folder + "/copy")
+        try AtomicFile.copy(folder + "/source", to: folder + "/copy")
+        #expect(try AtomicFile.read(folder + "/copy") == bytes)
+        #expect(symlink(folder + "/source", folder + "/link") == 0)
+        #expect(mkfifo(folder + "/pipe", 0o644) == 0)
+        #expect(throws: NotRegularFile.self) { try AtomicFile.copy(folder + "/link", to: folder + "/copy", links: .refuse) }
+        #expect { try AtomicFile.copy(folder + "/pipe", to: folder + "/copy") } throws: { ($0 as? NotRegularFile)?.type == .fifo }
+        #expect(try AtomicFile.read(folder + "/copy") == bytes, "a refused copy leaves the destination as it was")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder)) == ["source", "copy", "link", "pipe"], "no temporary file left")
+    }
+
     @Test("the walk reports links as links and never loops: two links to . and one to .. end it")
     func walkWithLinkLoops() throws {
         let folder = try scratchFolder("walk")
