@@ -246,6 +246,73 @@ struct WatchDaemonTests {
         #expect(versions == [1, 2])
     }
 
+    @Test("with --jobs 2, two batches served at once in one process give what each served alone gives: predictions, drift statistics, explanations")
+    func concurrentServing() throws {
+        let root = try Self.trainedRoot(seed: 9)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // serving only: a drift flag must not retrain (and change the champion) between the two ways
+        try """
+            version: 1
+            rules:
+              - name: infer-every-batch
+                on: batch_landed
+                match: production/{stage}/{batch}
+                do:
+                  - infer: {}
+
+            """.write(toFile: root + "/rules.yaml", atomically: true, encoding: .utf8)
+        let batches = ["p", "q"]
+        for (i, name) in batches.enumerated() {
+            let folder = root + "/inbox/production/original/" + name
+            try Self.writeBatch(folder, count: 150, seed: 90 + UInt64(i), pause: 0)
+            _ = FileManager.default.createFile(atPath: folder + "/_READY", contents: nil)
+        }
+        let together = try Binary.run(["watch", root, "--once", "--jobs", "2"])
+        #expect(together.status == 0, "\(together.stderr)")
+        let index = try DatabaseQueue(path: root + "/index.sqlite")
+        let served = try index.read { db in try Row.fetchAll(db, sql: "SELECT state, started_at, finished_at FROM jobs WHERE event = 'batch_landed'") }
+        try #require(served.count == 2 && served.allSatisfy { ($0["state"] as String) == "succeeded" }, "\(served)\n\(together.stderr)")
+        let (a, b) = (served[0], served[1])
+        #expect((a["started_at"] as String) < (b["finished_at"] as String) && (b["started_at"] as String) < (a["finished_at"] as String),
+                "the two batches were not served at the same time: \(served)")
+        let concurrent = try SharedIndexDaemonTests.servedRuns(root)
+        for name in batches {
+            let alone = try Binary.run(["infer", root, root + "/inbox/production/original/" + name])
+            try #require(alone.status == 0, "\(alone.stderr)")
+        }
+        let all = try SharedIndexDaemonTests.servedRuns(root)
+        for name in batches {
+            let runs = all.filter { ($0["subject"] as? String) == name }
+            try #require(runs.count == 2, "\(all)")
+            let first = try #require(concurrent.first { ($0["subject"] as? String) == name }?["folder"] as? String)
+            let second = try #require(runs.first { ($0["folder"] as? String) != first }?["folder"] as? String)
+            let p1 = try SlurmExecutorTests.predictions(root, run: first), p2 = try SlurmExecutorTests.predictions(root, run: second)
+            #expect(p1.count == 150 && p1.keys == p2.keys, "\(name)")
+            #expect(p1.allSatisfy { path, p in p2[path]?.0 == p.0 && abs((p2[path]?.1 ?? -1) - p.1) <= 1e-6 }, "\(name): the predictions differ")
+            let d1 = try SlurmExecutorTests.driftJSON(root, run: first), d2 = try SlurmExecutorTests.driftJSON(root, run: second)
+            #expect(d1.drift == d2.drift && d1.detectors == d2.detectors, "\(name): the drift statistics differ")
+            let e1 = try Self.explanations(root, run: first), e2 = try Self.explanations(root, run: second)
+            #expect(!e1.isEmpty && e1.keys == e2.keys, "\(name): other images explained")
+            for (sha, x) in e1 {
+                let y = try #require(e2[sha])
+                #expect(x.predicted == y.predicted && x.steps == y.steps && abs(x.sum - y.sum) <= 1e-4 * max(1, abs(x.sum)) && abs(x.delta - y.delta) <= 1e-4,
+                        "\(name): \(sha.prefix(12)) explained \(x) together, \(y) alone")
+            }
+        }
+    }
+
+    /// A serve run's explanations by image hash: the class, the points, the attribution's sum and the relative delta.
+    static func explanations(_ root: String, run folder: String) throws -> [String: (predicted: String, steps: Int, sum: Double, delta: Double)] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: root + "/" + folder + "/explainability/explanations/explanations.json"))
+        let list = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        var result: [String: (String, Int, Double, Double)] = [:]
+        for e in list {
+            result[e["sha256"] as? String ?? "?"] = (e["predicted"] as? String ?? "?", e["steps"] as? Int ?? -1,
+                                                    e["attribution_sum"] as? Double ?? .nan, e["relative_delta"] as? Double ?? .nan)
+        }
+        return result
+    }
+
     @Test("with --jobs 2, jobs run side by side: two trainings at once get distinct model versions, and each job ends once")
     func concurrentJobs() throws {
         let root = try Self.trainedRoot(seed: 7)
