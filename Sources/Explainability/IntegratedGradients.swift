@@ -1,4 +1,5 @@
 public import NeuralNetwork
+import SystemFiles
 
 /// # Explainability
 ///
@@ -38,22 +39,39 @@ public final class IntegratedGradients {
     private let inputSize: Int
     private let classes: Int
 
-    /// `chunk` nil: as many path steps per pass as keep the largest activation within 12 MiB. With
-    /// 16 steps per pass MobileNetV2 at 224 px has 77 MB activations and runs at memory speed; measured
-    /// on 6 images (`dropline explain`, wall time incl. loading): 1, 2, 4, 8, 16 steps per pass took
-    /// 1.75, 1.13, 1.70, 1.57, 2.69 s; 12 MiB gives 2 there. Again on 8 images at 200 steps with
-    /// bounded spinning (GOMP_SPINCOUNT=1000): 9.4, 8.6, 9.1, 9.9, 10.6 s.
+    /// `chunk` nil: `defaultChunk`, as many path steps per pass as keep the largest activation within
+    /// a core's level-2 cache.
     public init(network: Network, parameters: Parameters, chunk: Int? = nil) throws(NetworkError) {
         self.network = network
         self.parameters = parameters
         let shapes = try network.shapes()
         let largest = shapes.values.map { $0.reduce(1, *) * 4 }.max() ?? 4
-        self.chunk = chunk ?? min(max(1, (12 << 20) / largest), 32)
+        self.chunk = chunk ?? Self.defaultChunk(largestActivation: largest, cache: CPUBudget.level2CachePerCore)
         inputSize = shapes[network.input.name]!.reduce(1, *)
         guard let out = shapes[network.output.name], out.count == 1 else {
             throw .invalidNetwork("integrated gradients need a network ending in class scores, not \(shapes[network.output.name] ?? [])")
         }
         classes = out[0]
+    }
+
+    /// Path steps per pass for a network whose largest activation of one input is `largestActivation`
+    /// bytes: as many as keep it within `cache` (a core's level-2 cache), from 1 to 32. Each pass runs
+    /// on one core beside the other workers' (`ParallelAttribution`), and its layers are memory-bound
+    /// (depthwise and 1x1 convolutions, activations' gradients), so a pass whose activations stay in
+    /// the cache beats a larger batch. Measured on this machine (AMD EPYC, 1 MiB of L2 per core;
+    /// `dropline bench nn`, 50 steps, images/s; and `dropline explain` of 8 photos, the default
+    /// explanations, MobileNetV2-0.35 at 224, whose largest activation is 2.4 MB):
+    ///
+    /// | steps per pass | 1 | 2 | 5 | 8 | 12 | 16 | 32 |
+    /// |---|---|---|---|---|---|---|---|
+    /// | MobileNetV2, images/s | 7.9 | 7.7 | 7.5 | | | | |
+    /// | small CNN at 96, images/s | 11.6 | 11.0 | 10.0 | | | | 4.8 |
+    /// | `dropline explain`, s | 2.42, 2.45 | 2.57, 2.51 | 2.77, 2.57 | 2.68, 2.74 | 3.06, 3.08 | 2.99, 2.98 | |
+    ///
+    /// (The earlier rule, 12 MiB per pass, gave 5 and 10 steps.) One step per pass also needs no
+    /// padding of the nested rules' short last passes, and holds a fifth of the activations.
+    public static func defaultChunk(largestActivation: Int, cache: Int) -> Int {
+        min(max(1, cache / max(1, largestActivation)), 32)
     }
 
     private func executor(_ size: Int) throws(NetworkError) -> Executor {

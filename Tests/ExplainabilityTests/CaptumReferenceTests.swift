@@ -76,6 +76,16 @@ struct CaptumReferenceTests {
         }
     }
 
+    @Test("a pass holds as many path steps as keep the largest activation within a core's cache, 1 to 32")
+    func stepsPerPass() {
+        let mib = 1 << 20
+        #expect(IntegratedGradients.defaultChunk(largestActivation: 48 * 112 * 112 * 4, cache: mib) == 1)  // MobileNetV2-0.35 at 224
+        #expect(IntegratedGradients.defaultChunk(largestActivation: 32 * 32 * 32 * 4, cache: mib) == 8)
+        #expect(IntegratedGradients.defaultChunk(largestActivation: 32 * 32 * 32 * 4, cache: 2 * mib) == 16)
+        #expect(IntegratedGradients.defaultChunk(largestActivation: 16, cache: mib) == 32)
+        #expect(IntegratedGradients.defaultChunk(largestActivation: 0, cache: mib) == 32)
+    }
+
     @Test("a job's points are split into one part of whole passes per worker, however many jobs there are")
     func parts() {
         let few = ParallelAttribution.parts([50, 37], workers: 2, pass: 4)

@@ -53,6 +53,14 @@ struct CPUBudgetTests {
         #expect(CPUBudget.cgroupQuota(proc: f.proc, mounts: f.mounts) == 0.5)
     }
 
+    @Test("a core's level-2 cache: the system's figure within 256 KiB to 8 MiB, 1 MiB when it says nothing")
+    func level2Cache() {
+        #expect(CPUBudget.clampedCacheSize(1 << 20) == 1 << 20 && CPUBudget.clampedCacheSize(2 << 20) == 2 << 20)
+        #expect(CPUBudget.clampedCacheSize(0) == 1 << 20 && CPUBudget.clampedCacheSize(-1) == 1 << 20)
+        #expect(CPUBudget.clampedCacheSize(4096) == 256 << 10 && CPUBudget.clampedCacheSize(1 << 40) == 8 << 20)
+        #expect(CPUBudget.level2CachePerCore >= 256 << 10 && CPUBudget.level2CachePerCore <= 8 << 20)
+    }
+
     @Test("this process: its affinity mask, and a budget within it")
     func here() {
         #expect(CPUBudget.cpuListCount("0-3,8,10-11") == 7 && CPUBudget.cpuListCount("1") == 1 && CPUBudget.cpuListCount("x") == nil)
