@@ -122,7 +122,7 @@ struct SlurmExecutorTests {
         }
     }
 
-    @Test("a node taken down mid-array (scontrol update state=down): its task ends NODE_FAIL, the lost shard is submitted again, and the batch is served once")
+    @Test("a node taken down mid-array (scontrol update state=down): its task ends NODE_FAIL, the lost shard is submitted again (the merge alone, when the shard's output was already whole), and the batch is served once")
     func nodeDown() throws {
         try SlurmCluster.exclusively {
             let root = try Self.root(seed: 52, slurm: ["shard_images: 40"])
@@ -135,12 +135,13 @@ struct SlurmExecutorTests {
             let job = try Self.ended(root, "production/original/lossy", within: 300)
             #expect(job["state"] as? String == "succeeded", "\(job)\n\(daemon.log)")
             #expect(try Self.served(root, "lossy").count == 1)
-            let arrays = try Self.slurmJobs(root).filter { ($0["step"] as? String) == "shards" }
-            #expect(arrays.count >= 2, "\(arrays)")
+            let recorded = try Self.slurmJobs(root)
+            let arrays = recorded.filter { ($0["step"] as? String) == "shards" }
             let first = try #require(arrays.first { ($0["attempt"] as? Int) == 1 })
             #expect((first["detail"] as? String ?? "").contains("node_fail"), "\(first) (task \(task))")
-            #expect(arrays.contains { ($0["attempt"] as? Int) == 2 && ($0["state"] as? String) == "COMPLETED" })
-            #expect(daemon.log.contains("submitting shard(s)"))
+            let shardAgain = arrays.contains { ($0["attempt"] as? Int) == 2 && ($0["state"] as? String) == "COMPLETED" } && daemon.log.contains("submitting shard(s)")
+            let mergedAlone = recorded.contains { ($0["step"] as? String) == "merge" && ($0["detail"] as? String ?? "").contains("submitted again alone") }
+            #expect(shardAgain || mergedAlone, "\(recorded)\n\(daemon.log)")
         }
     }
 
@@ -250,8 +251,12 @@ struct SharedSlurmTests {
             // both daemons took jobs; a node's loss shows as a task ended NODE_FAIL and a second round
             let owners = Set(served.compactMap { $0["owner"] as? String })
             #expect(owners.count == 2, "both daemons served batches: \(owners)")
-            let arrays = try SlurmExecutorTests.slurmJobs(root).filter { ($0["step"] as? String) == "shards" }
-            #expect(arrays.contains { ($0["detail"] as? String ?? "").contains("node_fail") } && arrays.contains { ($0["attempt"] as? Int) == 2 }, "\(arrays)")
+            // (the task may have written its output whole before its node went down: then the merge is
+            // submitted again alone instead of the shard; either way the batch is served once)
+            let recorded = try SlurmExecutorTests.slurmJobs(root)
+            let arrays = recorded.filter { ($0["step"] as? String) == "shards" }
+            let mergedAlone = recorded.contains { ($0["step"] as? String) == "merge" && ($0["detail"] as? String ?? "").contains("submitted again alone") }
+            #expect(arrays.contains { ($0["detail"] as? String ?? "").contains("node_fail") } && (arrays.contains { ($0["attempt"] as? Int) == 2 } || mergedAlone), "\(recorded)")
             // the sharded predictions are the in-process pipeline's
             let sample = try #require(served.first { ($0["subject"] as? String) == "s1" })
             let inProcess = try Binary.run(["infer", root, root + "/inbox/production/original/s1"])
