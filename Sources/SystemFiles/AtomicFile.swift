@@ -85,7 +85,7 @@ public enum AtomicFile {
 
     private static func writeAll(fd: Int32, bytes: some Collection<UInt8>, path: String) throws {
         // an array or a slice of one is written in place; any other collection is gathered first
-        if let done = try bytes.withContiguousStorageIfAvailable({ try writeAll(fd: fd, buffer: UnsafeRawBufferPointer($0), path: path) }) { return done }
+        if try bytes.withContiguousStorageIfAvailable({ try writeAll(fd: fd, buffer: UnsafeRawBufferPointer($0), path: path) }) != nil { return }
         try Array(bytes).withUnsafeBytes { try writeAll(fd: fd, buffer: $0, path: path) }
     }
 

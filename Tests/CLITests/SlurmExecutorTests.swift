@@ -61,6 +61,12 @@ struct SlurmExecutorTests {
         return (object["drift"] as? Bool ?? false, String(decoding: detectors, as: UTF8.self))
     }
 
+    /// Whether a merge was submitted again alone: the recovery when a task was lost after its shard's
+    /// output was whole (SlurmExecutor.supervise).
+    static func mergedAlone(_ recorded: [[String: Any]]) -> Bool {
+        recorded.contains { ($0["step"] as? String) == "merge" && ($0["detail"] as? String ?? "").contains("submitted again alone") }
+    }
+
     /// The succeeded serve runs of a batch.
     static func served(_ root: String, _ batch: String) throws -> [[String: Any]] {
         try SharedIndexDaemonTests.servedRuns(root).filter { ($0["subject"] as? String) == batch }
@@ -140,8 +146,7 @@ struct SlurmExecutorTests {
             let first = try #require(arrays.first { ($0["attempt"] as? Int) == 1 })
             #expect((first["detail"] as? String ?? "").contains("node_fail"), "\(first) (task \(task))")
             let shardAgain = arrays.contains { ($0["attempt"] as? Int) == 2 && ($0["state"] as? String) == "COMPLETED" } && daemon.log.contains("submitting shard(s)")
-            let mergedAlone = recorded.contains { ($0["step"] as? String) == "merge" && ($0["detail"] as? String ?? "").contains("submitted again alone") }
-            #expect(shardAgain || mergedAlone, "\(recorded)\n\(daemon.log)")
+            #expect(shardAgain || Self.mergedAlone(recorded), "\(recorded)\n\(daemon.log)")
         }
     }
 
@@ -255,8 +260,7 @@ struct SharedSlurmTests {
             // submitted again alone instead of the shard; either way the batch is served once)
             let recorded = try SlurmExecutorTests.slurmJobs(root)
             let arrays = recorded.filter { ($0["step"] as? String) == "shards" }
-            let mergedAlone = recorded.contains { ($0["step"] as? String) == "merge" && ($0["detail"] as? String ?? "").contains("submitted again alone") }
-            #expect(arrays.contains { ($0["detail"] as? String ?? "").contains("node_fail") } && (arrays.contains { ($0["attempt"] as? Int) == 2 } || mergedAlone), "\(recorded)")
+            #expect(arrays.contains { ($0["detail"] as? String ?? "").contains("node_fail") } && (arrays.contains { ($0["attempt"] as? Int) == 2 } || SlurmExecutorTests.mergedAlone(recorded)), "\(recorded)")
             // the sharded predictions are the in-process pipeline's
             let sample = try #require(served.first { ($0["subject"] as? String) == "s1" })
             let inProcess = try Binary.run(["infer", root, root + "/inbox/production/original/s1"])

@@ -175,14 +175,12 @@ final class SlurmExecutor: @unchecked Sendable {
             if mergeState == "COMPLETED" { return }
             let arrayEnded = shardTasks.allSatisfy { ClusterJob.endedStates.contains($0.state) } && !shardTasks.contains { $0.id.contains("[") }
             if let cancelled = shardTasks.first(where: { $0.state == "CANCELLED" }) {
-                slurm.cancel([array, merge])
-                settle([array, merge], run: "run \(plan.runId)")
+                cancelAndSettle([array, merge], run: "run \(plan.runId)")
                 try? pipelines.index.updateClusterJob(merge, state: "CANCELLED", detail: "cancelled with its shards")
                 throw SlurmJobsEnded(description: "cancelled: Slurm task \(cancelled.id) of run \(plan.runId) was cancelled (scancel); the run's other jobs were cancelled and nothing was published")
             }
             if let failure = Self.shardErrors(staging).first {
-                slurm.cancel([array, merge])
-                settle([array, merge], run: "run \(plan.runId)")
+                cancelAndSettle([array, merge], run: "run \(plan.runId)")
                 if failure.error.superseded { throw BatchSuperseded(folder: pipelines.root.relative(plan.batchFolder)) }
                 throw SlurmJobsEnded(description: "shard \(failure.shard) failed: \(failure.error.error)")
             }
@@ -232,9 +230,11 @@ final class SlurmExecutor: @unchecked Sendable {
     /// KillWait, then kills them) before the run is failed anyway.
     static let settling = 120.0
 
-    /// Waits until no task of `ids` is still on a node: a cancelled task is COMPLETING while its
-    /// processes end, and could still write into the run's staging folder, which the failed run removes.
-    func settle(_ ids: [String], run: String) {
+    /// Cancels `ids` and waits until no task of theirs is still on a node: a cancelled task is
+    /// COMPLETING while its processes end, and could still write into the run's staging folder,
+    /// which the failed run removes.
+    func cancelAndSettle(_ ids: [String], run: String) {
+        slurm.cancel(ids)
         let start = Date()
         while Date().timeIntervalSince(start) < Self.settling {
             guard let tasks = try? slurm.tasks(ids) else {
